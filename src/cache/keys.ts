@@ -1,0 +1,30 @@
+// Every Redis key family postern writes, with its lifetime, named once. Keys are built only
+// through these functions so a grep for a family finds every use.
+
+export interface KeySpace {
+  readonly prefix: string;
+}
+
+export const keys = {
+  /** HMAC secret for the verified-credential cache, generated once per deployment. */
+  cacheSecret: (ks: KeySpace) => `${ks.prefix}cache:secret`,
+  /** A verified credential: key = HMAC(user, candidate, stored hash); value = the scheme name only. */
+  verifiedCredential: (ks: KeySpace, digest: string) => `${ks.prefix}cred:${digest}`,
+  /** A web session (TTL = POSTERN_SESSION_TTL_SECONDS); keyed by a hash of the cookie's id, never the id. */
+  webSession: (ks: KeySpace, idDigest: string) => `${ks.prefix}websession:${idDigest}`,
+  /** A pending SSO login (PKCE verifier, nonce), keyed by a hash of its state; 10 min, single use. */
+  ssoTransaction: (ks: KeySpace, stateDigest: string) => `${ks.prefix}sso:tx:${stateDigest}`,
+  /**
+   * Distinct failure fingerprints of a client IP (IPv6: its /64) or a username: sorted set,
+   * member = truncated HMAC of (user, password), score = first seen (ms); expires with the window.
+   */
+  rateLimitFailures: (ks: KeySpace, scope: 'ip' | 'user', subject: string) => `${ks.prefix}rl:fail:${scope}:${subject}`,
+  /** A ban: value = when it began (ms); its TTL is what remains of the ban. */
+  rateLimitBan: (ks: KeySpace, scope: 'ip' | 'user', subject: string) => `${ks.prefix}rl:ban:${scope}:${subject}`,
+  /** SCAN pattern over every rateLimitBan key (glob characters in the prefix escaped). */
+  rateLimitBanPattern: (ks: KeySpace) => `${ks.prefix.replace(/[*?[\]\\]/g, '\\$&')}rl:ban:*`,
+  /** This IP (IPv6: its /64) logged this user in recently; TTL = knownGoodIpSeconds. "|" never occurs in an IP. */
+  rateLimitKnownGoodIp: (ks: KeySpace, user: string, ipSubject: string) => `${ks.prefix}rl:good:${ipSubject}|${user}`,
+  /** The IdP sync lock across replicas: value = the holder's random token; PX = lock TTL, renewed while running. */
+  syncLock: (ks: KeySpace) => `${ks.prefix}sync:lock`,
+};

@@ -1,0 +1,252 @@
+// The one typed description of postern's configuration: every POSTERN_* variable, its type,
+// default and meaning. Loading (env, *_FILE secrets, error collection) lives in load.ts; this
+// file must stay free of side effects so the README reference can be generated from it.
+import { z } from 'zod';
+
+/** `host:port` for a listener; IPv6 hosts in brackets (`[::1]:9082`). */
+const listenAddress = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected host:port, e.g. 127.0.0.1:9082')
+  .transform((value) => {
+    const cut = value.lastIndexOf(':');
+    const host = value.slice(0, cut).replace(/^\[|\]$/g, '');
+    const port = Number(value.slice(cut + 1));
+    return { host, port };
+  })
+  .refine(({ port }) => port >= 0 && port < 65536, 'port must be 0-65535 (0 = any free port)');
+
+const boolean = z
+  .enum(['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off'])
+  .transform((v) => v === '1' || v === 'true' || v === 'yes' || v === 'on');
+
+const positiveInt = z.coerce.number().int().positive();
+
+const url = (protocols: string[]) =>
+  z
+    .string()
+    .refine((v) => {
+      try {
+        return protocols.includes(new URL(v).protocol);
+      } catch {
+        return false;
+      }
+    }, `expected a ${protocols.map((p) => p.replace(':', '')).join(' or ')} URL`);
+
+export interface VariableSpec {
+  /** The POSTERN_* environment variable name. */
+  env: string;
+  schema: z.ZodType;
+  /** Default as the string a user would write; undefined = unset. */
+  defaultValue?: string;
+  /** Secrets may also be given as <env>_FILE and are never logged. */
+  isSecret?: boolean;
+  description: string;
+}
+
+/**
+ * Every variable, keyed by its config property. Order is the README order.
+ * Keep names stable: Dovecot configs, monitors and deploy files rely on them.
+ */
+export const variables = {
+  dbUrl: {
+    env: 'POSTERN_DB_URL',
+    schema: url(['mysql:']),
+    defaultValue: 'mysql://root@127.0.0.1:3306/postern',
+    isSecret: true,
+    description:
+      'MySQL/MariaDB connection URL (a mailcow database works). The database is created if missing.',
+  },
+  dbPoolSize: {
+    env: 'POSTERN_DB_POOL_SIZE',
+    schema: positiveInt.max(200),
+    defaultValue: '10',
+    description: 'Connections in the MySQL pool.',
+  },
+  redisUrl: {
+    env: 'POSTERN_REDIS_URL',
+    schema: url(['redis:', 'rediss:']),
+    defaultValue: 'redis://127.0.0.1:6379',
+    isSecret: true,
+    description: 'Redis URL (sessions, rate limits, credential cache, sync lock).',
+  },
+  redisPrefix: {
+    env: 'POSTERN_REDIS_PREFIX',
+    schema: z.string().regex(/^[A-Za-z0-9:_-]*$/, 'letters, digits, : _ - only'),
+    defaultValue: 'postern:',
+    description: "Prefix of every Redis key postern writes (mailcow's own keys such as CRON_LOG excepted).",
+  },
+  internalListen: {
+    env: 'POSTERN_INTERNAL_LISTEN',
+    schema: listenAddress,
+    defaultValue: '127.0.0.1:9082',
+    description: 'Internal listener: Dovecot passdb, SOGo auth_request verify, health, metrics.',
+  },
+  webListen: {
+    env: 'POSTERN_WEB_LISTEN',
+    schema: listenAddress,
+    defaultValue: '127.0.0.1:8080',
+    description: 'Web listener: SSO login, user portal, webmail handoff, admin API. Put TLS in front.',
+  },
+  internalToken: {
+    env: 'POSTERN_INTERNAL_TOKEN',
+    schema: z.string().min(16, 'must be at least 16 characters'),
+    isSecret: true,
+    description:
+      'Shared secret the internal listener requires as `Authorization: Bearer <token>` (unset = no token required). Our Lua sends it.',
+  },
+  logLevel: {
+    env: 'POSTERN_LOG_LEVEL',
+    schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+    defaultValue: 'info',
+    description: 'pino log level.',
+  },
+  migrate: {
+    env: 'POSTERN_MIGRATE',
+    schema: z.enum(['on', 'off']),
+    defaultValue: 'on',
+    description: 'Apply pending schema migrations at start-up (`off` for read-only or externally managed schemas).',
+  },
+  hashThreads: {
+    env: 'POSTERN_HASH_THREADS',
+    schema: positiveInt.max(64),
+    description: 'Worker threads for password hashing (default: number of CPUs).',
+  },
+  bcryptImpl: {
+    env: 'POSTERN_BCRYPT_IMPL',
+    schema: z.enum(['native', 'js']),
+    defaultValue: 'native',
+    description: 'bcrypt implementation in the hash workers: `native` (@node-rs/bcrypt) or `js` (bcryptjs).',
+  },
+  passwordScheme: {
+    env: 'POSTERN_PASSWORD_SCHEME',
+    schema: z.enum(['BLF-CRYPT', 'SHA512-CRYPT', 'SHA256-CRYPT', 'ARGON2ID', 'SSHA512', 'SSHA256']),
+    defaultValue: 'BLF-CRYPT',
+    description: "Scheme for new hashes (app passwords, local passwords); mailcow's default is BLF-CRYPT.",
+  },
+  bcryptCost: {
+    env: 'POSTERN_BCRYPT_COST',
+    schema: z.coerce.number().int().min(4).max(16),
+    defaultValue: '10',
+    description: 'bcrypt cost for new BLF-CRYPT hashes (mailcow writes 10).',
+  },
+  allowPlaintextHashes: {
+    env: 'POSTERN_ALLOW_PLAINTEXT_HASHES',
+    schema: boolean,
+    defaultValue: 'false',
+    description: 'Accept stored {PLAIN}/{CLEAR}/{CLEARTEXT}/{PLAIN-TRUNC} passwords. Off: such rows never log in.',
+  },
+  cacheKey: {
+    env: 'POSTERN_CACHE_KEY',
+    schema: z.string().min(32, 'must be at least 32 characters'),
+    isSecret: true,
+    description:
+      'HMAC key of the verified-credential cache (unset: generated once and kept in Redis, shared by replicas).',
+  },
+  cacheTtlSeconds: {
+    env: 'POSTERN_CACHE_TTL_SECONDS',
+    schema: z.coerce.number().int().min(0).max(86_400),
+    defaultValue: '900',
+    description: 'How long a verified credential skips the hash (0 disables the cache).',
+  },
+  cacheLocalEntries: {
+    env: 'POSTERN_CACHE_LOCAL_ENTRIES',
+    schema: z.coerce.number().int().min(0).max(1_000_000),
+    defaultValue: '10000',
+    description: 'Size of the in-process layer in front of the Redis credential cache.',
+  },
+  banIpThreshold: {
+    env: 'POSTERN_BAN_IP_THRESHOLD',
+    schema: positiveInt.max(100_000),
+    defaultValue: '20',
+    description: 'Distinct wrong passwords from one client IP (IPv6: per /64) within the window before it is banned.',
+  },
+  banUserThreshold: {
+    env: 'POSTERN_BAN_USER_THRESHOLD',
+    schema: positiveInt.max(100_000),
+    defaultValue: '10',
+    description: 'Distinct wrong passwords for one username within the window before it is banned (known-good IPs exempt).',
+  },
+  banWindowSeconds: {
+    env: 'POSTERN_BAN_WINDOW_SECONDS',
+    schema: positiveInt.max(86_400),
+    defaultValue: '600',
+    description: 'Window in which failures are counted.',
+  },
+  banSeconds: {
+    env: 'POSTERN_BAN_SECONDS',
+    schema: positiveInt.max(30 * 86_400),
+    defaultValue: '1800',
+    description: 'How long a ban lasts.',
+  },
+  banExemptNetworks: {
+    env: 'POSTERN_BAN_EXEMPT_NETWORKS',
+    schema: z
+      .string()
+      .transform((value) => value.split(',').map((part) => part.trim()).filter(Boolean))
+      .pipe(z.array(z.string().regex(/^[0-9a-fA-F:.]+\/\d{1,3}$/, 'expected CIDR networks, e.g. 10.0.0.0/8,fd00::/8'))),
+    defaultValue: '127.0.0.0/8,::1/128',
+    description: 'Client networks never counted or banned by IP (webmail, trusted relays). Per-user limits still apply.',
+  },
+  knownGoodIpSeconds: {
+    env: 'POSTERN_KNOWN_GOOD_IP_SECONDS',
+    schema: positiveInt.max(365 * 86_400),
+    defaultValue: '2592000',
+    description: 'How long an IP that logged a user in successfully stays exempt from that user\'s ban.',
+  },
+  secretKey: {
+    env: 'POSTERN_SECRET_KEY',
+    schema: z.string().min(32, 'must be at least 32 characters (e.g. `openssl rand -base64 32`)'),
+    isSecret: true,
+    description:
+      'Key that encrypts IdP client secrets at rest (AES-256-GCM). Required before an IdP with a client secret can be saved.',
+  },
+  apiKey: {
+    env: 'POSTERN_API_KEY',
+    schema: z.string().min(32, 'must be at least 32 characters'),
+    isSecret: true,
+    description:
+      "Admin API key (`X-API-Key`). Keys in mailcow's `api` table (active, rw, allow_from) are accepted too.",
+  },
+  publicUrl: {
+    env: 'POSTERN_PUBLIC_URL',
+    schema: url(['http:', 'https:']).transform((value) => value.replace(/\/+$/, '')),
+    defaultValue: 'http://127.0.0.1:8080',
+    description: 'External base URL of the web listener (behind TLS in production); redirects and links are built from it.',
+  },
+  cookieSecure: {
+    env: 'POSTERN_COOKIE_SECURE',
+    schema: z.enum(['auto', 'true', 'false']),
+    defaultValue: 'auto',
+    description: '`Secure` flag of session cookies; `auto` = on when POSTERN_PUBLIC_URL is https.',
+  },
+  sessionTtlSeconds: {
+    env: 'POSTERN_SESSION_TTL_SECONDS',
+    schema: positiveInt.max(30 * 86_400),
+    defaultValue: '10800',
+    description: "Lifetime of a web session (mailcow's is 3 h).",
+  },
+  idpTimeoutMs: {
+    env: 'POSTERN_IDP_TIMEOUT_MS',
+    schema: positiveInt.max(120_000),
+    defaultValue: '7000',
+    description: 'Timeout of each call to the identity provider (discovery, token, userinfo, admin API).',
+  },
+  maxBodyBytes: {
+    env: 'POSTERN_MAX_BODY_BYTES',
+    schema: positiveInt.max(1_048_576),
+    defaultValue: '16384',
+    description: 'Largest request body the passdb endpoint reads; larger bodies get 400.',
+  },
+} satisfies Record<string, VariableSpec>;
+
+export type VariableKey = keyof typeof variables;
+
+type Output<K extends VariableKey> = z.output<(typeof variables)[K]['schema']>;
+type HasDefault<K extends VariableKey> = (typeof variables)[K] extends { defaultValue: string } ? K : never;
+
+/** The parsed configuration; variables without a default and unset are `undefined`. */
+export type Config = {
+  readonly [K in VariableKey as HasDefault<K>]: Output<K>;
+} & {
+  readonly [K in Exclude<VariableKey, HasDefault<VariableKey>>]: Output<K> | undefined;
+};

@@ -1,0 +1,77 @@
+// Composition root: the only place that opens pools and clients and wires them together.
+// Everything it opens is closed by the returned close(), in reverse order.
+import { type Redis, createRedis } from './cache/redis.js';
+import type { Config } from './config/schema.js';
+import type { Logger } from './log.js';
+import { createMetrics, type Metrics } from './metrics.js';
+import { createPoolVerifier } from './login/credential-verifier.js';
+import type { CredentialVerifier } from './login/mail-login.js';
+import { createHashPool, type HashPool } from './passwords/hash-pool.js';
+import { createSourceRegistry, type SourceRegistry } from './sources/registry.js';
+import { createSecretBox, type SecretBox } from './sources/secret-box.js';
+import { createDb, type Db } from './storage/db.js';
+import { applyMigrations } from './storage/migrate.js';
+
+export interface Deps {
+  config: Config;
+  log: Logger;
+  db: Db;
+  redis: Redis;
+  hashPool: HashPool;
+  verifier: CredentialVerifier;
+  sources: SourceRegistry;
+  secretBox: SecretBox;
+  metrics: Metrics;
+  close(): Promise<void>;
+}
+
+export async function createDeps(config: Config, log: Logger): Promise<Deps> {
+  const closers: (() => Promise<unknown>)[] = [];
+  const close = async () => {
+    for (const closer of closers.reverse()) await closer().catch(() => undefined);
+  };
+  try {
+    const db = await createDb({ url: config.dbUrl, poolSize: config.dbPoolSize, createDatabase: true });
+    closers.push(() => db.close());
+    if (config.migrate === 'on') await applyMigrations(db, log);
+
+    const redis = createRedis(config.redisUrl);
+    // Log transitions only: a Redis outage must not flood the log with one line per retry.
+    let redisDown = false;
+    redis.on('error', (error: Error) => {
+      if (!redisDown) log.warn({ err: error.message }, 'redis unavailable');
+      redisDown = true;
+    });
+    redis.on('ready', () => {
+      if (redisDown) log.info('redis available again');
+      redisDown = false;
+    });
+    closers.push(async () => redis.disconnect());
+
+    const hashPool = createHashPool({
+      threads: config.hashThreads ?? 1,
+      allowPlaintext: config.allowPlaintextHashes,
+      bcryptCost: config.bcryptCost,
+      bcryptImpl: config.bcryptImpl,
+    });
+    closers.push(() => hashPool.close());
+    const verifier = await createPoolVerifier(hashPool, config.passwordScheme);
+
+    const metrics = createMetrics({ hashQueueDepth: () => hashPool.queueDepth, hashThreads: hashPool.threads });
+    return {
+      config,
+      log,
+      db,
+      redis,
+      hashPool,
+      verifier,
+      sources: createSourceRegistry(),
+      secretBox: createSecretBox(config.secretKey),
+      metrics,
+      close,
+    };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}

@@ -1,0 +1,107 @@
+// Guards the admin JSON API with an API key (X-API-Key): the configured POSTERN_API_KEY, or an
+// active read-write key from mailcow's `api` table whose allow_from admits the client address.
+// Keys are compared in constant time; a failed check says nothing about which part failed.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { isIP } from 'node:net';
+import { getConnInfo } from '@hono/node-server/conninfo';
+import type { Context, MiddlewareHandler } from 'hono';
+import { AppError } from '../errors.js';
+import type { Db } from '../storage/db.js';
+
+export interface AdminPrincipal {
+  /** Which key admitted the caller: `config` or `mailcow-api` (never the key itself). */
+  via: 'config' | 'mailcow-api';
+  /** Read-only keys may only GET. */
+  access: 'ro' | 'rw';
+}
+
+declare module 'hono' {
+  interface ContextVariableMap {
+    admin: AdminPrincipal;
+  }
+}
+
+const digest = (value: string) => createHash('sha256').update(value).digest();
+
+export function requireAdmin(deps: { db: Db; apiKey: string | undefined }): MiddlewareHandler {
+  const configured = deps.apiKey ? digest(deps.apiKey) : undefined;
+  return async (c, next) => {
+    const presented = c.req.header('x-api-key') ?? '';
+    if (!presented || presented.length > 512) throw new AppError('unauthorized', 'a valid X-API-Key is required');
+    const presentedDigest = digest(presented);
+    let principal: AdminPrincipal | undefined;
+    if (configured && timingSafeEqual(presentedDigest, configured)) {
+      principal = { via: 'config', access: 'rw' };
+    } else {
+      principal = await findMailcowApiKey(deps.db, presented, presentedDigest, clientAddress(c));
+    }
+    if (!principal) throw new AppError('unauthorized', 'a valid X-API-Key is required');
+    if (principal.access === 'ro' && c.req.method !== 'GET') {
+      throw new AppError('forbidden', 'this API key is read-only');
+    }
+    c.set('admin', principal);
+    await next();
+  };
+}
+
+async function findMailcowApiKey(
+  db: Db,
+  presented: string,
+  presentedDigest: Buffer,
+  address: string | undefined,
+): Promise<AdminPrincipal | undefined> {
+  const rows = await db.many<{ api_key: string; allow_from: string; skip_ip_check: number; access: 'ro' | 'rw' }>(
+    'SELECT api_key, allow_from, skip_ip_check, access FROM api WHERE active = 1',
+  );
+  // Compare against every key, in constant time, so timing does not reveal a partial match.
+  let match: (typeof rows)[number] | undefined;
+  for (const row of rows) {
+    if (timingSafeEqual(digest(row.api_key), presentedDigest) && row.api_key === presented) match = row;
+  }
+  if (!match) return undefined;
+  if (Number(match.skip_ip_check) !== 1 && !isAllowedFrom(address, match.allow_from)) return undefined;
+  return { via: 'mailcow-api', access: match.access === 'ro' ? 'ro' : 'rw' };
+}
+
+function clientAddress(c: Context): string | undefined {
+  try {
+    return getConnInfo(c).remote.address;
+  } catch {
+    return undefined;
+  }
+}
+
+/** mailcow's allow_from: comma-separated IPs or CIDR networks. */
+export function isAllowedFrom(address: string | undefined, allowFrom: string): boolean {
+  if (!address) return false;
+  const normalised = address.replace(/^::ffff:/, '');
+  return allowFrom
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter(Boolean)
+    .some((entry) => matchesNetwork(normalised, entry));
+}
+
+function matchesNetwork(address: string, entry: string): boolean {
+  const [network, bitsText] = entry.split('/');
+  if (!network || isIP(network) === 0) return false;
+  const family = isIP(address);
+  if (family === 0 || family !== isIP(network)) return false;
+  const bits = bitsText === undefined ? (family === 4 ? 32 : 128) : Number(bitsText);
+  const a = toBigInt(address, family);
+  const b = toBigInt(network, family);
+  const width = family === 4 ? 32 : 128;
+  if (!Number.isInteger(bits) || bits < 0 || bits > width) return false;
+  const shift = BigInt(width - bits);
+  return a >> shift === b >> shift;
+}
+
+function toBigInt(address: string, family: number): bigint {
+  if (family === 4) return address.split('.').reduce((acc, part) => (acc << 8n) + BigInt(Number(part)), 0n);
+  const [head = '', tail = ''] = address.split('::');
+  const headParts = head ? head.split(':') : [];
+  const tailParts = tail ? tail.split(':') : [];
+  const missing = 8 - headParts.length - tailParts.length;
+  const parts = address.includes('::') ? [...headParts, ...Array(missing).fill('0'), ...tailParts] : headParts;
+  return parts.reduce((acc, part) => (acc << 16n) + BigInt(Number.parseInt(part || '0', 16)), 0n);
+}

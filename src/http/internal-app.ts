@@ -1,0 +1,48 @@
+// The internal listener: Dovecot's passdb, health and metrics. Bound to a private address;
+// everything that can reveal or decide a credential also requires the internal token.
+import { Hono } from 'hono';
+import type { Deps } from '../deps.js';
+import { AppError } from '../errors.js';
+import { requireInternalToken } from './internal-token.js';
+import { renderError } from './render-error.js';
+import { createDovecotRoutes } from './routes/dovecot.js';
+import { createHealthRoutes } from './routes/health.js';
+
+export function createInternalApp(deps: Deps) {
+  const app = new Hono();
+  app.onError((error, c) => renderError(error, c, deps.log));
+  app.notFound(() => {
+    throw new AppError('not_found', 'no such endpoint');
+  });
+
+  app.get('/metrics', async (c) => {
+    c.header('content-type', deps.metrics.registry.contentType);
+    return c.body(await deps.metrics.registry.metrics());
+  });
+  app.route(
+    '/',
+    createHealthRoutes([
+      { name: 'mysql', check: () => deps.db.ping() },
+      { name: 'redis', check: async () => void (await deps.redis.ping()) },
+    ]),
+  );
+
+  const guarded = new Hono();
+  guarded.use('*', requireInternalToken(deps.config.internalToken));
+  guarded.route(
+    '/',
+    createDovecotRoutes({
+      db: deps.db,
+      verifier: deps.verifier,
+      sources: deps.sources,
+      log: deps.log,
+      maxBodyBytes: deps.config.maxBodyBytes,
+      observe: ({ service, source, outcome, seconds }) => {
+        deps.metrics.authAttempts.inc({ service, source, result: outcome.result });
+        deps.metrics.authDuration.observe({ result: outcome.result }, seconds);
+      },
+    }),
+  );
+  app.route('/', guarded);
+  return app;
+}

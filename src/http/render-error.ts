@@ -1,0 +1,29 @@
+// The one place errors become HTTP responses. Faults are logged with their cause and rendered
+// without detail; client errors say what was wrong. Secrets never reach either.
+import type { Context } from 'hono';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { AppError } from '../errors.js';
+import type { Logger } from '../log.js';
+
+export function renderError(error: unknown, c: Context, log: Logger): Response {
+  const appError =
+    error instanceof AppError ? error : new AppError('internal', 'internal error', { cause: error });
+  if (appError.expose) {
+    log.debug({ code: appError.code, path: c.req.path }, appError.message);
+  } else {
+    log.error({ err: appError.cause ?? appError, code: appError.code, path: c.req.path }, appError.message);
+  }
+  return c.json(
+    {
+      success: false,
+      ...(appError.status >= 500 ? { result: 'internal_failure' } : {}),
+      error: { code: appError.code, message: appError.expose ? appError.message : publicFaultMessage(appError) },
+    },
+    appError.status as ContentfulStatusCode,
+  );
+}
+
+function publicFaultMessage(error: AppError): string {
+  // "MySQL unavailable" tells an operator where to look and an attacker nothing new.
+  return error.code === 'backend_unavailable' ? error.message : 'internal error';
+}

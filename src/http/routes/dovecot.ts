@@ -1,0 +1,108 @@
+// POST / and POST /dovecot/passdb: Dovecot's Lua passdb (ours or mailcow's) asks whether a
+// login is good. 200 success, 401 denial, 5xx fault (never a denial), 400 malformed.
+import { isIP } from 'node:net';
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { z } from 'zod';
+import { AppError } from '../../errors.js';
+import type { Logger } from '../../log.js';
+import { checkMailLogin, type MailLoginDeps, type MailLoginOutcome } from '../../login/mail-login.js';
+import { canonicalService } from '../../login/services.js';
+
+const serviceName = z
+  .string()
+  .min(1)
+  .max(32)
+  .regex(/^[A-Za-z0-9_-]+$/, 'must be a service name such as imap, pop3, smtp, submission, sieve');
+
+const passdbBody = z
+  .object({
+    username: z.string().min(1, 'must not be empty').max(255).regex(/^[^\s\x00-\x1f]+$/, 'must not contain spaces or control characters'),
+    password: z.string().max(4096),
+    real_rip: z.string().refine((value) => isIP(value) !== 0, 'must be an IP address'),
+    service: serviceName.optional(),
+    // mailcow 2025-03 sent {"protocol": {"imap": true}} instead of a service string.
+    protocol: z.record(serviceName, z.literal(true)).optional(),
+  })
+  .transform((body, ctx) => {
+    const fromProtocol = body.protocol ? Object.keys(body.protocol) : [];
+    if (body.service === undefined && fromProtocol.length !== 1) {
+      ctx.addIssue({ code: 'custom', path: ['service'], message: 'required (or protocol with exactly one service)' });
+      return z.NEVER;
+    }
+    const service = canonicalService(body.service ?? (fromProtocol[0] as string));
+    return { username: body.username, password: body.password, realRip: body.real_rip, service };
+  });
+
+export type PasswordDbObserver = (event: {
+  service: string;
+  source: string;
+  outcome: MailLoginOutcome | { result: 'internal_failure' };
+  seconds: number;
+}) => void;
+
+export function createDovecotRoutes(deps: MailLoginDeps & { log: Logger; maxBodyBytes: number; observe?: PasswordDbObserver }) {
+  const app = new Hono();
+  const limit = bodyLimit({
+    maxSize: deps.maxBodyBytes,
+    onError: () => {
+      throw new AppError('bad_request', `request body larger than ${deps.maxBodyBytes} bytes`);
+    },
+  });
+
+  const handler = async (c: import('hono').Context) => {
+    const contentType = c.req.header('content-type') ?? '';
+    if (!contentType.toLowerCase().startsWith('application/json')) {
+      throw new AppError('bad_request', 'Content-Type must be application/json');
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(await c.req.text());
+    } catch {
+      throw new AppError('bad_request', 'body is not valid JSON');
+    }
+    const parsed = passdbBody.safeParse(json);
+    if (!parsed.success) {
+      const message = parsed.error.issues
+        .map((issue) => `${issue.path.join('.') || 'body'}: ${issue.message}`)
+        .join('; ');
+      throw new AppError('bad_request', message);
+    }
+    const request = parsed.data;
+    const started = performance.now();
+    let outcome: MailLoginOutcome;
+    try {
+      outcome = await checkMailLogin(deps, request);
+    } catch (error) {
+      const seconds = (performance.now() - started) / 1000;
+      deps.observe?.({ service: request.service, source: 'unknown', outcome: { result: 'internal_failure' }, seconds });
+      deps.log.warn(
+        { event: 'auth', user: request.username, service: request.service, rip: request.realRip, result: 'internal_failure', ms: Math.round(seconds * 1000) },
+        'passdb check failed temporarily',
+      );
+      throw error;
+    }
+    const seconds = (performance.now() - started) / 1000;
+    deps.observe?.({ service: request.service, source: outcome.source, outcome, seconds });
+    deps.log.info(
+      {
+        event: 'auth',
+        user: request.username,
+        service: request.service,
+        rip: request.realRip,
+        result: outcome.result,
+        ...(outcome.result === 'ok' ? { via: outcome.via, appPasswordId: outcome.appPasswordId || undefined } : { reason: outcome.reason }),
+        ms: Math.round(seconds * 1000),
+      },
+      'passdb',
+    );
+    if (outcome.result === 'ok') {
+      return c.json({ success: true, result: 'ok', username: outcome.username });
+    }
+    return c.json({ success: false, result: outcome.result }, 401);
+  };
+
+  app.post('/', limit, handler);
+  app.post('/dovecot/passdb', limit, handler);
+  return app;
+}

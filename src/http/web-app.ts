@@ -1,0 +1,17 @@
+// The web listener: browser SSO, the user portal, the webmail handoff and the admin JSON API.
+// Sits behind TLS in production. Route areas live in routes/; this file only composes them.
+import { Hono } from 'hono';
+import { secureHeaders } from 'hono/secure-headers';
+import type { Deps } from '../deps.js';
+import { AppError } from '../errors.js';
+import { renderError } from './render-error.js';
+
+export function createWebApp(deps: Deps) {
+  const app = new Hono();
+  app.use('*', secureHeaders({ crossOriginEmbedderPolicy: false }));
+  app.onError((error, c) => renderError(error, c, deps.log));
+  app.notFound(() => {
+    throw new AppError('not_found', 'no such page');
+  });
+  return app;
+}

@@ -1,0 +1,41 @@
+// The root pino logger. Redaction is the last line of defence: code must not pass secrets
+// to the logger in the first place, but if it does, these paths are censored.
+import { pino, type Logger } from 'pino';
+
+export type { Logger };
+
+const REDACTED_KEYS = [
+  'password',
+  'candidate',
+  'token',
+  'secret',
+  'authorization',
+  'cookie',
+  'client_secret',
+  'clientSecret',
+  'apiKey',
+  'api_key',
+  'stored',
+  'hash',
+];
+
+export const redactPaths = [
+  ...REDACTED_KEYS,
+  ...REDACTED_KEYS.map((key) => `*.${key}`),
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'req.headers["x-api-key"]',
+  'res.headers["set-cookie"]',
+];
+
+export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
+  return pino(
+    {
+      level,
+      base: { service: 'postern' },
+      redact: { paths: redactPaths, censor: '[redacted]' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+    },
+    destination,
+  );
+}

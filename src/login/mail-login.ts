@@ -1,0 +1,134 @@
+// The passdb decision: may this username + password use this mail service now? Plain function
+// over deps; never imports hono. Denials are returned, faults (MySQL, Redis, IdP) are thrown.
+import type { Logger } from '../log.js';
+import type { HashVerdict } from '../passwords/verify-password-hash.js';
+import type { SourceRegistry } from '../sources/registry.js';
+import { type AppPasswordRecord, listActiveAppPasswords } from '../storage/app-passwords.js';
+import type { Db } from '../storage/db.js';
+import { findLoginMailbox, type LoginMailbox } from '../storage/mailboxes.js';
+import { recordSaslLogin } from '../storage/sasl-log.js';
+import { isServiceAllowedForAppPassword, isServiceAllowedForMailbox } from './services.js';
+
+export interface MailLoginRequest {
+  /** As Dovecot sent it; compared case-insensitively. */
+  username: string;
+  /** Bytes as sent: never trimmed or normalised. */
+  password: string;
+  /** The client's address as Dovecot saw it. */
+  realRip: string;
+  /** Canonical service label (see services.ts). */
+  service: string;
+}
+
+export type DenialReason =
+  | 'no_such_mailbox'
+  | 'wrong_password'
+  | 'no_local_password'
+  | 'disabled_upstream'
+  | 'unknown_upstream'
+  | 'mailbox_inactive'
+  | 'domain_inactive'
+  | 'service_denied'
+  | 'rate_limited';
+
+/** Named after Dovecot's passdb results, so the Lua side is a lookup table. */
+export type MailLoginOutcome = (
+  | { result: 'ok'; username: string; via: 'password' | 'app_password'; appPasswordId: number }
+  | { result: 'password_mismatch' | 'user_unknown' | 'user_disabled'; reason: DenialReason }
+) & {
+  /** The mailbox's auth source (`none` when there is no mailbox), for metrics and logs. */
+  source: string;
+};
+
+/** Checks a candidate against a stored hash; cache-aware implementations live in cache/. */
+export interface CredentialVerifier {
+  /** Never throws for a bad or unknown hash (that is a denial); throws only on faults. */
+  verify(username: string, storedHash: string, candidate: string): Promise<HashVerdict>;
+  /** Burn the time of one real verification, so unknown users cost what known ones do. */
+  verifyDummy(candidate: string): Promise<void>;
+}
+
+export interface MailLoginDeps {
+  db: Db;
+  verifier: CredentialVerifier;
+  sources: SourceRegistry;
+  log: Logger;
+}
+
+interface Candidate {
+  hash: string;
+  appPassword?: AppPasswordRecord;
+}
+
+export async function checkMailLogin(deps: MailLoginDeps, request: MailLoginRequest): Promise<MailLoginOutcome> {
+  const mailbox = await findLoginMailbox(deps.db, request.username.toLowerCase());
+  if (!mailbox) {
+    await deps.verifier.verifyDummy(request.password);
+    return { result: 'user_unknown', reason: 'no_such_mailbox', source: 'none' };
+  }
+
+  const source = mailbox.authSource ?? 'none';
+  const [appPasswords, lookup] = await Promise.all([
+    listActiveAppPasswords(deps.db, mailbox.username),
+    deps.sources.sourceFor(mailbox).lookupPasswordHash(mailbox),
+  ]);
+  // An app password without the flag for this service can never succeed: don't spend a hash on it.
+  const candidates: Candidate[] = appPasswords
+    .filter((appPassword) => isServiceAllowedForAppPassword(request.service, appPassword.protocols))
+    .map((appPassword) => ({ hash: appPassword.passwordHash, appPassword }));
+  if (lookup.ok) candidates.push({ hash: lookup.hash });
+
+  if (candidates.length === 0) {
+    await deps.verifier.verifyDummy(request.password);
+    return { result: 'password_mismatch', reason: lookup.ok ? 'wrong_password' : lookup.reason, source };
+  }
+
+  // All candidates at once: the hash pool spreads them over the cores, so a mailbox with many
+  // app passwords costs latency of about one hash per core instead of one per app password.
+  const verdicts = await Promise.all(
+    candidates.map((candidate) => deps.verifier.verify(mailbox.username, candidate.hash, request.password)),
+  );
+  verdicts.forEach((verdict, index) => {
+    if (!verdict.ok && verdict.reason !== 'mismatch') {
+      const appPasswordId = candidates[index]?.appPassword?.id;
+      deps.log.warn(
+        { user: mailbox.username, appPasswordId, scheme: verdict.scheme, problem: verdict.reason },
+        'stored password hash cannot be verified',
+      );
+    }
+  });
+  // mailcow checks app passwords first and the first match wins; keep that order.
+  const matchIndex = verdicts.findIndex((verdict) => verdict.ok);
+  const match = candidates[matchIndex];
+  if (!match) {
+    return { result: 'password_mismatch', reason: 'wrong_password', source };
+  }
+
+  // Only someone holding a valid password learns that the account is disabled.
+  const refusal = refusalFor(mailbox, request.service);
+  if (refusal) return { result: 'user_disabled', reason: refusal, source };
+
+  const appPasswordId = match.appPassword?.id ?? 0;
+  recordSaslLogin(deps.db, {
+    username: mailbox.username,
+    realRip: request.realRip,
+    service: request.service,
+    appPasswordId,
+  }).catch((error: unknown) => deps.log.warn({ err: error, user: mailbox.username }, 'sasl_log write failed'));
+
+  return {
+    result: 'ok',
+    username: mailbox.username,
+    via: match.appPassword ? 'app_password' : 'password',
+    appPasswordId,
+    source,
+  };
+}
+
+function refusalFor(mailbox: LoginMailbox, service: string): DenialReason | undefined {
+  // active = 2 means "receives mail, no login" in mailcow.
+  if (mailbox.active !== 1) return 'mailbox_inactive';
+  if (!mailbox.domainActive) return 'domain_inactive';
+  if (!isServiceAllowedForMailbox(service, mailbox.attributes)) return 'service_denied';
+  return undefined;
+}

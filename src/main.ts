@@ -1,0 +1,90 @@
+// Process entry: `postern` serves; `postern check` validates the configuration, pings MySQL and
+// Redis, and exits. SIGTERM/SIGINT stop the listeners, let requests finish, then close deps.
+import { ConfigError, loadConfig } from './config/load.js';
+import type { Config } from './config/schema.js';
+import { createLogger, type Logger } from './log.js';
+import { startPostern } from './server.js';
+
+async function main(argv: readonly string[]): Promise<number> {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`postern: ${error.message}\n`);
+      return 2;
+    }
+    throw error;
+  }
+  const log = createLogger(config.logLevel);
+  const command = argv[0] ?? 'serve';
+  if (command === 'check') return runCheck(config, log);
+  if (command !== 'serve') {
+    process.stderr.write(`postern: unknown command "${command}" (expected serve or check)\n`);
+    return 2;
+  }
+
+  const running = await startPostern(config, log);
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    await running.stop();
+    log.info('stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+  return -1;
+}
+
+async function runCheck(config: Config, log: Logger): Promise<number> {
+  const { createDb } = await import('./storage/db.js');
+  const { createRedis } = await import('./cache/redis.js');
+  let failures = 0;
+  const report = (name: string, error?: unknown) => {
+    if (error) failures += 1;
+    process.stdout.write(`${error ? 'FAIL' : 'ok  '} ${name}${error ? `: ${(error as Error).message}` : ''}\n`);
+  };
+  report('configuration');
+  try {
+    const db = await createDb({ url: config.dbUrl, poolSize: 1, createDatabase: false });
+    try {
+      await db.ping();
+      report(`mysql (${db.databaseName})`);
+    } finally {
+      await db.close();
+    }
+  } catch (error) {
+    report('mysql', (error as { cause?: unknown }).cause ?? error);
+  }
+  const redis = createRedis(config.redisUrl);
+  redis.on('error', () => undefined);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      redis.once('ready', resolve);
+      setTimeout(() => reject(new Error('no answer within 3 s')), 3000).unref();
+    });
+    await redis.ping();
+    report('redis');
+  } catch (error) {
+    report('redis', error);
+  } finally {
+    redis.disconnect();
+  }
+  log.debug({ failures }, 'check finished');
+  return failures === 0 ? 0 : 1;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exit(code);
+  },
+  (error: unknown) => {
+    const message = error instanceof Error ? error.message : String(error);
+    const cause = (error as { cause?: { message?: string } }).cause?.message;
+    process.stderr.write(`postern: failed to start: ${message}${cause ? ` (${cause})` : ''}\n`);
+    process.exit(1);
+  },
+);

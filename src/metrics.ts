@@ -1,0 +1,68 @@
+// prom-client registry and the handful of named series postern exports. One registry per
+// process (deps owns it), so tests can build several apps without label clashes.
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+export interface Metrics {
+  registry: Registry;
+  authAttempts: Counter<'service' | 'source' | 'result'>;
+  authDuration: Histogram<'result'>;
+  credentialCache: Counter<'layer'>;
+  bans: Counter<'scope'>;
+  rateLimited: Counter<'scope'>;
+}
+
+export function createMetrics(options: { hashQueueDepth: () => number; hashThreads: number }): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'postern_' });
+  const metrics: Metrics = {
+    registry,
+    authAttempts: new Counter({
+      name: 'postern_auth_attempts_total',
+      help: 'passdb decisions by service, auth source of the mailbox and result',
+      labelNames: ['service', 'source', 'result'],
+      registers: [registry],
+    }),
+    authDuration: new Histogram({
+      name: 'postern_auth_duration_seconds',
+      help: 'passdb decision latency',
+      labelNames: ['result'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry],
+    }),
+    credentialCache: new Counter({
+      name: 'postern_credential_cache_lookups_total',
+      help: 'verified-credential cache lookups by the layer that answered (local, redis) or miss',
+      labelNames: ['layer'],
+      registers: [registry],
+    }),
+    bans: new Counter({
+      name: 'postern_bans_total',
+      help: 'bans imposed, by scope',
+      labelNames: ['scope'],
+      registers: [registry],
+    }),
+    rateLimited: new Counter({
+      name: 'postern_rate_limited_total',
+      help: 'attempts refused by a ban without checking the password, by scope',
+      labelNames: ['scope'],
+      registers: [registry],
+    }),
+  };
+  new Gauge({
+    name: 'postern_hash_pool_queue_depth',
+    help: 'password hash jobs waiting for a worker thread',
+    registers: [registry],
+    collect() {
+      this.set(options.hashQueueDepth());
+    },
+  });
+  new Gauge({
+    name: 'postern_hash_pool_threads',
+    help: 'worker threads in the password hash pool',
+    registers: [registry],
+    collect() {
+      this.set(options.hashThreads);
+    },
+  });
+  return metrics;
+}

@@ -1,0 +1,154 @@
+// The mysql2 pool and the only three ways the rest of postern talks SQL: one row, many rows,
+// execute. Everything thrown here is a fault (AppError backend_unavailable), never a denial.
+import mysql from 'mysql2/promise';
+import { AppError, toBackendFault } from '../errors.js';
+
+export type SqlValue = string | number | bigint | boolean | Date | null | Buffer;
+export type Row = Record<string, unknown>;
+
+/** What a transaction may do: the three query helpers on one connection. */
+export type Tx = Pick<Db, 'one' | 'many' | 'execute'>;
+
+export interface Db {
+  one<T extends Row>(sql: string, params?: readonly SqlValue[]): Promise<T | undefined>;
+  many<T extends Row>(sql: string, params?: readonly SqlValue[]): Promise<T[]>;
+  /** INSERT/UPDATE/DELETE/DDL; returns affected rows and the insert id. */
+  execute(sql: string, params?: readonly SqlValue[]): Promise<{ affectedRows: number; insertId: number }>;
+  /** Run `work` in one transaction on one connection; rolled back if it throws. */
+  transaction<T>(work: (tx: Tx) => Promise<T>): Promise<T>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+  readonly databaseName: string;
+}
+
+interface DbOptions {
+  url: string;
+  poolSize: number;
+  /** Create the database named in the URL if it does not exist. */
+  createDatabase?: boolean;
+}
+
+const CONNECT_TIMEOUT_MS = 2000;
+const QUERY_TIMEOUT_MS = 5000;
+
+export async function createDb(options: DbOptions): Promise<Db> {
+  const url = new URL(options.url);
+  const databaseName = decodeURIComponent(url.pathname.replace(/^\//, ''));
+  if (!/^[A-Za-z0-9_$-]{1,64}$/.test(databaseName)) {
+    throw new AppError('bad_request', 'POSTERN_DB_URL must name a database (letters, digits, _ $ -)');
+  }
+  const connection = {
+    host: url.hostname,
+    port: url.port ? Number(url.port) : 3306,
+    user: decodeURIComponent(url.username || 'root'),
+    password: decodeURIComponent(url.password),
+    charset: 'utf8mb4_general_ci',
+    connectTimeout: CONNECT_TIMEOUT_MS,
+  };
+
+  if (options.createDatabase) {
+    try {
+      const admin = await mysql.createConnection(connection);
+      try {
+        await admin.query(
+          `CREATE DATABASE IF NOT EXISTS \`${databaseName}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci`,
+        );
+      } finally {
+        await admin.end();
+      }
+    } catch (error) {
+      throw toBackendFault('MySQL', error);
+    }
+  }
+
+  const pool = mysql.createPool({
+    ...connection,
+    database: databaseName,
+    connectionLimit: options.poolSize,
+    waitForConnections: true,
+    // A bounded wait: when every connection is stuck the caller gets a fault, not a hang.
+    queueLimit: options.poolSize * 50,
+    enableKeepAlive: true,
+    supportBigNumbers: true,
+    bigNumberStrings: false,
+    dateStrings: false,
+  });
+  // mysql2 emits 'error' on idle connections that die; without a listener it would crash us.
+  pool.on('connection', (conn) => conn.on('error', () => undefined));
+
+  type Queryable = Pick<mysql.Pool, 'execute'> | mysql.PoolConnection;
+
+  const run = async (target: Queryable, sql: string, params: readonly SqlValue[] = []) => {
+    try {
+      const [result] = await target.execute({ sql, timeout: QUERY_TIMEOUT_MS }, params as SqlValue[]);
+      return result;
+    } catch (error) {
+      throw classify(error);
+    }
+  };
+
+  const bind = (target: Queryable) => ({
+    async one<T extends Row>(sql: string, params?: readonly SqlValue[]) {
+      const rows = (await run(target, sql, params)) as T[];
+      return rows[0];
+    },
+    async many<T extends Row>(sql: string, params?: readonly SqlValue[]) {
+      return (await run(target, sql, params)) as T[];
+    },
+    async execute(sql: string, params?: readonly SqlValue[]) {
+      const result = (await run(target, sql, params)) as mysql.ResultSetHeader;
+      return { affectedRows: result.affectedRows, insertId: result.insertId };
+    },
+  });
+
+  return {
+    databaseName,
+    ...bind(pool),
+    async transaction(work) {
+      let conn: mysql.PoolConnection;
+      try {
+        conn = await pool.getConnection();
+      } catch (error) {
+        throw classify(error);
+      }
+      try {
+        await conn.beginTransaction();
+        const result = await work(bind(conn));
+        await conn.commit();
+        return result;
+      } catch (error) {
+        await conn.rollback().catch(() => undefined);
+        throw classify(error);
+      } finally {
+        conn.release();
+      }
+    },
+    async ping() {
+      await run(pool, 'SELECT 1');
+    },
+    async close() {
+      await pool.end();
+    },
+  };
+}
+
+/**
+ * SQL mistakes (syntax, constraint violations) are bugs or conflicts and keep their identity;
+ * everything that smells of the server being away is a temporary fault.
+ */
+function classify(error: unknown): unknown {
+  if (error instanceof AppError) return error;
+  const code = (error as { code?: string }).code ?? '';
+  if (code === 'ER_DUP_ENTRY') return new AppError('conflict', 'already exists', { cause: error });
+  if (code.startsWith('ER_') && !TRANSIENT_SERVER_CODES.has(code)) return error;
+  return toBackendFault('MySQL', error);
+}
+
+const TRANSIENT_SERVER_CODES = new Set([
+  'ER_CON_COUNT_ERROR',
+  'ER_LOCK_WAIT_TIMEOUT',
+  'ER_LOCK_DEADLOCK',
+  'ER_SERVER_SHUTDOWN',
+  'ER_QUERY_INTERRUPTED',
+  'ER_CLIENT_INTERACTION_TIMEOUT',
+]);

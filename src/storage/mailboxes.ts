@@ -1,0 +1,89 @@
+// Reads of mailcow's `mailbox` table (joined with `domain` and `alias_domain`) for logins.
+// Column meanings follow mailcow exactly; see reference/mailcow-compat.md §3.
+import type { Db } from './db.js';
+
+export type MailboxAuthSource = 'mailcow' | 'keycloak' | 'generic-oidc' | 'ldap';
+
+/** What a login needs to know about a mailbox. */
+export interface LoginMailbox {
+  username: string;
+  /** `{SCHEME}hash`, or '' for mailboxes created by an IdP. */
+  passwordHash: string;
+  /** 1 = active, 2 = receives mail but no login, 0 = inactive. */
+  active: number;
+  domainActive: boolean;
+  authSource: MailboxAuthSource | null;
+  /** mailcow's JSON attributes; values are mostly the strings "0"/"1". */
+  attributes: Record<string, unknown>;
+}
+
+interface MailboxRow {
+  username: string;
+  password: string;
+  active: number;
+  authsource: string | null;
+  attributes: string | Record<string, unknown> | null;
+  domain_active: number;
+  [key: string]: unknown;
+}
+
+// Resource mailboxes (rooms, equipment, groups) exist for calendaring and never log in.
+const LOGIN_COLUMNS = `m.username, m.password, m.active, m.authsource, m.attributes, d.active AS domain_active`;
+const IS_PERSON = `m.kind NOT IN ('location', 'thing', 'group')`;
+
+/**
+ * Find the mailbox a login name refers to: the mailbox itself, or the same local part in the
+ * target domain of an active alias domain. One round trip; the direct match wins.
+ */
+export async function findLoginMailbox(db: Db, loginName: string): Promise<LoginMailbox | undefined> {
+  const at = loginName.lastIndexOf('@');
+  const localPart = at > 0 ? loginName.slice(0, at) : loginName;
+  const domain = at > 0 ? loginName.slice(at + 1) : '';
+  const row = await db.one<MailboxRow & { via_alias: number }>(
+    `SELECT ${LOGIN_COLUMNS}, 0 AS via_alias
+       FROM mailbox m JOIN domain d ON d.domain = m.domain
+      WHERE m.username = ? AND ${IS_PERSON}
+     UNION ALL
+     SELECT ${LOGIN_COLUMNS}, 1 AS via_alias
+       FROM alias_domain a
+       JOIN mailbox m ON m.username = CONCAT(?, '@', a.target_domain)
+       JOIN domain d ON d.domain = m.domain
+      WHERE a.alias_domain = ? AND a.active = 1 AND ${IS_PERSON}
+     ORDER BY via_alias
+     LIMIT 1`,
+    [loginName, localPart, domain],
+  );
+  if (!row) return undefined;
+  return {
+    username: row.username.toLowerCase(),
+    passwordHash: row.password ?? '',
+    active: Number(row.active),
+    domainActive: Number(row.domain_active) === 1,
+    authSource: parseAuthSource(row.authsource),
+    attributes: parseAttributes(row.attributes),
+  };
+}
+
+function parseAuthSource(value: string | null): MailboxAuthSource | null {
+  switch (value) {
+    case 'mailcow':
+    case 'keycloak':
+    case 'generic-oidc':
+    case 'ldap':
+      return value;
+    default:
+      return null;
+  }
+}
+
+/** mailcow stores attributes as JSON text (MariaDB JSON = LONGTEXT); mysql2 may hand back either form. */
+export function parseAttributes(value: unknown): Record<string, unknown> {
+  if (value && typeof value === 'object' && !Buffer.isBuffer(value)) return value as Record<string, unknown>;
+  if (typeof value !== 'string' && !Buffer.isBuffer(value)) return {};
+  try {
+    const parsed: unknown = JSON.parse(value.toString());
+    return parsed && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
+}

@@ -1,0 +1,184 @@
+// Creates a mailbox from a template, or brings an existing mailbox in line with one, writing
+// mailcow's columns the way mailcow does (attribute_hash, "0"/"1" strings, quota in bytes).
+// It never re-enables a mailbox an admin disabled, unlike mailcow.
+import { createHash } from 'node:crypto';
+import type { Tx } from '../storage/db.js';
+import { type MailboxAuthSource, parseAttributes } from '../storage/mailboxes.js';
+import type { MailboxTemplate } from '../storage/templates.js';
+
+/** mailcow's attribute_hash: sha1 of the template's stored attributes JSON text. */
+export function templateHash(template: MailboxTemplate): string {
+  return createHash('sha1').update(template.rawAttributes).digest('hex');
+}
+
+const FLAG_ATTRIBUTES = [
+  'sogo_access',
+  'imap_access',
+  'pop3_access',
+  'smtp_access',
+  'sieve_access',
+  'eas_access',
+  'dav_access',
+  'tls_enforce_in',
+  'tls_enforce_out',
+  'force_pw_update',
+  'force_tfa',
+] as const;
+
+const ACL_COLUMNS = [
+  'spam_alias',
+  'tls_policy',
+  'spam_score',
+  'spam_policy',
+  'delimiter_action',
+  'syncjobs',
+  'eas_reset',
+  'sogo_profile_reset',
+  'pushover',
+  'quarantine',
+  'quarantine_attachments',
+  'quarantine_notification',
+  'quarantine_category',
+  'app_passwds',
+  'pw_reset',
+] as const;
+
+function flag(value: unknown): '0' | '1' {
+  return value === 1 || value === '1' || value === true ? '1' : '0';
+}
+
+/** The mailbox.attributes keys a template decides, in mailcow's string encoding. */
+function mailboxAttributesFrom(template: MailboxTemplate, authSource: MailboxAuthSource): Record<string, string> {
+  const t = template.attributes;
+  const out: Record<string, string> = {};
+  for (const key of FLAG_ATTRIBUTES) if (key in t) out[key] = flag(t[key]);
+  // mailcow forces these for external sources: IdP users have no local password to update,
+  // and generic OIDC users cannot do mailcow 2FA.
+  if (authSource !== 'mailcow') out.force_pw_update = '0';
+  if (authSource === 'generic-oidc') out.force_tfa = '0';
+  for (const key of ['quarantine_notification', 'quarantine_category'] as const) {
+    if (typeof t[key] === 'string') out[key] = t[key] as string;
+  }
+  out.attribute_hash = templateHash(template);
+  return out;
+}
+
+function quotaBytes(template: MailboxTemplate): number {
+  const quota = Number(template.attributes.quota ?? 0);
+  return Number.isFinite(quota) && quota >= 0 ? Math.floor(quota) : 0;
+}
+
+function templateActive(template: MailboxTemplate): number {
+  const active = Number(template.attributes.active ?? 1);
+  return active === 0 || active === 2 ? active : 1;
+}
+
+async function writeUserAcl(tx: Tx, username: string, template: MailboxTemplate): Promise<void> {
+  const values = ACL_COLUMNS.map((column) => {
+    const value = template.attributes[`acl_${column}`];
+    return value === undefined ? null : Number(flag(value));
+  });
+  const known = ACL_COLUMNS.filter((_, index) => values[index] !== null);
+  if (known.length === 0) {
+    await tx.execute('INSERT IGNORE INTO user_acl (username) VALUES (?)', [username]);
+    return;
+  }
+  const knownValues = values.filter((value) => value !== null) as number[];
+  await tx.execute(
+    `INSERT INTO user_acl (username, ${known.join(', ')}) VALUES (?, ${known.map(() => '?').join(', ')})
+     ON DUPLICATE KEY UPDATE ${known.map((column) => `${column} = VALUES(${column})`).join(', ')}`,
+    [username, ...knownValues],
+  );
+}
+
+export type CreateMailboxResult =
+  | { ok: true }
+  | { ok: false; reason: 'unknown_domain' | 'inactive_domain' | 'exists' | 'invalid_address' };
+
+/**
+ * Create `username` from a template, with an empty local password (IdP users sign in through
+ * the IdP and use app passwords), plus the rows mailcow adds with every mailbox: self alias,
+ * quota2/quota2replica and user_acl. The domain must exist and be active. Run in a transaction.
+ */
+export async function createMailboxFromTemplate(
+  tx: Tx,
+  input: { username: string; name: string; authSource: MailboxAuthSource; template: MailboxTemplate },
+): Promise<CreateMailboxResult> {
+  const username = input.username.toLowerCase();
+  const at = username.lastIndexOf('@');
+  if (at <= 0 || at === username.length - 1) return { ok: false, reason: 'invalid_address' };
+  const localPart = username.slice(0, at);
+  const domain = username.slice(at + 1);
+  const domainRow = await tx.one<{ active: number }>('SELECT active FROM domain WHERE domain = ?', [domain]);
+  if (!domainRow) return { ok: false, reason: 'unknown_domain' };
+  if (Number(domainRow.active) !== 1) return { ok: false, reason: 'inactive_domain' };
+
+  const attributes = {
+    force_pw_update: '0',
+    force_tfa: '0',
+    tls_enforce_in: '0',
+    tls_enforce_out: '0',
+    sogo_access: '1',
+    imap_access: '1',
+    pop3_access: '1',
+    smtp_access: '1',
+    sieve_access: '1',
+    eas_access: '1',
+    dav_access: '1',
+    mailbox_format: 'maildir:',
+    quarantine_notification: 'hourly',
+    quarantine_category: 'reject',
+    ...mailboxAttributesFrom(input.template, input.authSource),
+  };
+  const { affectedRows } = await tx.execute(
+    `INSERT IGNORE INTO mailbox (username, password, name, local_part, domain, quota, attributes, kind, authsource, active, created, modified)
+     VALUES (?, '', ?, ?, ?, ?, ?, '', ?, ?, NOW(), NOW())`,
+    [username, input.name, localPart, domain, quotaBytes(input.template), JSON.stringify(attributes), input.authSource, templateActive(input.template)],
+  );
+  if (affectedRows === 0) return { ok: false, reason: 'exists' };
+  await tx.execute(
+    `INSERT IGNORE INTO alias (address, goto, domain, active, created, modified) VALUES (?, ?, ?, 1, NOW(), NOW())`,
+    [username, username, domain],
+  );
+  await tx.execute('INSERT IGNORE INTO quota2 (username, bytes, messages) VALUES (?, 0, 0)', [username]);
+  await tx.execute('INSERT IGNORE INTO quota2replica (username, bytes, messages) VALUES (?, 0, 0)', [username]);
+  await writeUserAcl(tx, username, input.template);
+  return { ok: true };
+}
+
+export type ApplyTemplateResult = { changed: false; reason: 'unchanged' | 'no_mailbox' } | { changed: true };
+
+/**
+ * Bring an existing mailbox in line with a template. Short-circuits, like mailcow, when the
+ * stored attribute_hash and the name already match. A template may lower `active` (to 2 or 0)
+ * but never raises it: an admin's deactivation survives logins and syncs.
+ */
+export async function applyTemplateToMailbox(
+  tx: Tx,
+  input: { username: string; template: MailboxTemplate; name?: string },
+): Promise<ApplyTemplateResult> {
+  const row = await tx.one<{ name: string | null; attributes: unknown; active: number; authsource: string | null }>(
+    'SELECT name, attributes, active, authsource FROM mailbox WHERE username = ? FOR UPDATE',
+    [input.username],
+  );
+  if (!row) return { changed: false, reason: 'no_mailbox' };
+  const current = parseAttributes(row.attributes);
+  const hash = templateHash(input.template);
+  const nameUnchanged = input.name === undefined || input.name === (row.name ?? '');
+  if (current.attribute_hash === hash && nameUnchanged) return { changed: false, reason: 'unchanged' };
+
+  const authSource = (row.authsource ?? 'mailcow') as MailboxAuthSource;
+  const attributes = { ...current, ...mailboxAttributesFrom(input.template, authSource) };
+  const currentActive = Number(row.active);
+  const wanted = templateActive(input.template);
+  // Order of permission: 1 (login) > 2 (mail only) > 0 (off). Take the less permissive.
+  const rank = (active: number) => (active === 1 ? 2 : active === 2 ? 1 : 0);
+  const active = rank(wanted) < rank(currentActive) ? wanted : currentActive;
+
+  await tx.execute(
+    'UPDATE mailbox SET quota = ?, attributes = ?, active = ?, name = ?, modified = NOW() WHERE username = ?',
+    [quotaBytes(input.template), JSON.stringify(attributes), active, input.name ?? row.name ?? '', input.username],
+  );
+  await writeUserAcl(tx, input.username, input.template);
+  return { changed: true };
+}

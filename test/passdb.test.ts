@@ -1,0 +1,265 @@
+// The passdb endpoint against real MariaDB: every decision rule of DESIGN.md §3.1 / issue 2.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { seedAliasDomain, seedAppPassword, seedDomain, seedMailbox } from './support/seed.js';
+import { startTestPostern, type TestPostern } from './support/env.js';
+
+const RIP = '203.0.113.7';
+let postern: TestPostern;
+let ids: Record<string, number> = {};
+
+async function login(username: string, password: string, service = 'imap') {
+  return postern.passdb({ username, password, real_rip: RIP, service });
+}
+
+beforeAll(async () => {
+  postern = await startTestPostern('passdb', { POSTERN_BCRYPT_COST: '5' });
+  const { db, hashPool } = postern.deps;
+  const ssha = (pw: string) => hashPool.hash(pw, 'SSHA256');
+  await seedDomain(db, 'example.org');
+  await seedDomain(db, 'sleepy.example', { active: 0 });
+  await seedAliasDomain(db, 'example.net', 'example.org');
+  await seedAliasDomain(db, 'old.example', 'example.org', { active: 0 });
+  await seedMailbox(db, { username: 'alice@example.org', passwordHash: await hashPool.hash('alice pw', 'BLF-CRYPT') });
+  await seedMailbox(db, { username: 'off@example.org', passwordHash: await ssha('off pw'), active: 0 });
+  await seedMailbox(db, { username: 'mailonly@example.org', passwordHash: await ssha('mailonly pw'), active: 2 });
+  await seedMailbox(db, { username: 'nap@sleepy.example', passwordHash: await ssha('nap pw') });
+  await seedMailbox(db, { username: 'room@example.org', passwordHash: await ssha('room pw'), kind: 'location' });
+  await seedMailbox(db, {
+    username: 'popper@example.org',
+    passwordHash: await ssha('popper pw'),
+    attributes: { imap_access: '0', smtp_access: '0' },
+  });
+  await seedMailbox(db, { username: 'kc@example.org', passwordHash: await ssha('kc old local pw'), authsource: 'keycloak' });
+  await seedMailbox(db, { username: 'oidc@example.org', passwordHash: '', authsource: 'generic-oidc' });
+  ids = {
+    aliceImap: await seedAppPassword(db, {
+      mailbox: 'alice@example.org',
+      passwordHash: await ssha('alice imap app'),
+      protocols: ['imap_access'],
+    }),
+    aliceRevoked: await seedAppPassword(db, {
+      mailbox: 'alice@example.org',
+      passwordHash: await ssha('alice revoked app'),
+      protocols: ['imap_access', 'smtp_access'],
+      active: false,
+    }),
+    kcAll: await seedAppPassword(db, {
+      mailbox: 'kc@example.org',
+      passwordHash: await hashPool.hash('kc app', 'BLF-CRYPT'),
+      protocols: ['imap_access', 'smtp_access'],
+    }),
+    oidcSmtp: await seedAppPassword(db, {
+      mailbox: 'oidc@example.org',
+      passwordHash: await ssha('oidc smtp app'),
+      protocols: ['smtp_access'],
+    }),
+  };
+});
+
+afterAll(async () => {
+  await postern?.destroy();
+});
+
+describe('POST / (Dovecot passdb)', () => {
+  it('accepts the right mailbox password with 200 and the canonical username', async () => {
+    const { status, body } = await login('alice@example.org', 'alice pw');
+    expect(status).toBe(200);
+    expect(body).toEqual({ success: true, result: 'ok', username: 'alice@example.org' });
+  });
+
+  it('answers on /dovecot/passdb as well', async () => {
+    const response = await fetch(`${postern.internalUrl}/dovecot/passdb`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'alice@example.org', password: 'alice pw', real_rip: RIP, service: 'imap' }),
+    });
+    expect(response.status).toBe(200);
+  });
+
+  it('refuses a wrong password with 401 password_mismatch', async () => {
+    const { status, body } = await login('alice@example.org', 'alice PW');
+    expect(status).toBe(401);
+    expect(body).toEqual({ success: false, result: 'password_mismatch' });
+  });
+
+  it('never trims or normalises the password', async () => {
+    expect((await login('alice@example.org', 'alice pw ')).status).toBe(401);
+    expect((await login('alice@example.org', ' alice pw')).status).toBe(401);
+  });
+
+  it('answers user_unknown for a mailbox that does not exist', async () => {
+    const { status, body } = await login('nobody@example.org', 'whatever');
+    expect(status).toBe(401);
+    expect(body).toEqual({ success: false, result: 'user_unknown' });
+  });
+
+  it('spends one hash verification on an unknown user, as on a known one', async () => {
+    const pool = postern.deps.hashPool;
+    const original = pool.verify.bind(pool);
+    let calls = 0;
+    pool.verify = async (stored, candidate) => {
+      calls += 1;
+      return original(stored, candidate);
+    };
+    try {
+      await login('nobody@example.org', 'whatever');
+      expect(calls).toBe(1);
+    } finally {
+      pool.verify = original;
+    }
+  });
+
+  it('matches the username case-insensitively', async () => {
+    const { status, body } = await login('Alice@EXAMPLE.org', 'alice pw');
+    expect(status).toBe(200);
+    expect(body.username).toBe('alice@example.org');
+  });
+
+  it('resolves a login through an active alias domain to the real mailbox', async () => {
+    const { status, body } = await login('alice@example.net', 'alice pw');
+    expect(status).toBe(200);
+    expect(body.username).toBe('alice@example.org');
+  });
+
+  it('does not resolve through an inactive alias domain', async () => {
+    expect((await login('alice@old.example', 'alice pw')).body.result).toBe('user_unknown');
+  });
+
+  it('never lets a resource mailbox (location, thing, group) log in', async () => {
+    expect((await login('room@example.org', 'room pw')).body.result).toBe('user_unknown');
+  });
+
+  it.each([
+    { name: 'an inactive mailbox', user: 'off@example.org', password: 'off pw' },
+    { name: 'a receive-only mailbox (active = 2)', user: 'mailonly@example.org', password: 'mailonly pw' },
+    { name: 'a mailbox of an inactive domain', user: 'nap@sleepy.example', password: 'nap pw' },
+  ])('refuses $name as user_disabled when the password is right', async ({ user, password }) => {
+    const { status, body } = await login(user, password);
+    expect(status).toBe(401);
+    expect(body.result).toBe('user_disabled');
+  });
+
+  it('does not reveal that a mailbox is disabled to someone with a wrong password', async () => {
+    expect((await login('off@example.org', 'guess')).body.result).toBe('password_mismatch');
+  });
+
+  it.each([
+    { service: 'imap', result: 'user_disabled' },
+    { service: 'smtp', result: 'user_disabled' },
+    { service: 'submission', result: 'user_disabled' },
+    { service: 'pop3', result: 'ok' },
+    { service: 'sieve', result: 'ok' },
+  ])('applies the mailbox protocol attributes: $service → $result', async ({ service, result }) => {
+    expect((await login('popper@example.org', 'popper pw', service)).body.result).toBe(result);
+  });
+
+  it('accepts an app password on a protocol it allows', async () => {
+    const { status, body } = await login('alice@example.org', 'alice imap app', 'imap');
+    expect(status).toBe(200);
+    expect(body.result).toBe('ok');
+  });
+
+  it('refuses an app password on a protocol it does not allow', async () => {
+    expect((await login('alice@example.org', 'alice imap app', 'submission')).body.result).toBe('password_mismatch');
+  });
+
+  it('refuses a deactivated app password', async () => {
+    expect((await login('alice@example.org', 'alice revoked app', 'imap')).body.result).toBe('password_mismatch');
+  });
+
+  it('refuses the mailbox password of an IdP-sourced mailbox, even the old local one', async () => {
+    expect((await login('kc@example.org', 'kc old local pw')).body.result).toBe('password_mismatch');
+    expect((await login('oidc@example.org', '')).body.result).toBe('password_mismatch');
+  });
+
+  it('accepts app passwords of IdP-sourced mailboxes', async () => {
+    expect((await login('kc@example.org', 'kc app', 'imap')).status).toBe(200);
+    expect((await login('oidc@example.org', 'oidc smtp app', 'smtp')).status).toBe(200);
+    expect((await login('oidc@example.org', 'oidc smtp app', 'imap')).status).toBe(401);
+  });
+
+  it("writes mailcow's sasl_log row for each success, with the app password id or 0", async () => {
+    await login('alice@example.org', 'alice pw', 'pop3');
+    await login('alice@example.org', 'alice imap app', 'imap');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const rows = await postern.deps.db.many<{ service: string; app_password: number; real_rip: string }>(
+      'SELECT service, app_password, real_rip FROM sasl_log WHERE username = ? ORDER BY service',
+      ['alice@example.org'],
+    );
+    expect(rows).toEqual(
+      expect.arrayContaining([
+        { service: 'pop3', app_password: 0, real_rip: RIP },
+        { service: 'imap', app_password: ids.aliceImap, real_rip: RIP },
+      ]),
+    );
+  });
+
+  it("accepts mailcow 2025-03's protocol object in place of service", async () => {
+    const { status } = await postern.passdb({
+      username: 'popper@example.org',
+      password: 'popper pw',
+      real_rip: RIP,
+      protocol: { pop3: true },
+    });
+    expect(status).toBe(200);
+  });
+
+  it('writes SOGo, DAV and EAS labels in upper case like mailcow', async () => {
+    const { status } = await postern.passdb({
+      username: 'alice@example.org',
+      password: 'alice pw',
+      real_rip: '198.51.100.9',
+      service: 'sogo',
+    });
+    expect(status).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const row = await postern.deps.db.one<{ service: string }>('SELECT service FROM sasl_log WHERE real_rip = ?', [
+      '198.51.100.9',
+    ]);
+    expect(row?.service).toBe('SOGO');
+  });
+});
+
+describe('POST / with malformed requests', () => {
+  it.each([
+    { name: 'a non-JSON body', body: 'username=alice', message: /not valid JSON/ },
+    { name: 'a missing password', body: { username: 'a@example.org', real_rip: RIP, service: 'imap' }, message: /password/ },
+    { name: 'a missing username', body: { password: 'x', real_rip: RIP, service: 'imap' }, message: /username/ },
+    { name: 'a missing real_rip', body: { username: 'a@example.org', password: 'x', service: 'imap' }, message: /real_rip/ },
+    { name: 'a real_rip that is not an IP', body: { username: 'a@example.org', password: 'x', real_rip: 'localhost', service: 'imap' }, message: /real_rip: must be an IP address/ },
+    { name: 'no service at all', body: { username: 'a@example.org', password: 'x', real_rip: RIP }, message: /service/ },
+    { name: 'a protocol object naming two services', body: { username: 'a@example.org', password: 'x', real_rip: RIP, protocol: { imap: true, pop3: true } }, message: /service/ },
+    { name: 'a non-string password', body: { username: 'a@example.org', password: 12, real_rip: RIP, service: 'imap' }, message: /password/ },
+    { name: 'a JSON array', body: [], message: /body/ },
+  ])('answers 400 with a clear message for $name', async ({ body, message }) => {
+    const response = await postern.passdb(body);
+    expect(response.status).toBe(400);
+    expect((response.body.error as { message: string }).message).toMatch(message);
+  });
+
+  it('refuses a body over 16 KiB with 400', async () => {
+    const response = await postern.passdb({
+      username: 'alice@example.org',
+      password: 'x'.repeat(17 * 1024),
+      real_rip: RIP,
+      service: 'imap',
+    });
+    expect(response.status).toBe(400);
+    expect((response.body.error as { message: string }).message).toMatch(/larger than 16384 bytes/);
+  });
+
+  it('refuses a body that is not declared as JSON', async () => {
+    const response = await fetch(`${postern.internalUrl}/`, {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain' },
+      body: '{}',
+    });
+    expect(response.status).toBe(400);
+  });
+
+  it('never echoes the password in an error', async () => {
+    const response = await postern.passdb({ username: 'a b', password: 'hunter2-secret', real_rip: RIP, service: 'imap' });
+    expect(response.status).toBe(400);
+    expect(JSON.stringify(response.body)).not.toContain('hunter2-secret');
+  });
+});

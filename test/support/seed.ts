@@ -1,0 +1,80 @@
+// Test data in mailcow's tables, written the way mailcow writes it.
+import type { AppPasswordProtocol } from '../../src/storage/app-passwords.js';
+import { insertAppPassword } from '../../src/storage/app-passwords.js';
+import type { Db } from '../../src/storage/db.js';
+
+export async function seedDomain(db: Db, domain: string, options: { active?: number } = {}): Promise<void> {
+  await db.execute('INSERT INTO domain (domain, description, active, created, modified) VALUES (?, ?, ?, NOW(), NOW())', [
+    domain,
+    `test domain ${domain}`,
+    options.active ?? 1,
+  ]);
+}
+
+export async function seedAliasDomain(db: Db, alias: string, target: string, options: { active?: number } = {}) {
+  await db.execute(
+    'INSERT INTO alias_domain (alias_domain, target_domain, active, created, modified) VALUES (?, ?, ?, NOW(), NOW())',
+    [alias, target, options.active ?? 1],
+  );
+}
+
+export interface SeedMailbox {
+  username: string;
+  passwordHash: string;
+  active?: number;
+  authsource?: 'mailcow' | 'keycloak' | 'generic-oidc' | 'ldap';
+  kind?: string;
+  attributes?: Record<string, string>;
+}
+
+export const DEFAULT_ATTRIBUTES: Record<string, string> = {
+  force_pw_update: '0',
+  tls_enforce_in: '0',
+  tls_enforce_out: '0',
+  sogo_access: '1',
+  imap_access: '1',
+  pop3_access: '1',
+  smtp_access: '1',
+  sieve_access: '1',
+  eas_access: '1',
+  dav_access: '1',
+  mailbox_format: 'maildir:',
+  quarantine_notification: 'hourly',
+  quarantine_category: 'reject',
+};
+
+export async function seedMailbox(db: Db, mailbox: SeedMailbox): Promise<void> {
+  const [localPart, domain] = mailbox.username.split('@') as [string, string];
+  await db.execute(
+    `INSERT INTO mailbox (username, password, name, local_part, domain, quota, attributes, kind, authsource, active, created, modified)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NOW(), NOW())`,
+    [
+      mailbox.username,
+      mailbox.passwordHash,
+      localPart,
+      localPart,
+      domain,
+      1024 * 1024 * 1024,
+      JSON.stringify({ ...DEFAULT_ATTRIBUTES, ...mailbox.attributes }),
+      mailbox.kind ?? '',
+      mailbox.authsource ?? 'mailcow',
+      mailbox.active ?? 1,
+    ],
+  );
+}
+
+export async function seedAppPassword(
+  db: Db,
+  input: { mailbox: string; passwordHash: string; protocols: AppPasswordProtocol[]; name?: string; active?: boolean },
+): Promise<number> {
+  const domain = input.mailbox.split('@')[1] ?? '';
+  const id = await insertAppPassword(db, {
+    mailbox: input.mailbox,
+    domain,
+    name: input.name ?? 'test client',
+    passwordHash: input.passwordHash,
+    protocols: input.protocols,
+  });
+  if (input.active === false) await db.execute('UPDATE app_passwd SET active = 0 WHERE id = ?', [id]);
+  return id;
+}
