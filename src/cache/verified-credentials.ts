@@ -1,0 +1,300 @@
+// The verified-credential cache: a CredentialVerifier in front of another that remembers
+// successes only, so a repeat login skips the slow hash. It must never deny or fail a login
+// because of itself: any Redis problem falls back to the local layer and the inner verifier.
+//
+// Why this is safe enough (Mailu PR #1758, Authelia internal/authentication/cached.go): mail
+// clients resend the password on every connection anyway; what we keep is an HMAC under a secret
+// over (username, candidate, stored hash), never the password or an unkeyed hash of it. The stored
+// hash is part of the key, so a password change or a different hash is a miss by construction.
+// Residual risk, stated plainly: whoever holds the secret AND a live entry AND the stored hash can
+// test password guesses at HMAC speed for that user until the entry expires, and whoever holds the
+// secret and can write to Redis can forge an entry (a login with any password). With the generated
+// secret, Redis access is enough for both; set POSTERN_CACHE_KEY (kept outside Redis) to prevent it.
+import { createHmac, randomBytes } from 'node:crypto';
+import type { Logger } from '../log.js';
+import type { CredentialVerifier } from '../login/mail-login.js';
+import { type KeySpace, keys } from './keys.js';
+import type { Redis } from './redis.js';
+
+export interface VerifiedCredentialCacheOptions {
+  redis: Redis;
+  prefix: string;
+  /** POSTERN_CACHE_KEY; unset = generated once and shared through Redis. */
+  secret?: string;
+  /** 0 disables the cache entirely (pure pass-through). */
+  ttlSeconds: number;
+  /** Bound of the in-process layer; 0 = Redis only. */
+  localEntries: number;
+  log: Logger;
+  /** Milliseconds; injectable for tests. */
+  now?: () => number;
+  /** Metrics hook: which layer answered, or miss (the inner verifier ran). */
+  onLookup?: (layer: 'local' | 'redis' | 'miss') => void;
+}
+
+export type CachingVerifier = CredentialVerifier & { close(): void };
+
+type HashVerdict = Awaited<ReturnType<CredentialVerifier['verify']>>;
+type SuccessVerdict = Extract<HashVerdict, { ok: true }>;
+
+/** How long to wait at creation for a client that is still connecting (createRedis connects lazily). */
+const CONNECT_WAIT_MS = 2000;
+/** While the shared secret could not be loaded, retry at most this often. */
+const SECRET_RETRY_MS = 5000;
+/** After a Redis error, skip Redis for this long so a sick Redis costs one timeout, not one per login. */
+const REDIS_BACKOFF_MS = 1000;
+const SECRET_BYTES = 32;
+
+export async function createCachingVerifier(
+  inner: CredentialVerifier,
+  options: VerifiedCredentialCacheOptions,
+): Promise<CachingVerifier> {
+  if (options.ttlSeconds <= 0) {
+    return {
+      verify: (username, storedHash, candidate) => inner.verify(username, storedHash, candidate),
+      verifyDummy: (candidate) => inner.verifyDummy(candidate),
+      close() {},
+    };
+  }
+
+  const { redis, log, ttlSeconds } = options;
+  const now = options.now ?? Date.now;
+  const onLookup = options.onLookup ?? (() => undefined);
+  const keySpace: KeySpace = { prefix: options.prefix };
+  const local = new LocalLayer(options.localEntries);
+  const inFlight = new Map<string, Promise<HashVerdict>>();
+
+  // The secret. A configured one wins. Otherwise replicas share one generated secret through
+  // Redis (SET NX, then GET: whoever wrote first wins). If Redis is down at creation we start with
+  // a private random secret, use only the local layer (entries under a private secret are useless
+  // to other replicas), and keep trying to load the shared one; once loaded, the local layer is
+  // cleared because its digests were made under the old secret.
+  let secret: Buffer;
+  let isSecretShared: boolean;
+  let nextSecretAttemptMs = 0;
+  let secretAttempt: Promise<void> | undefined;
+  if (options.secret !== undefined) {
+    secret = Buffer.from(options.secret, 'utf8');
+    isSecretShared = true;
+  } else {
+    try {
+      if (!(await waitUntilReady(redis, CONNECT_WAIT_MS))) throw new Error(`redis is ${redis.status}`);
+      secret = await loadSharedSecret(redis, keySpace);
+      isSecretShared = true;
+    } catch (error) {
+      secret = randomBytes(SECRET_BYTES);
+      isSecretShared = false;
+      nextSecretAttemptMs = now() + SECRET_RETRY_MS;
+      log.warn(
+        { err: errorMessage(error) },
+        'credential cache: shared secret not loadable from redis, using a private one until it is',
+      );
+    }
+  }
+
+  function retrySharedSecret(): void {
+    if (isSecretShared || secretAttempt || now() < nextSecretAttemptMs || redis.status !== 'ready') return;
+    nextSecretAttemptMs = now() + SECRET_RETRY_MS;
+    secretAttempt = loadSharedSecret(redis, keySpace)
+      .then((shared) => {
+        secret = shared;
+        isSecretShared = true;
+        local.clear();
+        log.info('credential cache: shared secret loaded from redis');
+      })
+      .catch(() => undefined)
+      .finally(() => {
+        secretAttempt = undefined;
+      });
+  }
+
+  // Redis health as seen by this cache, so the log shows each transition once, not each request.
+  let isRedisHealthy = true;
+  let redisBackoffUntilMs = 0;
+  function isRedisUsable(): boolean {
+    if (!isSecretShared) return false;
+    if (redis.status !== 'ready') {
+      noteRedisDown(`redis is ${redis.status}`);
+      return false;
+    }
+    return now() >= redisBackoffUntilMs;
+  }
+  function noteRedisDown(reason: string): void {
+    redisBackoffUntilMs = now() + REDIS_BACKOFF_MS;
+    if (!isRedisHealthy) return;
+    isRedisHealthy = false;
+    log.warn({ err: reason }, 'credential cache: redis unavailable, using the local layer and the hash');
+  }
+  function noteRedisUp(): void {
+    if (isRedisHealthy) return;
+    isRedisHealthy = true;
+    log.info('credential cache: redis available again');
+  }
+
+  async function lookUpRedis(key: string): Promise<{ verdict: SuccessVerdict; expiresAtMs: number } | undefined> {
+    if (!isRedisUsable()) return undefined;
+    try {
+      // One round trip answers both "is it there" and "for how long", so the local copy never
+      // outlives the shared entry.
+      const replies = await redis.pipeline().get(key).pttl(key).exec();
+      const [getReply, ttlReply] = replies ?? [];
+      if (!getReply || !ttlReply) throw new Error('pipeline returned no replies');
+      if (getReply[0]) throw getReply[0];
+      if (ttlReply[0]) throw ttlReply[0];
+      noteRedisUp();
+      const [, value] = getReply;
+      const [, remainingMs] = ttlReply;
+      if (typeof value !== 'string' || typeof remainingMs !== 'number' || remainingMs === -2) return undefined;
+      const lifetimeMs = remainingMs > 0 ? Math.min(remainingMs, ttlSeconds * 1000) : ttlSeconds * 1000;
+      return { verdict: successVerdict(value), expiresAtMs: now() + lifetimeMs };
+    } catch (error) {
+      noteRedisDown(errorMessage(error));
+      return undefined;
+    }
+  }
+
+  async function storeRedis(key: string, verdict: SuccessVerdict): Promise<void> {
+    if (!isRedisUsable()) return;
+    try {
+      await redis.set(key, verdict.scheme, 'EX', ttlSeconds);
+      noteRedisUp();
+    } catch (error) {
+      noteRedisDown(errorMessage(error));
+    }
+  }
+
+  async function verifyThroughLayers(
+    digest: string,
+    username: string,
+    storedHash: string,
+    candidate: string,
+  ): Promise<HashVerdict> {
+    const key = keys.verifiedCredential(keySpace, digest);
+    const shared = await lookUpRedis(key);
+    if (shared) {
+      local.set(digest, shared.verdict, shared.expiresAtMs);
+      onLookup('redis');
+      return shared.verdict;
+    }
+    onLookup('miss');
+    const verdict = await inner.verify(username, storedHash, candidate);
+    // Failures are never cached: a wrong password must always reach the hash (and the limiter).
+    if (verdict.ok) {
+      local.set(digest, verdict, now() + ttlSeconds * 1000);
+      await storeRedis(key, verdict);
+    }
+    return verdict;
+  }
+
+  return {
+    async verify(username, storedHash, candidate) {
+      retrySharedSecret();
+      const digest = digestOf(secret, username, candidate, storedHash);
+      const remembered = local.get(digest, now());
+      if (remembered) {
+        onLookup('local');
+        return remembered;
+      }
+      // Singleflight: a client opening ten IMAP connections at once pays for one hash, not ten.
+      const pending = inFlight.get(digest);
+      if (pending) return pending;
+      const flight = verifyThroughLayers(digest, username, storedHash, candidate).finally(() => {
+        inFlight.delete(digest);
+      });
+      inFlight.set(digest, flight);
+      return flight;
+    },
+    verifyDummy: (candidate) => inner.verifyDummy(candidate),
+    close() {
+      local.clear();
+    },
+  };
+}
+
+/**
+ * The cache key: HMAC-SHA256 over length-prefixed fields, so ("ab","c") and ("a","bc") differ.
+ * Bytes are bytes: nothing is trimmed or case-folded (DESIGN §2.6).
+ */
+function digestOf(secret: Buffer, username: string, candidate: string, storedHash: string): string {
+  const hmac = createHmac('sha256', secret);
+  for (const field of [username, candidate, storedHash]) {
+    const bytes = Buffer.from(field, 'utf8');
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(bytes.length);
+    hmac.update(length).update(bytes);
+  }
+  return hmac.digest('base64url');
+}
+
+/**
+ * The Redis value is the scheme name alone, rebuilt into a verdict on a hit: should a success
+ * verdict ever carry something derived from the password (a re-hash), it still never reaches Redis.
+ * A change of HashVerdict's success shape shows up here as a type error.
+ */
+function successVerdict(scheme: string): SuccessVerdict {
+  return { ok: true, scheme };
+}
+
+async function loadSharedSecret(redis: Redis, keySpace: KeySpace): Promise<Buffer> {
+  const key = keys.cacheSecret(keySpace);
+  await redis.set(key, randomBytes(SECRET_BYTES).toString('base64'), 'NX');
+  const stored = await redis.get(key);
+  if (!stored) throw new Error('cache secret missing right after SET NX');
+  return Buffer.from(stored, 'utf8');
+}
+
+/** True once the client is ready; false on its first error, its end, or the timeout. */
+function waitUntilReady(redis: Redis, timeoutMs: number): Promise<boolean> {
+  if (redis.status === 'ready') return Promise.resolve(true);
+  if (redis.status === 'end' || redis.status === 'close') return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const settle = (isReady: boolean) => {
+      clearTimeout(timer);
+      redis.off('ready', onReady);
+      redis.off('error', onFailure);
+      redis.off('end', onFailure);
+      resolve(isReady);
+    };
+    const onReady = () => settle(true);
+    const onFailure = () => settle(false);
+    const timer = setTimeout(onFailure, timeoutMs);
+    redis.once('ready', onReady);
+    redis.once('error', onFailure);
+    redis.once('end', onFailure);
+  });
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** In-process LRU with per-entry expiry; Map iteration order is insertion order, oldest first. */
+class LocalLayer {
+  private readonly entries = new Map<string, { verdict: SuccessVerdict; expiresAtMs: number }>();
+
+  constructor(private readonly capacity: number) {}
+
+  get(digest: string, nowMs: number): SuccessVerdict | undefined {
+    const entry = this.entries.get(digest);
+    if (!entry) return undefined;
+    this.entries.delete(digest);
+    if (entry.expiresAtMs <= nowMs) return undefined;
+    this.entries.set(digest, entry);
+    return entry.verdict;
+  }
+
+  set(digest: string, verdict: SuccessVerdict, expiresAtMs: number): void {
+    if (this.capacity <= 0) return;
+    this.entries.delete(digest);
+    this.entries.set(digest, { verdict, expiresAtMs });
+    while (this.entries.size > this.capacity) {
+      const oldest = this.entries.keys().next();
+      if (oldest.done) break;
+      this.entries.delete(oldest.value);
+    }
+  }
+
+  clear(): void {
+    this.entries.clear();
+  }
+}

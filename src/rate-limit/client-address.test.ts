@@ -1,0 +1,54 @@
+import { describe, expect, it } from 'vitest';
+import { createNetworkList, parseClientAddress } from './client-address.js';
+
+describe('parseClientAddress', () => {
+  it.each([
+    ['192.0.2.1', '192.0.2.1'],
+    [' 192.0.2.1 ', '192.0.2.1'],
+    ['::ffff:192.0.2.1', '192.0.2.1'],
+    ['::FFFF:c000:201', '192.0.2.1'],
+    ['2001:db8:1:2:3:4:5:6', '2001:db8:1:2::/64'],
+    ['2001:DB8:1:2::9', '2001:db8:1:2::/64'],
+    ['2001:0db8:0001:0002:ffff::', '2001:db8:1:2::/64'],
+    ['2001:db8::1', '2001:db8:0:0::/64'],
+    ['[2001:db8::1]', '2001:db8:0:0::/64'],
+    ['fe80::1%eth0', 'fe80:0:0:0::/64'],
+    ['::1', '0:0:0:0::/64'],
+    ['64:ff9b::192.0.2.1', '64:ff9b:0:0::/64'],
+    ['1:2:3:4:5:6:192.0.2.1', '1:2:3:4::/64'],
+  ])('counts %j as %s', (raw, subject) => {
+    expect(parseClientAddress(raw)?.subject).toBe(subject);
+  });
+
+  it.each(['', 'unknown', '1.2.3', '192.0.2.256', '01.2.3.4', '2001:db8::1::2', '192.0.2.0/24'])(
+    'does not count %j as an address',
+    (raw) => {
+      expect(parseClientAddress(raw)).toBeUndefined();
+    },
+  );
+});
+
+describe('createNetworkList', () => {
+  const isExempt = createNetworkList(['10.0.0.0/8', 'fd00::/8', '192.0.2.7/32']);
+
+  it.each([
+    ['10.1.2.3', true],
+    ['::ffff:10.1.2.3', true],
+    ['fd12:3456::1', true],
+    ['192.0.2.7', true],
+    ['192.0.2.8', false],
+    ['11.0.0.1', false],
+    ['fe80::1', false],
+  ])('says whether %s is in the networks: %s', (raw, expected) => {
+    const address = parseClientAddress(raw);
+    if (!address) throw new Error(`test address ${raw} does not parse`);
+    expect(isExempt(address)).toBe(expected);
+  });
+
+  it.each(['300.0.0.0/8', '10.0.0.0/33', 'fd00::/129', 'fd00::', 'example.org/8'])(
+    'refuses the malformed network %j, naming it',
+    (cidr) => {
+      expect(() => createNetworkList([cidr])).toThrow(cidr);
+    },
+  );
+});

@@ -1,0 +1,80 @@
+// Client addresses as the limiter counts them: an IPv4 address, or an IPv6 /64 (one end site
+// usually holds a whole /64 and rotates privacy addresses inside it, so a per-address limit on
+// IPv6 is no limit at all). IPv4-mapped IPv6 is the IPv4 address it carries.
+import { BlockList, isIP } from 'node:net';
+
+export interface ClientAddress {
+  family: 4 | 6;
+  /** Canonical full address (IPv4 dotted, IPv6 eight lower-case groups), for network matching. */
+  address: string;
+  /** What is counted and banned: the IPv4 address, or the IPv6 /64 as `a:b:c:d::/64`. */
+  subject: string;
+}
+
+/** undefined when the text is no IP address (then nothing is counted by IP). */
+export function parseClientAddress(raw: string): ClientAddress | undefined {
+  // Dovecot may send a zone (fe80::1%eth0) and some proxies bracket IPv6; neither changes the client.
+  const text = raw
+    .trim()
+    .replace(/^\[(.*)\]$/, '$1')
+    .replace(/%.*$/, '');
+  const family = isIP(text);
+  if (family === 4) return ipv4(text);
+  if (family !== 6) return undefined;
+  const groups = expandIpv6(text);
+  if (!groups) return undefined;
+  if (groups.slice(0, 5).every((group) => group === 0) && groups[5] === 0xffff) {
+    const [high = 0, low = 0] = groups.slice(6);
+    return ipv4(`${high >> 8}.${high & 0xff}.${low >> 8}.${low & 0xff}`);
+  }
+  const hex = groups.map((group) => group.toString(16));
+  return { family: 6, address: hex.join(':'), subject: `${hex.slice(0, 4).join(':')}::/64` };
+}
+
+function ipv4(text: string): ClientAddress {
+  // isIP accepts only canonical dotted quads (no leading zeros), so the text is already canonical.
+  return { family: 4, address: text, subject: text };
+}
+
+/** Eight 16-bit groups of a valid IPv6 address (isIP has already said it is one). */
+function expandIpv6(text: string): number[] | undefined {
+  let body = text.toLowerCase();
+  const tail: number[] = [];
+  const embedded = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(body);
+  if (embedded) {
+    const [a, b, c, d] = embedded.slice(1).map(Number) as [number, number, number, number];
+    tail.push((a << 8) | b, (c << 8) | d);
+    body = body.slice(0, embedded.index);
+    // "::1.2.3.4" leaves "::", "64:ff9b::1.2.3.4" leaves "64:ff9b::", "1:2:3:4:5:6:1.2.3.4" leaves "…:6:".
+    if (body.endsWith(':') && !body.endsWith('::')) body = body.slice(0, -1);
+  }
+  const parseGroups = (part: string) => (part === '' ? [] : part.split(':').map((group) => Number.parseInt(group, 16)));
+  const gap = body.indexOf('::');
+  const wanted = 8 - tail.length;
+  let head: number[];
+  if (gap === -1) {
+    head = parseGroups(body);
+  } else {
+    const before = parseGroups(body.slice(0, gap));
+    const after = parseGroups(body.slice(gap + 2));
+    head = [...before, ...new Array<number>(wanted - before.length - after.length).fill(0), ...after];
+  }
+  const groups = [...head, ...tail];
+  return groups.length === 8 && groups.every((group) => Number.isInteger(group)) ? groups : undefined;
+}
+
+/** CIDR networks the limiter never counts or bans by IP. Throws on a malformed network, naming it. */
+export function createNetworkList(cidrs: string[]): (address: ClientAddress) => boolean {
+  const list = new BlockList();
+  for (const cidr of cidrs) {
+    const match = /^([^/]+)\/(\d{1,3})$/.exec(cidr.trim());
+    const network = match?.[1];
+    const family = network ? isIP(network) : 0;
+    const prefixLength = Number(match?.[2]);
+    if (!network || family === 0 || prefixLength > (family === 4 ? 32 : 128)) {
+      throw new Error(`rate limiter: exempt network "${cidr}" is not an IPv4 or IPv6 CIDR network`);
+    }
+    list.addSubnet(network, prefixLength, family === 4 ? 'ipv4' : 'ipv6');
+  }
+  return (address) => list.check(address.address, address.family === 4 ? 'ipv4' : 'ipv6');
+}

@@ -1,0 +1,223 @@
+// Brute-force protection for logins: counts denials (never faults) per client IP (IPv6: per /64)
+// and per username, bans past a threshold, and answers "blocked?" before any hash work. It never
+// sees a stored hash and never keeps a password: only a keyed, truncated fingerprint of one.
+import { createHash, createHmac } from 'node:crypto';
+import type { KeySpace } from '../cache/keys.js';
+import type { Redis } from '../cache/redis.js';
+import type { Logger } from '../log.js';
+import { createNetworkList, parseClientAddress } from './client-address.js';
+import { createMemoryStore } from './memory-store.js';
+import { createRedisStore } from './redis-store.js';
+import type { Ban, LimiterStore, Scope, StoreSnapshot, Subjects } from './store.js';
+
+export type { Ban } from './store.js';
+
+export interface LimiterOptions {
+  redis: Redis;
+  prefix: string;
+  /** Distinct (user, wrong password) pairs from one IP (IPv6: /64) within the window before an IP ban. */
+  ipThreshold: number;
+  /** Distinct wrong passwords for one username within the window before a user ban. */
+  userThreshold: number;
+  windowSeconds: number;
+  banSeconds: number;
+  /** CIDR networks never counted or banned by IP (webmail, relays); their users are still counted. */
+  exemptNetworks: string[];
+  knownGoodIpSeconds: number;
+  /** Keys the password fingerprints; shared by replicas so they count the same password once. */
+  fingerprintSecret: string;
+  log: Logger;
+  /** Milliseconds; injectable for tests. */
+  now?: () => number;
+  onBan?: (scope: Scope) => void;
+}
+
+export type LimitDecision =
+  | { blocked: false; knownGoodIp: boolean }
+  | { blocked: true; scope: Scope; retryAfterSeconds: number };
+
+export interface RateLimiter {
+  /** Before any hash work. A per-user ban does not block an IP that recently logged this user in. */
+  check(attempt: { ip: string; username: string }): Promise<LimitDecision>;
+  /**
+   * A denial (wrong password). Each distinct (user, password fingerprint) counts once per window,
+   * so Dovecot's chained passdbs and client retries re-sending the same wrong password count once.
+   */
+  recordFailure(attempt: { ip: string; username: string; password: string }): Promise<{ bannedNow: Scope[] }>;
+  /** A success: remember ip as known-good for the user, clear the user's failure count. */
+  recordSuccess(attempt: { ip: string; username: string }): Promise<void>;
+  listBans(): Promise<Ban[]>;
+  liftBan(scope: Scope, subject: string): Promise<boolean>;
+  close(): void;
+}
+
+/**
+ * 32 bits of HMAC: plenty to tell a user's wrong passwords apart (a collision merely undercounts
+ * one), too few to confirm a guess of the password offline should Redis and the secret both leak
+ * (wrong passwords are often near-misses of the real one).
+ */
+const FINGERPRINT_HEX_CHARS = 8;
+/** Longer usernames (no mail address is) are hashed, so a hostile one cannot bloat keys. */
+const MAX_USERNAME_CHARS = 320;
+/** After a Redis error, use the in-process store for this long before trying Redis again. */
+const REDIS_BACKOFF_MS = 1000;
+
+export function createRateLimiter(options: LimiterOptions): RateLimiter {
+  const { redis, log } = options;
+  const now = options.now ?? Date.now;
+  const isExempt = createNetworkList(options.exemptNetworks);
+  const limits = {
+    ipThreshold: options.ipThreshold,
+    userThreshold: options.userThreshold,
+    windowMs: options.windowSeconds * 1000,
+    banMs: options.banSeconds * 1000,
+    knownGoodIpMs: options.knownGoodIpSeconds * 1000,
+  };
+  const keySpace: KeySpace = { prefix: options.prefix };
+  const redisStore = createRedisStore(redis, keySpace, limits);
+  // The fallback while Redis is away. Bans and known-good IPs it learns during an outage are still
+  // consulted after Redis returns, until they expire, so an outage never forgives an attacker.
+  const memoryStore = createMemoryStore(limits);
+
+  let isRedisHealthy = true;
+  let redisBackoffUntilMs = 0;
+  function isRedisUsable(): boolean {
+    if (redis.status !== 'ready') {
+      noteRedisDown(`redis is ${redis.status}`);
+      return false;
+    }
+    return now() >= redisBackoffUntilMs;
+  }
+  function noteRedisDown(reason: string): void {
+    redisBackoffUntilMs = now() + REDIS_BACKOFF_MS;
+    if (!isRedisHealthy) return;
+    isRedisHealthy = false;
+    log.warn({ err: reason }, 'rate limiter: redis unavailable, counting and banning in process');
+  }
+  function noteRedisUp(): void {
+    if (isRedisHealthy) return;
+    isRedisHealthy = true;
+    log.info('rate limiter: redis available again');
+  }
+  /** Runs op on Redis when it is usable, else (or when it fails) on the in-process store. */
+  async function onStore<T>(op: (store: LimiterStore) => Promise<T>): Promise<T> {
+    if (isRedisUsable()) {
+      try {
+        const result = await op(redisStore);
+        noteRedisUp();
+        return result;
+      } catch (error) {
+        noteRedisDown(error instanceof Error ? error.message : String(error));
+      }
+    }
+    return op(memoryStore);
+  }
+  /** Runs op on the in-process store and, when usable, on Redis too; a Redis failure only degrades. */
+  async function onBothStores<T>(op: (store: LimiterStore) => Promise<T>): Promise<T[]> {
+    const results = [await op(memoryStore)];
+    if (isRedisUsable()) {
+      try {
+        results.push(await op(redisStore));
+        noteRedisUp();
+      } catch (error) {
+        noteRedisDown(error instanceof Error ? error.message : String(error));
+      }
+    }
+    return results;
+  }
+
+  function subjectsOf(attempt: { ip: string; username: string }): Subjects {
+    const address = parseClientAddress(attempt.ip);
+    // Exempt or unparseable addresses are not counted by IP; the username still is.
+    const ip = address && !isExempt(address) ? address.subject : undefined;
+    return { user: userSubject(attempt.username), ip };
+  }
+
+  function fingerprintOf(user: string, password: string): string {
+    const userBytes = Buffer.from(user, 'utf8');
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(userBytes.length);
+    return createHmac('sha256', options.fingerprintSecret)
+      .update(length)
+      .update(userBytes)
+      .update(password, 'utf8')
+      .digest('hex')
+      .slice(0, FINGERPRINT_HEX_CHARS);
+  }
+
+  return {
+    async check(attempt) {
+      const subjects = subjectsOf(attempt);
+      const nowMs = now();
+      const snapshot = mergeSnapshots(await onBothStores((store) => store.snapshot(subjects, nowMs)));
+      // Known-good never lifts an IP ban: it exists so an attacker cannot lock out the real user,
+      // not so a user's address can shelter an attack on others.
+      if (snapshot.ipBanMs > 0) return { blocked: true, scope: 'ip', retryAfterSeconds: seconds(snapshot.ipBanMs) };
+      if (snapshot.userBanMs > 0 && !snapshot.isKnownGoodIp) {
+        return { blocked: true, scope: 'user', retryAfterSeconds: seconds(snapshot.userBanMs) };
+      }
+      return { blocked: false, knownGoodIp: snapshot.isKnownGoodIp };
+    },
+
+    async recordFailure(attempt) {
+      const subjects = subjectsOf(attempt);
+      const fingerprint = fingerprintOf(subjects.user, attempt.password);
+      const nowMs = now();
+      const bannedNow = await onStore((store) => store.recordFailure(subjects, fingerprint, nowMs));
+      for (const scope of bannedNow) {
+        const subject = scope === 'ip' ? subjects.ip : subjects.user;
+        log.warn({ scope, subject, banSeconds: options.banSeconds }, 'rate limiter: ban imposed');
+        options.onBan?.(scope);
+      }
+      return { bannedNow };
+    },
+
+    async recordSuccess(attempt) {
+      const subjects = subjectsOf(attempt);
+      const nowMs = now();
+      // Both stores: a failure count or known-good IP learned during an outage must follow the success.
+      await onBothStores((store) => store.recordSuccess(subjects, nowMs));
+    },
+
+    async listBans() {
+      const nowMs = now();
+      const byKey = new Map<string, Ban>();
+      for (const bans of await onBothStores((store) => store.listBans(nowMs))) {
+        for (const ban of bans) {
+          const key = `${ban.scope}:${ban.subject}`;
+          const known = byKey.get(key);
+          if (!known || known.expiresInSeconds < ban.expiresInSeconds) byKey.set(key, ban);
+        }
+      }
+      return [...byKey.values()].sort((a, b) => a.scope.localeCompare(b.scope) || a.subject.localeCompare(b.subject));
+    },
+
+    async liftBan(scope, subject) {
+      const normalised = scope === 'user' ? userSubject(subject) : (parseClientAddress(subject)?.subject ?? subject);
+      const lifted = await onBothStores((store) => store.liftBan(scope, normalised));
+      if (lifted.some(Boolean)) log.info({ scope, subject: normalised }, 'rate limiter: ban lifted');
+      return lifted.some(Boolean);
+    },
+
+    close() {},
+  };
+}
+
+/** Usernames are counted case-insensitively (Dovecot lowercases them too); never trimmed. */
+function userSubject(username: string): string {
+  const lower = username.toLowerCase();
+  if (lower.length <= MAX_USERNAME_CHARS) return lower;
+  return `sha256:${createHash('sha256').update(lower, 'utf8').digest('hex')}`;
+}
+
+function mergeSnapshots(snapshots: StoreSnapshot[]): StoreSnapshot {
+  return {
+    ipBanMs: Math.max(0, ...snapshots.map((snapshot) => snapshot.ipBanMs)),
+    userBanMs: Math.max(0, ...snapshots.map((snapshot) => snapshot.userBanMs)),
+    isKnownGoodIp: snapshots.some((snapshot) => snapshot.isKnownGoodIp),
+  };
+}
+
+function seconds(ms: number): number {
+  return Math.max(1, Math.ceil(ms / 1000));
+}
