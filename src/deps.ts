@@ -1,12 +1,16 @@
 // Composition root: the only place that opens pools and clients and wires them together.
 // Everything it opens is closed by the returned close(), in reverse order.
+import { keys } from './cache/keys.js';
 import { type Redis, createRedis } from './cache/redis.js';
+import { loadSharedSecret } from './cache/shared-secret.js';
+import { createCachingVerifier } from './cache/verified-credentials.js';
 import type { Config } from './config/schema.js';
 import type { Logger } from './log.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { createPoolVerifier } from './login/credential-verifier.js';
 import type { CredentialVerifier } from './login/mail-login.js';
 import { createHashPool, type HashPool } from './passwords/hash-pool.js';
+import { createRateLimiter, type RateLimiter } from './rate-limit/limiter.js';
 import { createSourceRegistry, type SourceRegistry } from './sources/registry.js';
 import { createSecretBox, type SecretBox } from './sources/secret-box.js';
 import { createDb, type Db } from './storage/db.js';
@@ -19,6 +23,7 @@ export interface Deps {
   redis: Redis;
   hashPool: HashPool;
   verifier: CredentialVerifier;
+  limiter: RateLimiter;
   sources: SourceRegistry;
   secretBox: SecretBox;
   metrics: Metrics;
@@ -55,9 +60,36 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
       bcryptImpl: config.bcryptImpl,
     });
     closers.push(() => hashPool.close());
-    const verifier = await createPoolVerifier(hashPool, config.passwordScheme);
-
     const metrics = createMetrics({ hashQueueDepth: () => hashPool.queueDepth, hashThreads: hashPool.threads });
+    const keySpace = { prefix: config.redisPrefix };
+
+    const verifier = await createCachingVerifier(await createPoolVerifier(hashPool, config.passwordScheme), {
+      redis,
+      prefix: config.redisPrefix,
+      secret: config.cacheKey,
+      ttlSeconds: config.cacheTtlSeconds,
+      localEntries: config.cacheLocalEntries,
+      log,
+      onLookup: (layer) => metrics.credentialCache.inc({ layer }),
+    });
+    closers.push(async () => verifier.close());
+
+    const limiter = createRateLimiter({
+      redis,
+      prefix: config.redisPrefix,
+      ipThreshold: config.banIpThreshold,
+      userThreshold: config.banUserThreshold,
+      windowSeconds: config.banWindowSeconds,
+      banSeconds: config.banSeconds,
+      exemptNetworks: config.banExemptNetworks,
+      knownGoodIpSeconds: config.knownGoodIpSeconds,
+      fingerprintSecret:
+        config.cacheKey ?? (await loadSharedSecret(redis, keys.fingerprintSecret(keySpace), log)),
+      log,
+      onBan: (scope) => metrics.bans.inc({ scope }),
+    });
+    closers.push(async () => limiter.close());
+
     return {
       config,
       log,
@@ -65,6 +97,7 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
       redis,
       hashPool,
       verifier,
+      limiter,
       sources: createSourceRegistry(),
       secretBox: createSecretBox(config.secretKey),
       metrics,

@@ -6,6 +6,8 @@ export interface KeySpace {
 }
 
 export const keys = {
+  /** Key of the rate limiter's password fingerprints, generated once per deployment. */
+  fingerprintSecret: (ks: KeySpace) => `${ks.prefix}rl:secret`,
   /** HMAC secret for the verified-credential cache, generated once per deployment. */
   cacheSecret: (ks: KeySpace) => `${ks.prefix}cache:secret`,
   /** A verified credential: key = HMAC(user, candidate, stored hash); value = the scheme name only. */

@@ -231,6 +231,22 @@ export const variables = {
     defaultValue: '7000',
     description: 'Timeout of each call to the identity provider (discovery, token, userinfo, admin API).',
   },
+  sogoNetworks: {
+    env: 'POSTERN_SOGO_NETWORKS',
+    schema: z
+      .string()
+      .transform((value) => value.split(',').map((part) => part.trim()).filter(Boolean))
+      .pipe(z.array(z.string().regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?$/, 'expected IPs or CIDR networks'))),
+    defaultValue: '',
+    description:
+      "Addresses SOGo connects to Dovecot from; only logins from there may use a webmail session's IMAP secret (empty = handoff IMAP logins disabled).",
+  },
+  webmailUrl: {
+    env: 'POSTERN_WEBMAIL_URL',
+    schema: z.string().regex(/^(\/|https?:\/\/)/, 'expected a path or an http(s) URL'),
+    defaultValue: '/SOGo/so/',
+    description: 'Where /sogo-auth sends the browser after minting the handoff (SOGo behind the same nginx).',
+  },
   maxBodyBytes: {
     env: 'POSTERN_MAX_BODY_BYTES',
     schema: positiveInt.max(1_048_576),

@@ -5,6 +5,7 @@ import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
 import { requireInternalToken } from './internal-token.js';
 import { renderError } from './render-error.js';
+import { createBanRoutes } from './routes/bans.js';
 import { createDovecotRoutes } from './routes/dovecot.js';
 import { createHealthRoutes } from './routes/health.js';
 
@@ -34,15 +35,18 @@ export function createInternalApp(deps: Deps) {
     createDovecotRoutes({
       db: deps.db,
       verifier: deps.verifier,
+      limiter: deps.limiter,
       sources: deps.sources,
       log: deps.log,
       maxBodyBytes: deps.config.maxBodyBytes,
       observe: ({ service, source, outcome, seconds }) => {
         deps.metrics.authAttempts.inc({ service, source, result: outcome.result });
+        if ('bannedScope' in outcome && outcome.bannedScope) deps.metrics.rateLimited.inc({ scope: outcome.bannedScope });
         deps.metrics.authDuration.observe({ result: outcome.result }, seconds);
       },
     }),
   );
+  guarded.route('/', createBanRoutes({ limiter: deps.limiter, log: deps.log }));
   app.route('/', guarded);
   return app;
 }

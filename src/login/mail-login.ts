@@ -2,6 +2,7 @@
 // over deps; never imports hono. Denials are returned, faults (MySQL, Redis, IdP) are thrown.
 import type { Logger } from '../log.js';
 import type { HashVerdict } from '../passwords/verify-password-hash.js';
+import type { RateLimiter } from '../rate-limit/limiter.js';
 import type { SourceRegistry } from '../sources/registry.js';
 import { type AppPasswordRecord, listActiveAppPasswords } from '../storage/app-passwords.js';
 import type { Db } from '../storage/db.js';
@@ -33,8 +34,8 @@ export type DenialReason =
 
 /** Named after Dovecot's passdb results, so the Lua side is a lookup table. */
 export type MailLoginOutcome = (
-  | { result: 'ok'; username: string; via: 'password' | 'app_password'; appPasswordId: number }
-  | { result: 'password_mismatch' | 'user_unknown' | 'user_disabled'; reason: DenialReason }
+  | { result: 'ok'; username: string; via: 'password' | 'app_password' | 'webmail_session'; appPasswordId: number }
+  | { result: 'password_mismatch' | 'user_unknown' | 'user_disabled'; reason: DenialReason; bannedScope?: 'ip' | 'user' }
 ) & {
   /** The mailbox's auth source (`none` when there is no mailbox), for metrics and logs. */
   source: string;
@@ -48,11 +49,23 @@ export interface CredentialVerifier {
   verifyDummy(candidate: string): Promise<void>;
 }
 
+/**
+ * Webmail (SOGo) logs into IMAP with a per-session secret minted by the handoff; it is valid only
+ * for its user, from SOGo's addresses, while the web session lives.
+ */
+export interface WebmailSecretChecker {
+  /** True when `password` is a live webmail secret of `username` presented from `realRip`. */
+  isWebmailSecret(username: string, password: string, realRip: string): Promise<boolean>;
+}
+
 export interface MailLoginDeps {
   db: Db;
   verifier: CredentialVerifier;
   sources: SourceRegistry;
   log: Logger;
+  /** Brute-force protection; absent = no limits (tests of the decision alone). */
+  limiter?: RateLimiter;
+  webmailSecrets?: WebmailSecretChecker;
 }
 
 interface Candidate {
@@ -60,14 +73,55 @@ interface Candidate {
   appPassword?: AppPasswordRecord;
 }
 
+/**
+ * Decide a mail login, with brute-force protection around the decision: a banned client or user
+ * is refused before any hash work; denials that mean "wrong secret" are counted, faults never.
+ */
 export async function checkMailLogin(deps: MailLoginDeps, request: MailLoginRequest): Promise<MailLoginOutcome> {
-  const mailbox = await findLoginMailbox(deps.db, request.username.toLowerCase());
+  const loginName = request.username.toLowerCase();
+  const mailbox = await findLoginMailbox(deps.db, loginName);
+  // Count against the canonical mailbox, so alias-domain spellings share one budget.
+  const attempt = { ip: request.realRip, username: mailbox?.username ?? loginName };
+  if (deps.limiter) {
+    const decision = await deps.limiter.check(attempt);
+    if (decision.blocked) {
+      return {
+        result: 'password_mismatch',
+        reason: 'rate_limited',
+        bannedScope: decision.scope,
+        source: mailbox?.authSource ?? 'none',
+      };
+    }
+  }
+  const outcome = await decide(deps, request, mailbox);
+  if (deps.limiter) {
+    if (outcome.result === 'ok') await deps.limiter.recordSuccess(attempt);
+    else if (COUNTED_DENIALS.has(outcome.reason)) await deps.limiter.recordFailure({ ...attempt, password: request.password });
+  }
+  return outcome;
+}
+
+/** Denials that mean "this secret is not good here": what a guesser produces. */
+const COUNTED_DENIALS = new Set<DenialReason>(['no_such_mailbox', 'wrong_password', 'no_local_password', 'unknown_upstream']);
+
+async function decide(
+  deps: MailLoginDeps,
+  request: MailLoginRequest,
+  mailbox: LoginMailbox | undefined,
+): Promise<MailLoginOutcome> {
   if (!mailbox) {
     await deps.verifier.verifyDummy(request.password);
     return { result: 'user_unknown', reason: 'no_such_mailbox', source: 'none' };
   }
 
   const source = mailbox.authSource ?? 'none';
+  if (deps.webmailSecrets && (await deps.webmailSecrets.isWebmailSecret(mailbox.username, request.password, request.realRip))) {
+    // The handoff checked sogo_access when it was minted; the mailbox must still be usable now.
+    const refusal = refusalFor(mailbox, 'SOGO');
+    if (refusal) return { result: 'user_disabled', reason: refusal, source };
+    recordLogin(deps, { username: mailbox.username, realRip: request.realRip, service: 'SOGO', appPasswordId: 0 });
+    return { result: 'ok', username: mailbox.username, via: 'webmail_session', appPasswordId: 0, source };
+  }
   const [appPasswords, lookup] = await Promise.all([
     listActiveAppPasswords(deps.db, mailbox.username),
     deps.sources.sourceFor(mailbox).lookupPasswordHash(mailbox),
@@ -109,12 +163,7 @@ export async function checkMailLogin(deps: MailLoginDeps, request: MailLoginRequ
   if (refusal) return { result: 'user_disabled', reason: refusal, source };
 
   const appPasswordId = match.appPassword?.id ?? 0;
-  recordSaslLogin(deps.db, {
-    username: mailbox.username,
-    realRip: request.realRip,
-    service: request.service,
-    appPasswordId,
-  }).catch((error: unknown) => deps.log.warn({ err: error, user: mailbox.username }, 'sasl_log write failed'));
+  recordLogin(deps, { username: mailbox.username, realRip: request.realRip, service: request.service, appPasswordId });
 
   return {
     result: 'ok',
@@ -123,6 +172,13 @@ export async function checkMailLogin(deps: MailLoginDeps, request: MailLoginRequ
     appPasswordId,
     source,
   };
+}
+
+/** sasl_log is a record, not a gate: a failed write is logged and the login stands. */
+function recordLogin(deps: MailLoginDeps, entry: Parameters<typeof recordSaslLogin>[1]): void {
+  recordSaslLogin(deps.db, entry).catch((error: unknown) =>
+    deps.log.warn({ err: error, user: entry.username }, 'sasl_log write failed'),
+  );
 }
 
 function refusalFor(mailbox: LoginMailbox, service: string): DenialReason | undefined {

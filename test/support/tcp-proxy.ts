@@ -6,7 +6,7 @@ export interface TcpProxy {
   port: number;
   /** Refuse new connections and reset the open ones. */
   cut(): Promise<void>;
-  /** Accept connections again on the same port. */
+  /** Accept connections again on the same port (no-op while open). */
   restore(): Promise<void>;
   close(): Promise<void>;
 }
@@ -18,6 +18,7 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
 
   const open = () =>
     new Promise<void>((resolve, reject) => {
+      if (server) return resolve();
       server = net.createServer((client) => {
         const upstream = net.connect(target.port, target.host);
         sockets.add(client);
@@ -32,7 +33,10 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
         upstream.on('error', drop).on('close', drop);
         client.pipe(upstream).pipe(client);
       });
-      server.once('error', reject);
+      server.once('error', (error) => {
+        server = undefined;
+        reject(error);
+      });
       server.listen(port, '127.0.0.1', () => {
         port = (server?.address() as net.AddressInfo).port;
         resolve();
