@@ -5,6 +5,10 @@ import { secureHeaders } from 'hono/secure-headers';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
 import { renderError } from './render-error.js';
+import { createAdminRoutes } from './routes/admin.js';
+import { createPortalRoutes } from './routes/portal.js';
+import { createSsoRoutes } from './routes/sso.js';
+import { createWebSessionStore, webSessions } from './session.js';
 
 export function createWebApp(deps: Deps) {
   const app = new Hono();
@@ -13,5 +17,11 @@ export function createWebApp(deps: Deps) {
   app.notFound(() => {
     throw new AppError('not_found', 'no such page');
   });
+  // Route areas are mounted below, one line each (keep each area's line its own).
+  app.route('/api/v1', createAdminRoutes(deps));
+  app.use('*', webSessions(createWebSessionStore(deps)));
+  app.route('/', createSsoRoutes(deps));
+  app.route('/', createPortalRoutes(deps));
+  // mount: sogo handoff
   return app;
 }

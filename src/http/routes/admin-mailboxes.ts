@@ -1,0 +1,114 @@
+// /api/v1/mailboxes/:username: a mailbox's auth source and its app passwords, as admins manage
+// them. Password hashes never leave the database through here; switching a mailbox to an IdP
+// keeps its local hash so that switching back to mailcow restores the old password (mailcow docs).
+import { Hono } from 'hono';
+import { z } from 'zod';
+import type { Deps } from '../../deps.js';
+import { AppError } from '../../errors.js';
+import { APP_PASSWORD_PROTOCOLS, deleteAppPassword, listAppPasswords } from '../../storage/app-passwords.js';
+import { recordAudit } from '../../storage/audit.js';
+import { type AdminMailbox, findAdminMailbox, readIdpRows, setMailboxAuthSource } from '../../storage/mailbox-admin.js';
+import { changeOrigin, parseWith, readBody } from './admin-request.js';
+
+type MailboxDeps = Pick<Deps, 'db'>;
+
+const username = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .max(255)
+  .regex(/^[^@\s]+@[^@\s]+$/, 'must be a mailbox address (local@domain)');
+
+const authsourceBody = z.strictObject({
+  authsource: z.enum(['mailcow', 'keycloak', 'generic-oidc'], { error: 'must be mailcow, keycloak or generic-oidc' }),
+});
+
+const appPasswordId = z
+  .string()
+  .regex(/^[1-9]\d{0,9}$/, 'must be a positive whole number')
+  .transform(Number);
+
+function view(mailbox: AdminMailbox) {
+  return {
+    username: mailbox.username,
+    name: mailbox.name,
+    domain: mailbox.domain,
+    active: mailbox.active,
+    authsource: mailbox.authsource,
+    quota: mailbox.quota,
+    kind: mailbox.kind,
+    attributes: mailbox.attributes,
+    has_local_password: mailbox.hasLocalPassword,
+  };
+}
+
+export function createMailboxRoutes(deps: MailboxDeps) {
+  const app = new Hono();
+
+  app.get('/:username', async (c) => c.json(view(await findOrFail(deps, c.req.param('username')))));
+
+  app.put('/:username/authsource', async (c) => {
+    const mailbox = await findOrFail(deps, c.req.param('username'));
+    const { authsource } = await readBody(c, authsourceBody);
+    if (authsource !== 'mailcow') {
+      const configured = (await readIdpRows(deps.db)).authsource;
+      if (!configured)
+        throw new AppError('conflict', `no identity provider is configured; cannot switch to ${authsource}`);
+      if (configured !== authsource) {
+        throw new AppError('conflict', `the configured identity provider is ${configured}, not ${authsource}`);
+      }
+    }
+    if (mailbox.authsource !== authsource) {
+      await deps.db.transaction(async (tx) => {
+        await setMailboxAuthSource(tx, mailbox.username, authsource);
+        await recordAudit(tx, {
+          ...changeOrigin(c),
+          action: 'mailbox.authsource',
+          target: mailbox.username,
+          detail: { from: mailbox.authsource, to: authsource },
+        });
+      });
+    }
+    return c.json(view(await findOrFail(deps, mailbox.username)));
+  });
+
+  app.get('/:username/app-passwords', async (c) => {
+    const mailbox = await findOrFail(deps, c.req.param('username'));
+    const records = await listAppPasswords(deps.db, mailbox.username);
+    return c.json({
+      app_passwords: records.map((record) => ({
+        id: record.id,
+        name: record.name,
+        protocols: APP_PASSWORD_PROTOCOLS.filter((protocol) => record.protocols[protocol]),
+        active: record.active,
+        created: record.created,
+      })),
+    });
+  });
+
+  app.delete('/:username/app-passwords/:id', async (c) => {
+    const mailbox = await findOrFail(deps, c.req.param('username'));
+    const id = parseWith(appPasswordId, c.req.param('id'), 'id');
+    const deleted = await deps.db.transaction(async (tx) => {
+      if (!(await deleteAppPassword(tx, mailbox.username, id))) return false;
+      await recordAudit(tx, {
+        ...changeOrigin(c),
+        action: 'app_password.delete',
+        target: mailbox.username,
+        detail: { id },
+      });
+      return true;
+    });
+    if (!deleted) throw new AppError('not_found', `no app password ${id} for ${mailbox.username}`);
+    return c.json({ success: true });
+  });
+
+  return app;
+}
+
+async function findOrFail(deps: MailboxDeps, raw: string): Promise<AdminMailbox> {
+  const name = parseWith(username, raw, 'username');
+  const mailbox = await findAdminMailbox(deps.db, name);
+  if (!mailbox) throw new AppError('not_found', `no mailbox ${name}`);
+  return mailbox;
+}

@@ -1,0 +1,34 @@
+// The admin JSON API under /api/v1: IdP settings (+ test connection), mailbox templates, a
+// mailbox's auth source and its app passwords. Every route sits behind requireAdmin (X-API-Key);
+// read-only keys may only GET. Each change is written to postern_audit; secrets never leave.
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import type { Deps } from '../../deps.js';
+import { AppError } from '../../errors.js';
+import { requireAdmin } from '../admin-auth.js';
+import { createIdentityProviderRoutes } from './admin-identity-provider.js';
+import { createMailboxRoutes } from './admin-mailboxes.js';
+import { createTemplateRoutes } from './admin-templates.js';
+
+/** Settings and templates are small; anything larger is a mistake or an attack. */
+const MAX_ADMIN_BODY_BYTES = 64 * 1024;
+
+export function createAdminRoutes(deps: Deps) {
+  const app = new Hono();
+  // Authentication first, for every path under the prefix: unknown paths answer 401 to
+  // strangers, so the API's shape is not discoverable without a key.
+  app.use('*', requireAdmin({ db: deps.db, apiKey: deps.config.apiKey }));
+  app.use(
+    '*',
+    bodyLimit({
+      maxSize: MAX_ADMIN_BODY_BYTES,
+      onError: () => {
+        throw new AppError('payload_too_large', `request body larger than ${MAX_ADMIN_BODY_BYTES} bytes`);
+      },
+    }),
+  );
+  app.route('/identity-provider', createIdentityProviderRoutes(deps));
+  app.route('/templates', createTemplateRoutes(deps));
+  app.route('/mailboxes', createMailboxRoutes(deps));
+  return app;
+}

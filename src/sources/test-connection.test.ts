@@ -1,0 +1,385 @@
+// testIdpConnection against a small HTTP double that answers on Keycloak's paths with Keycloak's
+// documented shapes (discovery, token endpoint errors, admin users list) and on a generic OIDC
+// issuer. The double is a stand-in until panva's oidc-provider is part of the dev dependencies.
+import { once } from 'node:events';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { genericOidcSettingsSchema, keycloakSettingsSchema } from './idp-settings.js';
+import { testIdpConnection } from './test-connection.js';
+
+interface FakeClient {
+  secret: string;
+  /** Keycloak: "Service accounts roles" on. Generic: client_credentials grant allowed. */
+  serviceAccount: boolean;
+  /** Keycloak: the service account has realm-management → view-users. */
+  viewUsers?: boolean;
+}
+
+const CLIENTS: Record<string, FakeClient> = {
+  postern: { secret: 'right-secret-123', serviceAccount: true, viewUsers: true },
+  'login-only': { secret: 'login-only-secret', serviceAccount: false },
+  'no-view': { secret: 'no-view-secret', serviceAccount: true, viewUsers: false },
+};
+
+let server: Server;
+let base: string;
+let closedPortUrl: string;
+
+function json(res: ServerResponse, status: number, body: unknown) {
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(JSON.stringify(body));
+}
+
+async function readForm(req: IncomingMessage): Promise<URLSearchParams> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+}
+
+/** client_secret_post or client_secret_basic, as Keycloak accepts both. */
+function presentedCredentials(req: IncomingMessage, form: URLSearchParams) {
+  const basic = /^Basic (.+)$/i.exec(req.headers.authorization ?? '');
+  if (basic?.[1]) {
+    const [id = '', secret = ''] = Buffer.from(basic[1], 'base64').toString('utf8').split(':');
+    return { id: decodeURIComponent(id), secret: decodeURIComponent(secret), method: 'basic' };
+  }
+  return { id: form.get('client_id') ?? '', secret: form.get('client_secret') ?? '', method: 'post' };
+}
+
+function discoveryDocument(issuer: string, extra: Record<string, unknown> = {}) {
+  return {
+    issuer,
+    authorization_endpoint: `${issuer}/protocol/openid-connect/auth`,
+    token_endpoint: `${issuer}/protocol/openid-connect/token`,
+    userinfo_endpoint: `${issuer}/protocol/openid-connect/userinfo`,
+    jwks_uri: `${issuer}/protocol/openid-connect/certs`,
+    grant_types_supported: ['authorization_code', 'refresh_token', 'client_credentials', 'password'],
+    token_endpoint_auth_methods_supported: ['private_key_jwt', 'client_secret_basic', 'client_secret_post'],
+    ...extra,
+  };
+}
+
+async function handle(req: IncomingMessage, res: ServerResponse) {
+  const url = new URL(req.url ?? '/', base);
+  const path = url.pathname;
+  // Keycloak realms: `mail` (current error codes) and `legacy` (before Keycloak 24, a wrong
+  // secret is a 401 unauthorized_client); `skewed` advertises another public hostname.
+  const realm = /^\/realms\/([^/]+)(\/.*)$/.exec(path);
+  if (realm) {
+    const [, name = '', rest = ''] = realm;
+    if (!['mail', 'legacy', 'skewed'].includes(name)) return json(res, 404, { error: 'Realm does not exist' });
+    const issuer = name === 'skewed' ? `https://sso.example.com/realms/${name}` : `${base}/realms/${name}`;
+    if (rest === '/.well-known/openid-configuration') return json(res, 200, discoveryDocument(issuer));
+    if (rest === '/protocol/openid-connect/token' && req.method === 'POST') {
+      const form = await readForm(req);
+      const presented = presentedCredentials(req, form);
+      const known = CLIENTS[presented.id];
+      if (!known || known.secret !== presented.secret) {
+        return json(res, 401, {
+          error: name === 'legacy' ? 'unauthorized_client' : 'invalid_client',
+          error_description: 'Invalid client or Invalid client credentials',
+        });
+      }
+      if (form.get('grant_type') !== 'client_credentials') return json(res, 400, { error: 'unsupported_grant_type' });
+      if (!known.serviceAccount) {
+        return json(res, 400, {
+          error: 'unauthorized_client',
+          error_description: 'Client not enabled to retrieve service account',
+        });
+      }
+      return json(res, 200, { access_token: `token-of-${presented.id}`, expires_in: 300, token_type: 'Bearer' });
+    }
+    return json(res, 404, { error: 'not found' });
+  }
+  const admin = /^\/admin\/realms\/([^/]+)\/users$/.exec(path);
+  if (admin) {
+    const token = /^Bearer token-of-(.+)$/.exec(req.headers.authorization ?? '')?.[1];
+    const known = token ? CLIENTS[token] : undefined;
+    if (!known) return json(res, 401, { error: 'HTTP 401 Unauthorized' });
+    if (!known.viewUsers) return json(res, 403, { error: 'unknown_error' });
+    return json(res, 200, [{ id: 'u1', username: 'alice', enabled: true }]);
+  }
+  // A generic OIDC issuer at /oidc that advertises client_secret_basic only.
+  if (path === '/oidc/.well-known/openid-configuration') {
+    return json(res, 200, {
+      issuer: `${base}/oidc`,
+      authorization_endpoint: `${base}/oidc/auth`,
+      token_endpoint: `${base}/oidc/token`,
+      userinfo_endpoint: `${base}/oidc/me`,
+      jwks_uri: `${base}/oidc/jwks`,
+      token_endpoint_auth_methods_supported: ['client_secret_basic'],
+    });
+  }
+  if (path === '/oidc/token' && req.method === 'POST') {
+    const form = await readForm(req);
+    const presented = presentedCredentials(req, form);
+    const known = CLIENTS[presented.id];
+    if (!known || known.secret !== presented.secret || presented.method !== 'basic') {
+      res.setHeader('www-authenticate', 'Basic realm="oidc"');
+      return json(res, 401, { error: 'invalid_client', error_description: 'client authentication failed' });
+    }
+    if (!known.serviceAccount) {
+      return json(res, 400, {
+        error: 'unauthorized_client',
+        error_description: 'requested grant type is not allowed for this client',
+      });
+    }
+    return json(res, 200, { access_token: 'opaque', expires_in: 600, token_type: 'Bearer' });
+  }
+  if (path === '/oidc/auth') return json(res, 400, { error: 'invalid_request' });
+  if (path === '/oidc/me') return json(res, 401, { error: 'invalid_token' });
+  if (path === '/broken/auth') return json(res, 502, { error: 'bad gateway' });
+  // Never answers: the caller's timeout has to end the request.
+  if (path.startsWith('/hang/')) return;
+  return json(res, 404, { error: 'not found' });
+}
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    handle(req, res).catch(() => json(res, 500, { error: 'double failed' }));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const closed = createServer().listen(0, '127.0.0.1');
+  await once(closed, 'listening');
+  closedPortUrl = `http://127.0.0.1:${(closed.address() as AddressInfo).port}`;
+  await new Promise((resolve) => closed.close(resolve));
+});
+
+afterAll(async () => {
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+});
+
+const TIMEOUT = { timeoutMs: 700 };
+
+function keycloak(overrides: Record<string, unknown> = {}) {
+  return keycloakSettingsSchema.parse({
+    authsource: 'keycloak',
+    server_url: base,
+    realm: 'mail',
+    version: '26.0.0',
+    client_id: 'postern',
+    client_secret: 'right-secret-123',
+    redirect_url: 'https://mail.example.org/login/sso/callback',
+    ...overrides,
+  });
+}
+
+function genericOidc(overrides: Record<string, unknown> = {}) {
+  return genericOidcSettingsSchema.parse({
+    authsource: 'generic-oidc',
+    postern_issuer_url: `${base}/oidc`,
+    client_id: 'postern',
+    client_secret: 'right-secret-123',
+    redirect_url: 'https://mail.example.org/login/sso/callback',
+    ...overrides,
+  });
+}
+
+type Expected = { ok: boolean; steps: [string, boolean, RegExp][] };
+
+describe('testIdpConnection with Keycloak', () => {
+  it.each<[string, () => Record<string, unknown>, Expected]>([
+    [
+      'passes discovery, the service-account token and the users list when sync is on',
+      () => ({ periodic_sync: true }),
+      {
+        ok: true,
+        steps: [
+          ['discovery', true, /issuer http:\/\/127\.0\.0\.1:\d+\/realms\/mail answered/],
+          ['client_credentials', true, /service-account token/],
+          ['admin_api', true, /may list users/],
+        ],
+      },
+    ],
+    [
+      'skips the admin API when neither sync, import nor the mailpassword flow is on',
+      () => ({}),
+      {
+        ok: true,
+        steps: [
+          ['discovery', true, /answered/],
+          ['client_credentials', true, /token/],
+        ],
+      },
+    ],
+    [
+      'names a wrong client secret as rejected credentials (invalid_client)',
+      () => ({ client_secret: 'wrong-secret-456' }),
+      {
+        ok: false,
+        steps: [
+          ['discovery', true, /answered/],
+          ['client_credentials', false, /client id or secret rejected \(HTTP 401 invalid_client: Invalid client/],
+        ],
+      },
+    ],
+    [
+      'reads a 401 unauthorized_client of Keycloak before 24 as rejected credentials',
+      () => ({ realm: 'legacy', client_secret: 'wrong-secret-456' }),
+      {
+        ok: false,
+        steps: [
+          ['discovery', true, /answered/],
+          ['client_credentials', false, /client id or secret rejected \(HTTP 401 unauthorized_client/],
+        ],
+      },
+    ],
+    [
+      'accepts a client without service account when only login needs it',
+      () => ({ client_id: 'login-only', client_secret: 'login-only-secret' }),
+      {
+        ok: true,
+        steps: [
+          ['discovery', true, /answered/],
+          ['client_credentials', true, /accepted; the client has no service account/],
+        ],
+      },
+    ],
+    [
+      'fails a client without service account when the mailpassword flow needs it',
+      () => ({ client_id: 'login-only', client_secret: 'login-only-secret', mailpassword_flow: true }),
+      {
+        ok: false,
+        steps: [
+          ['discovery', true, /answered/],
+          ['client_credentials', false, /no service account .*Service accounts roles/],
+        ],
+      },
+    ],
+    [
+      'says the service account lacks view-users when the users list answers 403',
+      () => ({ client_id: 'no-view', client_secret: 'no-view-secret', import_users: true }),
+      {
+        ok: false,
+        steps: [
+          ['discovery', true, /answered/],
+          ['client_credentials', true, /token/],
+          ['admin_api', false, /service account lacks view-users.*HTTP 403/],
+        ],
+      },
+    ],
+    [
+      'reports an unknown realm as HTTP 404 at the realm discovery document',
+      () => ({ realm: 'nope' }),
+      {
+        ok: false,
+        steps: [['discovery', false, /HTTP 404 from .*\/realms\/nope\/\.well-known.*does realm "nope" exist/]],
+      },
+    ],
+    [
+      'reports an issuer that does not match server_url and realm',
+      () => ({ realm: 'skewed' }),
+      { ok: false, steps: [['discovery', false, /names issuer "https:\/\/sso\.example\.com\/realms\/skewed"/]] },
+    ],
+    [
+      'reports an unreachable server as such',
+      () => ({ server_url: closedPortUrl }),
+      { ok: false, steps: [['discovery', false, /cannot reach .*ECONNREFUSED/]] },
+    ],
+    [
+      'reports a server that does not answer within the timeout',
+      () => ({ server_url: `${base}/hang` }),
+      { ok: false, steps: [['discovery', false, /no answer from .* within 700 ms/]] },
+    ],
+  ])('%s', async (_title, overrides, expected) => {
+    const report = await testIdpConnection(keycloak(overrides()), TIMEOUT);
+    expect(report.ok).toBe(expected.ok);
+    expect(report.steps.map((step) => [step.step, step.ok])).toEqual(expected.steps.map(([step, ok]) => [step, ok]));
+    report.steps.forEach((step, index) => {
+      expect(step.detail).toMatch(expected.steps[index]?.[2] as RegExp);
+    });
+    expect(JSON.stringify(report)).not.toMatch(/secret-(123|456)|login-only-secret|no-view-secret/);
+  });
+});
+
+describe('testIdpConnection with generic OIDC', () => {
+  it.each<[string, () => Record<string, unknown>, Expected]>([
+    [
+      'authenticates the client with the method the provider advertises',
+      () => ({}),
+      {
+        ok: true,
+        steps: [
+          ['discovery', true, /issuer .*\/oidc answered/],
+          ['client_authentication', true, /accepted with client_secret_basic/],
+        ],
+      },
+    ],
+    [
+      'treats a refused client_credentials grant as credentials accepted for login',
+      () => ({ client_id: 'login-only', client_secret: 'login-only-secret' }),
+      {
+        ok: true,
+        steps: [
+          ['discovery', true, /answered/],
+          ['client_authentication', true, /not rejected .*unauthorized_client.*login does not need/],
+        ],
+      },
+    ],
+    [
+      'names wrong credentials as rejected',
+      () => ({ client_secret: 'wrong-secret-456' }),
+      {
+        ok: false,
+        steps: [
+          ['discovery', true, /answered/],
+          ['client_authentication', false, /client id or secret rejected .*invalid_client/],
+        ],
+      },
+    ],
+    [
+      'checks the three configured URLs when there is no issuer for discovery',
+      () => ({
+        postern_issuer_url: undefined,
+        authorize_url: `${base}/oidc/auth`,
+        token_url: `${base}/oidc/token`,
+        userinfo_url: `${base}/oidc/me`,
+      }),
+      {
+        ok: true,
+        steps: [
+          ['endpoints', true, /authorize_url answered HTTP 400; userinfo_url answered HTTP 401/],
+          ['client_authentication', true, /accepted with client_secret_basic/],
+        ],
+      },
+    ],
+    [
+      'names the configured URL that fails',
+      () => ({
+        postern_issuer_url: undefined,
+        authorize_url: `${base}/broken/auth`,
+        token_url: `${base}/oidc/token`,
+        userinfo_url: `${base}/oidc/me`,
+      }),
+      { ok: false, steps: [['endpoints', false, /authorize_url: HTTP 502/]] },
+    ],
+    [
+      'names an unreachable token URL in the client authentication step',
+      () => ({
+        postern_issuer_url: undefined,
+        authorize_url: `${base}/oidc/auth`,
+        token_url: `${closedPortUrl}/token`,
+        userinfo_url: `${base}/oidc/me`,
+      }),
+      {
+        ok: false,
+        steps: [
+          ['endpoints', true, /answered/],
+          ['client_authentication', false, /cannot reach .*\/token \(ECONNREFUSED\)/],
+        ],
+      },
+    ],
+  ])('%s', async (_title, overrides, expected) => {
+    const report = await testIdpConnection(genericOidc(overrides()), TIMEOUT);
+    expect(report.ok).toBe(expected.ok);
+    expect(report.steps.map((step) => [step.step, step.ok])).toEqual(expected.steps.map(([step, ok]) => [step, ok]));
+    report.steps.forEach((step, index) => {
+      expect(step.detail).toMatch(expected.steps[index]?.[2] as RegExp);
+    });
+    expect(JSON.stringify(report)).not.toMatch(/secret-(123|456)|login-only-secret/);
+  });
+});

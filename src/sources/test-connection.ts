@@ -1,0 +1,371 @@
+// "Test connection" for unsaved IdP settings: checks, step by step, what postern will need from
+// the provider and says precisely which step failed and why. Never throws for an IdP problem
+// (that is the report's content) and never puts the client secret into a detail.
+// mailcow's own test is a single client_credentials POST (reference/mailcow-compat.md §5.11).
+import * as client from 'openid-client';
+import type { GenericOidcSettings, IdpSettings, KeycloakSettings } from './idp-settings.js';
+
+export type ConnectionStepName =
+  | 'discovery'
+  | 'endpoints'
+  | 'client_credentials'
+  | 'client_authentication'
+  | 'admin_api';
+
+export interface ConnectionStep {
+  step: ConnectionStepName;
+  ok: boolean;
+  detail: string;
+}
+
+export interface ConnectionReport {
+  /** True when every step that ran succeeded; the first failing step ends the run. */
+  ok: boolean;
+  steps: ConnectionStep[];
+}
+
+export interface TestConnectionOptions {
+  /** Budget of each request to the provider (POSTERN_IDP_TIMEOUT_MS). */
+  timeoutMs: number;
+}
+
+export async function testIdpConnection(
+  settings: IdpSettings,
+  options: TestConnectionOptions,
+): Promise<ConnectionReport> {
+  const steps: ConnectionStep[] = [];
+  if (settings.authsource === 'keycloak') await testKeycloak(settings, options, steps);
+  else await testGenericOidc(settings, options, steps);
+  return { ok: steps.every((step) => step.ok), steps };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keycloak: realm discovery → service-account token → (if sync/mailpassword need it) admin API.
+
+async function testKeycloak(settings: KeycloakSettings, options: TestConnectionOptions, steps: ConnectionStep[]) {
+  const realmPath = `/realms/${encodeURIComponent(settings.realm)}`;
+  const issuer = `${settings.server_url}${realmPath}`;
+  const discovered = await discover(issuer, settings, options, steps, {
+    notFoundHint: `does realm "${settings.realm}" exist? Keycloak before 17 also needs /auth in server_url`,
+  });
+  if (!discovered) return;
+
+  // The service account is what sync, import and the mailpassword flow use; login does not.
+  const needsServiceAccount = settings.periodic_sync || settings.import_users || settings.mailpassword_flow;
+  const config = configure(discovered, settings, client.ClientSecretPost(settings.client_secret), options);
+  const tokenEndpoint = String(discovered.token_endpoint);
+  let accessToken: string | undefined;
+  try {
+    const tokens = await client.clientCredentialsGrant(config);
+    accessToken = tokens.access_token;
+    steps.push({
+      step: 'client_credentials',
+      ok: true,
+      detail: `client "${settings.client_id}" got a service-account token from ${tokenEndpoint}`,
+    });
+  } catch (error) {
+    const refusal = oauthRefusal(error);
+    // Keycloak answers 401 for a wrong id or secret: `invalid_client` today, `unauthorized_client`
+    // before Keycloak 24 ("Invalid client or Invalid client credentials"). It authenticates the
+    // client before it looks for a service account, so a 400 `unauthorized_client` ("Client not
+    // enabled to retrieve service account") means the credentials were right.
+    if (refusal && (refusal.status === 401 || refusal.error === 'invalid_client')) {
+      steps.push({ step: 'client_credentials', ok: false, detail: `client id or secret rejected (${refusal.text})` });
+    } else if (refusal?.error === 'unauthorized_client') {
+      steps.push({
+        step: 'client_credentials',
+        ok: !needsServiceAccount,
+        detail: needsServiceAccount
+          ? `client id and secret accepted, but the client has no service account (${refusal.text}): turn on "Service accounts roles" for client "${settings.client_id}"; periodic sync, user import and the mailpassword flow need it`
+          : `client id and secret accepted; the client has no service account (${refusal.text}), which only periodic sync, user import and the mailpassword flow need`,
+      });
+    } else {
+      steps.push({ step: 'client_credentials', ok: false, detail: describeFailure(error, tokenEndpoint, options) });
+    }
+    return;
+  }
+
+  if (!needsServiceAccount) return;
+  const usersUrl = `${settings.server_url}/admin${realmPath}/users?max=1`;
+  let response: Response;
+  try {
+    response = await fetch(usersUrl, {
+      headers: { authorization: `Bearer ${accessToken}`, accept: 'application/json' },
+      redirect: 'manual',
+      signal: AbortSignal.timeout(options.timeoutMs),
+    });
+  } catch (error) {
+    steps.push({ step: 'admin_api', ok: false, detail: describeFailure(error, usersUrl, options) });
+    return;
+  }
+  await response.body?.cancel().catch(() => undefined);
+  const detail = (() => {
+    switch (response.status) {
+      case 200:
+        return `the service account may list users (${usersUrl})`;
+      case 403:
+        return `service account lacks view-users: give the service account of client "${settings.client_id}" the realm-management role view-users (HTTP 403 from ${usersUrl})`;
+      case 401:
+        return `the admin API refused the service-account token (HTTP 401 from ${usersUrl})`;
+      case 404:
+        return `HTTP 404 from ${usersUrl}: no Keycloak admin API there (check server_url)`;
+      default:
+        return `unexpected HTTP ${response.status} from ${usersUrl}`;
+    }
+  })();
+  steps.push({ step: 'admin_api', ok: response.status === 200, detail });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Generic OIDC: discovery (or the three configured URLs) → client authentication probe.
+
+async function testGenericOidc(settings: GenericOidcSettings, options: TestConnectionOptions, steps: ConnectionStep[]) {
+  let metadata: client.ServerMetadata | undefined;
+  if (settings.postern_issuer_url) {
+    metadata = await discover(settings.postern_issuer_url, settings, options, steps, {});
+    if (!metadata) return;
+  } else {
+    metadata = await checkEndpoints(settings, options, steps);
+    if (!metadata) return;
+  }
+  await probeClientAuthentication(metadata, settings, options, steps);
+}
+
+async function checkEndpoints(
+  settings: GenericOidcSettings,
+  options: TestConnectionOptions,
+  steps: ConnectionStep[],
+): Promise<client.ServerMetadata | undefined> {
+  const authorize = settings.authorize_url as string;
+  const token = settings.token_url as string;
+  const userinfo = settings.userinfo_url as string;
+  const answers: string[] = [];
+  // Any answer below 500 shows the endpoint is there: without parameters or a token the
+  // authorization and userinfo endpoints are expected to answer 400/401. The token endpoint is
+  // checked by the client authentication probe that follows.
+  for (const [name, url] of [
+    ['authorize_url', authorize],
+    ['userinfo_url', userinfo],
+  ] as const) {
+    try {
+      const response = await fetch(url, { redirect: 'manual', signal: AbortSignal.timeout(options.timeoutMs) });
+      await response.body?.cancel().catch(() => undefined);
+      if (response.status >= 500) {
+        steps.push({ step: 'endpoints', ok: false, detail: `${name}: HTTP ${response.status} from ${url}` });
+        return undefined;
+      }
+      answers.push(`${name} answered HTTP ${response.status}`);
+    } catch (error) {
+      steps.push({ step: 'endpoints', ok: false, detail: `${name}: ${describeFailure(error, url, options)}` });
+      return undefined;
+    }
+  }
+  steps.push({ step: 'endpoints', ok: true, detail: answers.join('; ') });
+  return {
+    issuer: new URL(token).origin,
+    authorization_endpoint: authorize,
+    token_endpoint: token,
+    userinfo_endpoint: userinfo,
+  };
+}
+
+const SECRET_METHODS = ['client_secret_post', 'client_secret_basic'] as const;
+type SecretMethod = (typeof SECRET_METHODS)[number];
+
+/**
+ * A client_credentials request is the one token request that needs no user: the provider must
+ * authenticate the client before it can say anything else. `invalid_client` (or a 401) means
+ * wrong credentials; a refusal of the grant itself means the credentials passed, which is all
+ * the authorization code login needs.
+ */
+async function probeClientAuthentication(
+  metadata: client.ServerMetadata,
+  settings: GenericOidcSettings,
+  options: TestConnectionOptions,
+  steps: ConnectionStep[],
+) {
+  const tokenEndpoint = metadata.token_endpoint;
+  if (!tokenEndpoint) {
+    steps.push({ step: 'client_authentication', ok: false, detail: 'the provider names no token_endpoint' });
+    return;
+  }
+  const advertised = metadata.token_endpoint_auth_methods_supported;
+  // OIDC Discovery: an absent list means client_secret_basic; mailcow's client sends the secret
+  // in the body (client_secret_post). Try what the provider advertises, post first.
+  const methods: SecretMethod[] = advertised
+    ? SECRET_METHODS.filter((method) => advertised.includes(method))
+    : [...SECRET_METHODS];
+  if (methods.length === 0) {
+    steps.push({
+      step: 'client_authentication',
+      ok: false,
+      detail: `the provider supports neither client_secret_post nor client_secret_basic (it advertises ${advertised?.join(', ')})`,
+    });
+    return;
+  }
+  const rejections: string[] = [];
+  for (const method of methods) {
+    const auth =
+      method === 'client_secret_post'
+        ? client.ClientSecretPost(settings.client_secret)
+        : client.ClientSecretBasic(settings.client_secret);
+    const config = configure(metadata, settings, auth, options);
+    try {
+      await client.clientCredentialsGrant(config);
+      steps.push({
+        step: 'client_authentication',
+        ok: true,
+        detail: `client "${settings.client_id}" accepted with ${method} at ${tokenEndpoint}`,
+      });
+      return;
+    } catch (error) {
+      const refusal = oauthRefusal(error);
+      if (refusal && (refusal.status === 401 || refusal.error === 'invalid_client')) {
+        rejections.push(`${method}: ${refusal.text}`);
+        continue;
+      }
+      if (refusal && GRANT_REFUSALS.has(refusal.error)) {
+        steps.push({
+          step: 'client_authentication',
+          ok: true,
+          detail: `client "${settings.client_id}" not rejected with ${method} at ${tokenEndpoint}; the provider refuses the client_credentials grant itself (${refusal.text}), which login does not need`,
+        });
+        return;
+      }
+      steps.push({ step: 'client_authentication', ok: false, detail: describeFailure(error, tokenEndpoint, options) });
+      return;
+    }
+  }
+  steps.push({
+    step: 'client_authentication',
+    ok: false,
+    detail: `client id or secret rejected at ${tokenEndpoint} (${rejections.join('; ')})`,
+  });
+}
+
+// RFC 6749 §5.2 reserves invalid_client for failed client authentication; any other refusal came
+// after it. panva's oidc-provider answers `invalid_request` ("requested grant type is not allowed
+// for this client"), Keycloak and others `unauthorized_client` or `unsupported_grant_type`.
+const GRANT_REFUSALS = new Set([
+  'unauthorized_client',
+  'unsupported_grant_type',
+  'invalid_grant',
+  'invalid_scope',
+  'invalid_request',
+]);
+
+// ---------------------------------------------------------------------------------------------
+// Shared pieces.
+
+async function discover(
+  issuer: string,
+  settings: IdpSettings,
+  options: TestConnectionOptions,
+  steps: ConnectionStep[],
+  hints: { notFoundHint?: string },
+): Promise<client.ServerMetadata | undefined> {
+  const issuerUrl = new URL(issuer);
+  const wellKnown = `${issuer.replace(/\/+$/, '')}/.well-known/openid-configuration`;
+  try {
+    const config = await client.discovery(issuerUrl, settings.client_id, undefined, client.None(), {
+      timeout: options.timeoutMs / 1000,
+      execute: issuerUrl.protocol === 'http:' ? [client.allowInsecureRequests] : [],
+    });
+    const metadata = config.serverMetadata();
+    const missing = (['authorization_endpoint', 'token_endpoint'] as const).filter((key) => !metadata[key]);
+    if (missing.length > 0) {
+      steps.push({
+        step: 'discovery',
+        ok: false,
+        detail: `the discovery document at ${wellKnown} has no ${missing.join(' and ')}`,
+      });
+      return undefined;
+    }
+    steps.push({ step: 'discovery', ok: true, detail: `issuer ${metadata.issuer} answered at ${wellKnown}` });
+    return { ...metadata };
+  } catch (error) {
+    let detail = describeFailure(error, wellKnown, options);
+    if (hints.notFoundHint && httpStatusOf(error) === 404) detail += ` (${hints.notFoundHint})`;
+    steps.push({ step: 'discovery', ok: false, detail });
+    return undefined;
+  }
+}
+
+function configure(
+  metadata: client.ServerMetadata,
+  settings: IdpSettings,
+  auth: client.ClientAuth,
+  options: TestConnectionOptions,
+): client.Configuration {
+  const config = new client.Configuration(metadata, settings.client_id, undefined, auth);
+  config.timeout = options.timeoutMs / 1000;
+  const urls = [metadata.issuer, metadata.token_endpoint].filter((url): url is string => typeof url === 'string');
+  if (urls.some((url) => url.startsWith('http:'))) client.allowInsecureRequests(config);
+  return config;
+}
+
+interface OAuthRefusal {
+  status: number;
+  error: string;
+  /** e.g. `HTTP 401 invalid_client: Invalid client or Invalid client credentials` */
+  text: string;
+}
+
+/** An OAuth error answer (RFC 6749 §5.2), from the body or a WWW-Authenticate challenge. */
+function oauthRefusal(error: unknown): OAuthRefusal | undefined {
+  if (error instanceof client.ResponseBodyError) {
+    const description = error.error_description ? `: ${error.error_description}` : '';
+    return { status: error.status, error: error.error, text: `HTTP ${error.status} ${error.error}${description}` };
+  }
+  if (error instanceof client.WWWAuthenticateChallengeError) {
+    const parameters = error.cause[0]?.parameters;
+    const code = parameters?.error ?? (error.status === 401 ? 'invalid_client' : 'unknown_error');
+    const description = parameters?.error_description ? `: ${parameters.error_description}` : '';
+    return { status: error.status, error: code, text: `HTTP ${error.status} ${code}${description}` };
+  }
+  return undefined;
+}
+
+function httpStatusOf(error: unknown): number | undefined {
+  const cause = (error as { cause?: unknown }).cause;
+  return cause instanceof Response ? cause.status : undefined;
+}
+
+/** One sentence for a failed request: unreachable, timed out, HTTP status, or bad document. */
+export function describeFailure(error: unknown, url: string, options: TestConnectionOptions): string {
+  const refusal = oauthRefusal(error);
+  if (refusal) return `${refusal.text} from ${url}`;
+  if (isTimeout(error)) return `no answer from ${url} within ${options.timeoutMs} ms`;
+  if (error instanceof TypeError) {
+    const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+    const reason = cause?.code ?? cause?.message ?? error.message;
+    return `cannot reach ${url} (${reason})`;
+  }
+  const code = (error as { code?: string }).code;
+  const status = httpStatusOf(error);
+  switch (code) {
+    case 'OAUTH_RESPONSE_IS_NOT_CONFORM':
+      return status === undefined ? `unexpected answer from ${url}` : `HTTP ${status} from ${url}`;
+    case 'OAUTH_RESPONSE_IS_NOT_JSON':
+      return `${url} did not answer with JSON`;
+    case 'OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED': {
+      const cause = (error as { cause?: { expected?: string; body?: { issuer?: unknown } } }).cause;
+      return `the discovery document names issuer "${String(cause?.body?.issuer)}", but postern expects "${cause?.expected}" (the provider's public hostname must match the configured URL)`;
+    }
+    case 'OAUTH_HTTP_REQUEST_FORBIDDEN':
+      return `${url} is not https`;
+    default: {
+      const message = error instanceof Error ? error.message : String(error);
+      const inner = (error as { cause?: unknown }).cause;
+      const innerMessage = inner instanceof Error && inner.message !== message ? ` (${inner.message})` : '';
+      return `${message}${innerMessage} at ${url}`;
+    }
+  }
+}
+
+function isTimeout(error: unknown): boolean {
+  const code = (error as { code?: string }).code;
+  const name = (error as { name?: string }).name;
+  const causeName = (error as { cause?: { name?: string } }).cause?.name;
+  return code === 'OAUTH_TIMEOUT' || name === 'TimeoutError' || causeName === 'TimeoutError';
+}
