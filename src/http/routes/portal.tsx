@@ -1,0 +1,141 @@
+// The user portal: GET / (the signed-in mailbox and its app passwords), POST /app-passwords
+// (create; the secret is rendered once, never stored in clear or put in a URL) and
+// POST /app-passwords/:id/revoke. Every POST is same-origin checked and carries the session's token.
+import { type Context, Hono } from 'hono';
+import {
+  type AppPasswordSummary,
+  createAppPassword,
+  listOwnAppPasswords,
+  revokeAppPassword,
+} from '../../app-passwords/app-passwords.js';
+import type { Deps } from '../../deps.js';
+import { findPortalMailbox, type PortalMailbox, recordWebAudit } from '../../login/web-login.js';
+import { destroyWebSession, getWebSession, isSameOrigin, isValidCsrfToken, type WebSession } from '../session.js';
+import { AppPasswordCreatedPage, PortalPage, type PortalProps } from '../views/portal-page.js';
+import { CROSS_SITE_REFUSAL, clientIp, renderPageError, renderRefusal } from './sso.js';
+
+const GONE = {
+  status: 403,
+  title: 'Mailbox unavailable',
+  message: 'Your mailbox or its domain is disabled or no longer exists, so you have been signed out. Ask an admin.',
+} as const;
+
+export function createPortalRoutes(deps: Deps) {
+  const app = new Hono();
+  app.onError((error, c) => renderPageError(error, c, deps.log));
+
+  /** The session and its (still usable) mailbox, or the response to send instead. */
+  async function signedIn(c: Context): Promise<{ session: WebSession; mailbox: PortalMailbox } | Response> {
+    const session = await getWebSession(c);
+    if (!session) return c.redirect('/login', 303);
+    const mailbox = await findPortalMailbox(deps.db, session.username);
+    if (!mailbox) {
+      await destroyWebSession(c);
+      return renderRefusal(c, GONE);
+    }
+    return { session, mailbox };
+  }
+
+  /** A POST from our own page, by the signed-in user; otherwise the refusal to send. */
+  async function signedInPost(c: Context, form: Record<string, unknown>) {
+    if (!isSameOrigin(c, deps.config.publicUrl)) return renderRefusal(c, CROSS_SITE_REFUSAL);
+    const current = await signedIn(c);
+    if (current instanceof Response) return current;
+    if (!isValidCsrfToken(current.session, form.csrf)) return renderRefusal(c, CROSS_SITE_REFUSAL);
+    return current;
+  }
+
+  const renderPortal = (c: Context, props: PortalProps, status: 200 | 400 = 200) => {
+    c.header('cache-control', 'no-store');
+    return c.html(<PortalPage {...props} />, status);
+  };
+
+  app.get('/', async (c) => {
+    const current = await signedIn(c);
+    if (current instanceof Response) return current;
+    const appPasswords: AppPasswordSummary[] = await listOwnAppPasswords(deps.db, current.mailbox.username);
+    return renderPortal(c, { mailbox: current.mailbox, appPasswords, csrfToken: current.session.csrfToken });
+  });
+
+  app.post('/app-passwords', async (c) => {
+    const form = await c.req.parseBody({ all: true });
+    const current = await signedInPost(c, form);
+    if (current instanceof Response) return current;
+    const { mailbox, session } = current;
+    if (!mailbox.mayManageAppPasswords) {
+      return renderRefusal(
+        c,
+        {
+          status: 403,
+          title: 'App passwords are off',
+          message: 'An admin has turned off app passwords for this mailbox.',
+        },
+        { href: '/', label: 'Back' },
+      );
+    }
+    const outcome = await createAppPassword(
+      { db: deps.db, hashPool: deps.hashPool, passwordScheme: deps.config.passwordScheme },
+      { mailbox: mailbox.username, name: form.name, protocols: form.protocols },
+    );
+    if (!outcome.ok) {
+      const appPasswords = await listOwnAppPasswords(deps.db, mailbox.username);
+      const protocols = ([] as unknown[])
+        .concat(form.protocols ?? [])
+        .filter((p): p is string => typeof p === 'string');
+      return renderPortal(
+        c,
+        {
+          mailbox,
+          appPasswords,
+          csrfToken: session.csrfToken,
+          problems: outcome.problems,
+          draft: { name: typeof form.name === 'string' ? form.name : '', protocols },
+        },
+        400,
+      );
+    }
+    const ip = clientIp(c);
+    await recordWebAudit(deps.db, {
+      actor: session.username,
+      action: 'app_password.create',
+      target: session.username,
+      detail: { id: outcome.id, name: outcome.name, protocols: outcome.protocols },
+      ...(ip ? { ip } : {}),
+    });
+    c.header('cache-control', 'no-store');
+    return c.html(
+      <AppPasswordCreatedPage
+        name={outcome.name}
+        secret={outcome.secret}
+        username={mailbox.username}
+        protocols={outcome.protocols}
+      />,
+    );
+  });
+
+  app.post('/app-passwords/:id/revoke', async (c) => {
+    const form = await c.req.parseBody();
+    const current = await signedInPost(c, form);
+    if (current instanceof Response) return current;
+    const id = Number(c.req.param('id'));
+    const revoked = await revokeAppPassword(deps.db, current.mailbox.username, id);
+    if (!revoked) {
+      return renderRefusal(
+        c,
+        { status: 404, title: 'No such app password', message: 'This app password does not exist or is not yours.' },
+        { href: '/', label: 'Back' },
+      );
+    }
+    const ip = clientIp(c);
+    await recordWebAudit(deps.db, {
+      actor: current.session.username,
+      action: 'app_password.revoke',
+      target: current.session.username,
+      detail: { id },
+      ...(ip ? { ip } : {}),
+    });
+    return c.redirect('/', 303);
+  });
+
+  return app;
+}

@@ -1,0 +1,154 @@
+// Browser sign-in: GET /login (page), POST /login (mailbox password), GET /login/sso → IdP,
+// GET /login/sso/callback, POST /logout. Decisions live in login/web-login.ts; this file only
+// moves cookies, forms and pages.
+import { getConnInfo } from '@hono/node-server/conninfo';
+import { type Context, Hono } from 'hono';
+import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import type { Deps } from '../../deps.js';
+import { AppError } from '../../errors.js';
+import type { Logger } from '../../log.js';
+import { createWebLogin, recordWebAudit, SSO_TRANSACTION_TTL_SECONDS, type WebRefusal } from '../../login/web-login.js';
+import { loadIdpSettings } from '../../sources/idp-settings.js';
+import {
+  destroyWebSession,
+  getWebSession,
+  isCookieSecure,
+  isSameOrigin,
+  isValidCsrfToken,
+  startWebSession,
+} from '../session.js';
+import { MessagePage } from '../views/layout.js';
+import { LoginPage } from '../views/login-page.js';
+
+/** Binds an SSO transaction to the browser that started it; lives only during the round trip. */
+const PRELOGIN_COOKIE = 'postern_sso';
+const PRELOGIN_PATH = '/login/sso';
+
+/** The TCP peer. X-Forwarded-For is not trusted: a proxy in front is covered by the exempt networks. */
+export function clientIp(c: Context): string | undefined {
+  try {
+    return getConnInfo(c).remote.address?.replace(/^::ffff:/, '');
+  } catch {
+    return undefined;
+  }
+}
+
+export function renderRefusal(
+  c: Context,
+  refusal: Pick<WebRefusal, 'status' | 'title' | 'message'>,
+  back?: { href: string; label: string },
+) {
+  c.header('cache-control', 'no-store');
+  return c.html(
+    MessagePage({ title: refusal.title, message: refusal.message, ...(back ? { back } : {}) }),
+    refusal.status,
+  );
+}
+
+export const CROSS_SITE_REFUSAL = {
+  status: 403,
+  title: 'Request refused',
+  message: 'This form was not sent from this site. Please reload the page and try again.',
+} as const;
+
+/**
+ * Browser pages get an HTML page for faults too (MySQL or Redis away), not the JSON envelope the
+ * APIs use; the detail goes to the log only.
+ */
+export function renderPageError(error: unknown, c: Context, log: Logger): Response | Promise<Response> {
+  const appError = error instanceof AppError ? error : new AppError('internal', 'internal error', { cause: error });
+  if (appError.expose) log.debug({ code: appError.code, path: c.req.path }, appError.message);
+  else log.error({ err: appError.cause ?? appError, code: appError.code, path: c.req.path }, appError.message);
+  c.header('cache-control', 'no-store');
+  const message = appError.expose
+    ? appError.message
+    : 'The service is temporarily unavailable. Please try again in a moment.';
+  return c.html(
+    MessagePage({
+      title: appError.expose ? 'Request refused' : 'Temporarily unavailable',
+      message,
+      back: { href: '/', label: 'Back' },
+    }),
+    appError.status as ContentfulStatusCode,
+  );
+}
+
+export function createSsoRoutes(deps: Deps) {
+  const app = new Hono();
+  const webLogin = createWebLogin(deps);
+  const secure = isCookieSecure(deps.config);
+  app.onError((error, c) => renderPageError(error, c, deps.log));
+
+  app.get('/login', async (c) => {
+    if (await getWebSession(c)) return c.redirect('/', 303);
+    const loaded = await loadIdpSettings(deps.db, deps.secretBox);
+    c.header('cache-control', 'no-store');
+    return c.html(LoginPage({ hasSso: loaded.state !== 'none' }));
+  });
+
+  app.post('/login', async (c) => {
+    if (!isSameOrigin(c, deps.config.publicUrl)) return renderRefusal(c, CROSS_SITE_REFUSAL);
+    const form = await c.req.parseBody();
+    const username = typeof form.username === 'string' ? form.username : '';
+    const password = typeof form.password === 'string' ? form.password : '';
+    const ip = clientIp(c);
+    // Clients in POSTERN_BAN_EXEMPT_NETWORKS (a reverse proxy in front) are counted per user only.
+    const outcome = await webLogin.checkPassword({ username, password, ...(ip ? { ip } : {}) });
+    if (!outcome.ok) {
+      if (outcome.status === 401 || outcome.status === 429) {
+        const loaded = await loadIdpSettings(deps.db, deps.secretBox);
+        c.header('cache-control', 'no-store');
+        return c.html(LoginPage({ hasSso: loaded.state !== 'none', error: outcome.message, username }), outcome.status);
+      }
+      return renderRefusal(c, outcome);
+    }
+    await startWebSession(c, { username: outcome.username, via: 'password' });
+    return c.redirect('/', 303);
+  });
+
+  app.get('/login/sso', async (c) => {
+    const outcome = await webLogin.beginSso();
+    if (!outcome.ok) return renderRefusal(c, outcome);
+    setCookie(c, PRELOGIN_COOKIE, outcome.binding, {
+      httpOnly: true,
+      // Lax: the IdP sends the browser back with a top-level GET, which carries Lax cookies.
+      sameSite: 'Lax',
+      secure,
+      path: PRELOGIN_PATH,
+      maxAge: SSO_TRANSACTION_TTL_SECONDS,
+    });
+    c.header('cache-control', 'no-store');
+    return c.redirect(outcome.authorizationUrl, 302);
+  });
+
+  app.get('/login/sso/callback', async (c) => {
+    const binding = getCookie(c, PRELOGIN_COOKIE);
+    deleteCookie(c, PRELOGIN_COOKIE, { path: PRELOGIN_PATH, secure, httpOnly: true, sameSite: 'Lax' });
+    const ip = clientIp(c);
+    const outcome = await webLogin.completeSso({ callbackUrl: new URL(c.req.url), binding, ...(ip ? { ip } : {}) });
+    if (!outcome.ok) return renderRefusal(c, outcome);
+    await startWebSession(c, { username: outcome.username, via: 'sso' });
+    return c.redirect('/', 303);
+  });
+
+  app.post('/logout', async (c) => {
+    if (!isSameOrigin(c, deps.config.publicUrl)) return renderRefusal(c, CROSS_SITE_REFUSAL);
+    const session = await getWebSession(c);
+    if (session) {
+      const form = await c.req.parseBody();
+      if (!isValidCsrfToken(session, form.csrf)) return renderRefusal(c, CROSS_SITE_REFUSAL);
+      const ip = clientIp(c);
+      await recordWebAudit(deps.db, {
+        actor: session.username,
+        action: 'web.logout',
+        target: session.username,
+        ...(ip ? { ip } : {}),
+      });
+    }
+    await destroyWebSession(c);
+    return c.redirect('/login', 303);
+  });
+
+  return app;
+}

@@ -1,0 +1,172 @@
+// Browser sessions: a random 256-bit id in the `postern_session` cookie, the session itself in
+// Redis under a hash of that id (a leaked Redis dump holds no usable cookie). Also the CSRF
+// guard every browser POST goes through. Other route areas (the SOGo handoff) use the exported
+// getWebSession / destroyWebSession; mount webSessions(...) before them.
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Context, MiddlewareHandler } from 'hono';
+import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
+import { keys } from '../cache/keys.js';
+import type { Redis } from '../cache/redis.js';
+import type { Config } from '../config/schema.js';
+
+export const SESSION_COOKIE = 'postern_session';
+
+export interface WebSession {
+  /** The mailbox (lower case) this session belongs to. */
+  username: string;
+  via: 'sso' | 'password';
+  /** Unix milliseconds. */
+  createdAt: number;
+  /** Per-session token for forms (defence in depth next to the same-origin check). */
+  csrfToken: string;
+}
+
+export interface WebSessionStore {
+  /** The session behind the request's cookie, if any and not expired. */
+  read(c: Context): Promise<WebSession | undefined>;
+  /** Rotate: any session the request carries is destroyed, a new id is issued in the cookie. */
+  start(c: Context, input: { username: string; via: WebSession['via'] }): Promise<WebSession>;
+  /** Delete the request's session (if any) and expire its cookie. */
+  destroy(c: Context): Promise<void>;
+  /** Whether cookies get the Secure flag (POSTERN_COOKIE_SECURE, auto = https public URL). */
+  readonly isSecure: boolean;
+}
+
+declare module 'hono' {
+  interface ContextVariableMap {
+    webSessions: WebSessionStore;
+    /** Memoised lookup for this request (null = looked up, none). */
+    webSession: WebSession | null;
+  }
+}
+
+const digest = (id: string) => createHash('sha256').update(id).digest('hex');
+
+/** Session ids are 32 random bytes, base64url: exactly 43 characters of this alphabet. */
+const SESSION_ID = /^[A-Za-z0-9_-]{43}$/;
+
+export function isCookieSecure(config: Pick<Config, 'cookieSecure' | 'publicUrl'>): boolean {
+  if (config.cookieSecure === 'auto') return config.publicUrl.startsWith('https:');
+  return config.cookieSecure === 'true';
+}
+
+export function createWebSessionStore(deps: {
+  redis: Redis;
+  config: Pick<Config, 'redisPrefix' | 'sessionTtlSeconds' | 'cookieSecure' | 'publicUrl'>;
+}): WebSessionStore {
+  const ks = { prefix: deps.config.redisPrefix };
+  const ttlSeconds = deps.config.sessionTtlSeconds;
+  const isSecure = isCookieSecure(deps.config);
+  const keyOf = (id: string) => keys.webSession(ks, digest(id));
+  const cookieId = (c: Context) => {
+    const id = getCookie(c, SESSION_COOKIE);
+    return id && SESSION_ID.test(id) ? id : undefined;
+  };
+
+  const store: WebSessionStore = {
+    isSecure,
+    async read(c) {
+      const memo = c.get('webSession');
+      if (memo !== undefined) return memo ?? undefined;
+      const id = cookieId(c);
+      const text = id ? await deps.redis.get(keyOf(id)) : null;
+      const session = text ? parseSession(text) : undefined;
+      c.set('webSession', session ?? null);
+      return session;
+    },
+    async start(c, input) {
+      const previous = cookieId(c);
+      if (previous) await deps.redis.del(keyOf(previous));
+      const id = randomBytes(32).toString('base64url');
+      const session: WebSession = {
+        username: input.username,
+        via: input.via,
+        createdAt: Date.now(),
+        csrfToken: randomBytes(24).toString('base64url'),
+      };
+      await deps.redis.set(keyOf(id), JSON.stringify(session), 'EX', ttlSeconds);
+      setCookie(c, SESSION_COOKIE, id, {
+        httpOnly: true,
+        sameSite: 'Lax',
+        secure: isSecure,
+        path: '/',
+        maxAge: ttlSeconds,
+      });
+      c.set('webSession', session);
+      return session;
+    },
+    async destroy(c) {
+      const id = cookieId(c);
+      if (id) await deps.redis.del(keyOf(id));
+      deleteCookie(c, SESSION_COOKIE, { path: '/', secure: isSecure, httpOnly: true, sameSite: 'Lax' });
+      c.set('webSession', null);
+    },
+  };
+  return store;
+}
+
+function parseSession(text: string): WebSession | undefined {
+  try {
+    const value = JSON.parse(text) as Partial<WebSession>;
+    if (typeof value.username !== 'string' || (value.via !== 'sso' && value.via !== 'password')) return undefined;
+    if (typeof value.createdAt !== 'number' || typeof value.csrfToken !== 'string') return undefined;
+    return value as WebSession;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Makes the store reachable through getWebSession(c) for every route mounted after it. */
+export function webSessions(store: WebSessionStore): MiddlewareHandler {
+  return async (c, next) => {
+    c.set('webSessions', store);
+    await next();
+  };
+}
+
+function storeOf(c: Context): WebSessionStore {
+  const store = c.get('webSessions');
+  if (!store) throw new Error('webSessions middleware is not mounted before this route');
+  return store;
+}
+
+/** The signed-in user of this request, or undefined. */
+export function getWebSession(c: Context): Promise<WebSession | undefined> {
+  return storeOf(c).read(c);
+}
+
+/** Sign the user in with a fresh session id (rotation: the old id, if any, stops working). */
+export function startWebSession(c: Context, input: { username: string; via: WebSession['via'] }): Promise<WebSession> {
+  return storeOf(c).start(c, input);
+}
+
+/** Sign out: the session is deleted in Redis and its cookie expired. */
+export function destroyWebSession(c: Context): Promise<void> {
+  return storeOf(c).destroy(c);
+}
+
+/**
+ * CSRF: a browser POST must come from our own pages. Browsers send Origin on cross-site and
+ * same-origin POSTs; Referer is the fallback for the few that strip Origin. Both are compared
+ * with POSTERN_PUBLIC_URL (what the browser sees), not with the URL the proxy forwarded to us.
+ */
+export function isSameOrigin(c: Context, publicUrl: string): boolean {
+  const expected = new URL(publicUrl).origin;
+  const origin = c.req.header('origin');
+  if (origin !== undefined && origin !== 'null') return origin === expected;
+  const referer = c.req.header('referer');
+  if (!referer) return false;
+  try {
+    return new URL(referer).origin === expected;
+  } catch {
+    return false;
+  }
+}
+
+/** Constant-time comparison of a submitted form token with the session's. */
+export function isValidCsrfToken(session: WebSession, submitted: unknown): boolean {
+  if (typeof submitted !== 'string') return false;
+  const a = Buffer.from(submitted);
+  const b = Buffer.from(session.csrfToken);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
