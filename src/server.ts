@@ -6,7 +6,7 @@ import { createDeps, type Deps } from './deps.js';
 import { createInternalApp } from './http/internal-app.js';
 import { createWebApp } from './http/web-app.js';
 import type { Logger } from './log.js';
-import { startSyncScheduler } from '../cron/schedule.js';
+import { startSyncScheduler } from './sync/scheduler.js';
 
 type Server = ReturnType<typeof serve>;
 

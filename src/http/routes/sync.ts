@@ -1,0 +1,99 @@
+// Admin API for the IdP sync under /api/v1/sync: run one now (optionally dry), list runs, show a
+// run with its actions. Guarded by requireAdmin; a run respects the cross-replica lock (409).
+import { Hono } from 'hono';
+import { z } from 'zod';
+import type { Deps } from '../../deps.js';
+import { AppError } from '../../errors.js';
+import { recordAudit } from '../../storage/audit.js';
+import { getSyncRun, listSyncRuns, type SyncRun, type SyncRunSummary } from '../../storage/sync-runs.js';
+import type { SyncReport } from '../../sync/apply-sync.js';
+import { type RunSyncOptions, runSync } from '../../sync/run-sync.js';
+import { requireAdmin } from '../admin-auth.js';
+import { changeOrigin, parseWith } from './admin-request.js';
+
+const runBody = z.strictObject({ dry_run: z.boolean().optional() });
+const listQuery = z.object({ limit: z.coerce.number().int().min(1).max(500).default(20) });
+const runId = z.coerce.number().int().positive();
+
+export function createSyncRoutes(deps: Deps, options: { runOptions?: Partial<RunSyncOptions> } = {}) {
+  const app = new Hono();
+  app.use('*', requireAdmin({ db: deps.db, apiKey: deps.config.apiKey }));
+
+  app.post('/runs', async (c) => {
+    const text = await c.req.text();
+    let json: unknown = {};
+    if (text.trim() !== '') {
+      try {
+        json = JSON.parse(text);
+      } catch {
+        throw new AppError('bad_request', 'body is not valid JSON');
+      }
+    }
+    const body = parseWith(runBody, json);
+    const origin = changeOrigin(c);
+    const result = await runSync(deps, {
+      ...options.runOptions,
+      triggeredBy: origin.actor,
+      dryRun: body.dry_run ?? false,
+    });
+    if (result.state === 'busy')
+      throw new AppError('conflict', 'a sync is already running (on this or another replica)');
+    if (result.state === 'disabled') throw new AppError('conflict', `sync is not enabled: ${result.reason}`);
+    if (result.state === 'not_due') throw new AppError('internal', 'unexpected sync state');
+    if (!result.report.dryRun) {
+      await recordAudit(deps.db, {
+        actor: origin.actor,
+        action: 'sync.run',
+        target: `sync_run:${result.report.runId}`,
+        detail: { status: result.report.status },
+        ...(origin.ip ? { ip: origin.ip } : {}),
+      }).catch((error: unknown) => deps.log.warn({ err: error }, 'audit write failed'));
+    }
+    return c.json(renderReport(result.report), 200);
+  });
+
+  app.get('/runs', async (c) => {
+    const query = parseWith(listQuery, c.req.query(), 'query');
+    const runs = await listSyncRuns(deps.db, query.limit);
+    return c.json({ runs: runs.map(renderSummary) });
+  });
+
+  app.get('/runs/:id', async (c) => {
+    const id = parseWith(runId, c.req.param('id'), 'id');
+    const run = await getSyncRun(deps.db, id);
+    if (!run) throw new AppError('not_found', 'no such sync run');
+    return c.json(renderRun(run));
+  });
+
+  return app;
+}
+
+function renderReport(report: SyncReport) {
+  return {
+    id: report.runId,
+    status: report.status,
+    dry_run: report.dryRun,
+    ...(report.refused ? { refused: report.refused } : {}),
+    counts: report.counts,
+    errors: report.errors,
+    duration_ms: report.durationMs,
+  };
+}
+
+function renderSummary(run: SyncRunSummary) {
+  return {
+    id: run.id,
+    started_at: run.startedAt.toISOString(),
+    finished_at: run.finishedAt?.toISOString() ?? null,
+    status: run.status,
+    source: run.source,
+    triggered_by: run.triggeredBy,
+    dry_run: run.dryRun,
+    counts: run.counts,
+    errors: run.errors,
+  };
+}
+
+function renderRun(run: SyncRun) {
+  return { ...renderSummary(run), actions: run.actions, actions_truncated: run.actionsTruncated };
+}
