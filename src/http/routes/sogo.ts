@@ -1,0 +1,137 @@
+// The SOGo handoff over HTTP. Web listener: GET /sogo-auth?login=<user> mints the handoff cookie
+// and sends the browser to SOGo. Internal listener: GET /sogo/verify answers nginx's auth_request
+// with the identity SOGo trusts. Decisions live in login/sogo-handoff.ts; this file only moves
+// cookies and headers, and never logs either.
+import { isIP } from 'node:net';
+import { type Context, Hono } from 'hono';
+import { getCookie, setCookie } from 'hono/cookie';
+import type { Deps } from '../../deps.js';
+import {
+  createSogoHandoff,
+  HANDOFF_COOKIE,
+  portalSessionRefOf,
+  type SogoHandoffOptions,
+  WEBMAIL_COOKIE,
+  WEBMAIL_COOKIE_PATH,
+} from '../../login/sogo-handoff.js';
+import { getWebSession, isCookieSecure, SESSION_COOKIE } from '../session.js';
+import { clientIp, renderPageError, renderRefusal } from './sso.js';
+
+/**
+ * Response headers of /sogo/verify. nginx copies them with auth_request_set into the request to
+ * SOGo. X-User / X-Auth / X-Auth-Type are the names mailcow's sogo-auth.php answers with, so
+ * mailcow's own nginx template works unchanged; X-Webobjects-Remote-User is the header SOGo reads.
+ */
+export const VERIFY_HEADERS = {
+  remoteUser: 'X-Webobjects-Remote-User',
+  user: 'X-User',
+  auth: 'X-Auth',
+  authType: 'X-Auth-Type',
+  /** A complete Set-Cookie value (set or expire postern_webmail) for nginx to add to the response. */
+  webmailCookie: 'X-Postern-Webmail-Cookie',
+  /** A complete Set-Cookie value expiring the handoff cookie. */
+  handoffCookie: 'X-Postern-Handoff-Cookie',
+} as const;
+
+function cookieLine(name: string, value: string, maxAgeSeconds: number, secure: boolean): string {
+  // Path=/SOGo: only the webmail location sees these cookies; HttpOnly: SOGo's scripts cannot read
+  // them; Lax: the top-level redirect from /sogo-auth carries them, cross-site subrequests do not.
+  return `${name}=${value}; Max-Age=${maxAgeSeconds}; Path=${WEBMAIL_COOKIE_PATH}; HttpOnly; SameSite=Lax${secure ? '; Secure' : ''}`;
+}
+
+/** GET /sogo-auth on the web listener (mount after webSessions). */
+export function createSogoRoutes(deps: Deps, options: SogoHandoffOptions = {}) {
+  const app = new Hono();
+  const handoff = createSogoHandoff(deps, options);
+  const secure = isCookieSecure(deps.config);
+  app.onError((error, c) => renderPageError(error, c, deps.log));
+
+  if (deps.config.sogoNetworks.length === 0) {
+    deps.log.warn('POSTERN_SOGO_NETWORKS is empty: webmail handoffs work, but SOGo cannot log into IMAP with them');
+  }
+  if (
+    /^https?:/.test(deps.config.webmailUrl) &&
+    new URL(deps.config.webmailUrl).origin !== new URL(deps.config.publicUrl).origin
+  ) {
+    deps.log.warn(
+      'POSTERN_WEBMAIL_URL is on another origin than POSTERN_PUBLIC_URL: the handoff cookie will not reach SOGo',
+    );
+  }
+
+  app.get('/sogo-auth', async (c) => {
+    const login = c.req.query('login') ?? '';
+    const ip = clientIp(c);
+    const session = await getWebSession(c);
+    const sessionCookie = getCookie(c, SESSION_COOKIE);
+    if (!session || !sessionCookie) {
+      await handoff.recordNoSession({ login, ...(ip ? { ip } : {}) });
+      const back = `/sogo-auth${login ? `?login=${encodeURIComponent(login)}` : ''}`;
+      c.header('cache-control', 'no-store');
+      return c.redirect(`/login?next=${encodeURIComponent(back)}`, 303);
+    }
+    const outcome = await handoff.openWebmail({
+      sessionUser: session.username,
+      login,
+      portalRef: portalSessionRefOf(sessionCookie),
+      ...(ip ? { ip } : {}),
+    });
+    if (!outcome.ok) return renderRefusal(c, outcome, { href: '/', label: 'Back to the portal' });
+    setCookie(c, HANDOFF_COOKIE, outcome.secret, {
+      path: WEBMAIL_COOKIE_PATH,
+      httpOnly: true,
+      sameSite: 'Lax',
+      secure,
+      maxAge: outcome.ttlSeconds,
+    });
+    c.header('cache-control', 'no-store');
+    return c.redirect(deps.config.webmailUrl, 303);
+  });
+
+  return app;
+}
+
+/** The client as nginx saw it: X-Real-IP from our own nginx (this listener is token-guarded), else the peer. */
+function originalClientIp(c: Context): string | undefined {
+  const forwarded = c.req.header('x-real-ip')?.trim();
+  if (forwarded && isIP(forwarded)) return forwarded;
+  return clientIp(c);
+}
+
+/** GET /sogo/verify on the internal listener (mount behind requireInternalToken). */
+export function createSogoVerifyRoutes(deps: Deps, options: SogoHandoffOptions = {}) {
+  const app = new Hono();
+  const handoff = createSogoHandoff(deps, options);
+  const secure = isCookieSecure(deps.config);
+
+  app.get('/sogo/verify', async (c) => {
+    const ip = originalClientIp(c);
+    const uri = c.req.header('x-original-uri');
+    const handoffSecret = getCookie(c, HANDOFF_COOKIE);
+    const webmailId = getCookie(c, WEBMAIL_COOKIE);
+    const verdict = await handoff.verifyWebmailRequest({
+      ...(handoffSecret !== undefined ? { handoffSecret } : {}),
+      ...(webmailId !== undefined ? { webmailId } : {}),
+      ...(ip ? { ip } : {}),
+      ...(uri ? { uri } : {}),
+    });
+    c.header('cache-control', 'no-store');
+    if (verdict.clearHandoff) c.header(VERIFY_HEADERS.handoffCookie, cookieLine(HANDOFF_COOKIE, '', 0, secure));
+    if (verdict.ok && verdict.newSession) {
+      c.header(
+        VERIFY_HEADERS.webmailCookie,
+        cookieLine(WEBMAIL_COOKIE, verdict.newSession.id, verdict.newSession.maxAgeSeconds, secure),
+      );
+    } else if (verdict.clearWebmail) {
+      c.header(VERIFY_HEADERS.webmailCookie, cookieLine(WEBMAIL_COOKIE, '', 0, secure));
+    }
+    if (!verdict.ok) return c.body(null, 401);
+    const basic = Buffer.from(`${verdict.username}:${verdict.imapSecret}`, 'utf8').toString('base64');
+    c.header(VERIFY_HEADERS.remoteUser, verdict.username);
+    c.header(VERIFY_HEADERS.user, verdict.username);
+    c.header(VERIFY_HEADERS.auth, `Basic ${basic}`);
+    c.header(VERIFY_HEADERS.authType, 'Basic');
+    return c.body(null, 200);
+  });
+
+  return app;
+}
