@@ -8,13 +8,17 @@ import type { Config } from './config/schema.js';
 import type { Logger } from './log.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { createPoolVerifier } from './login/credential-verifier.js';
+import { createCachedLoginData, createDirectLoginData, type LoginDataSource } from './login/login-data.js';
 import type { CredentialVerifier } from './login/mail-login.js';
 import { createHashPool, type HashPool } from './passwords/hash-pool.js';
 import { createRateLimiter, type RateLimiter } from './rate-limit/limiter.js';
+import { createKeycloakPasswordSource } from './sources/keycloak.js';
 import { createSourceRegistry, type SourceRegistry } from './sources/registry.js';
 import { createSecretBox, type SecretBox } from './sources/secret-box.js';
 import { createDb, type Db } from './storage/db.js';
+import { createChangeCounter, isChangeTrackingInstalled } from './storage/change-counter.js';
 import { applyMigrations } from './storage/migrate.js';
+import { createSaslLogWriter, type SaslLogWriter } from './storage/sasl-log.js';
 
 export interface Deps {
   config: Config;
@@ -24,6 +28,8 @@ export interface Deps {
   hashPool: HashPool;
   verifier: CredentialVerifier;
   limiter: RateLimiter;
+  loginData: LoginDataSource;
+  saslLog: SaslLogWriter;
   sources: SourceRegistry;
   secretBox: SecretBox;
   metrics: Metrics;
@@ -39,6 +45,9 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
     const db = await createDb({ url: config.dbUrl, poolSize: config.dbPoolSize, createDatabase: true });
     closers.push(() => db.close());
     if (config.migrate === 'on') await applyMigrations(db, log);
+    const loginData = await createLoginData(db, config, log);
+    const saslLog = createSaslLogWriter(db, log);
+    closers.push(() => saslLog.close());
 
     const redis = createRedis(config.redisUrl);
     // Log transitions only: a Redis outage must not flood the log with one line per retry.
@@ -60,6 +69,7 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
       bcryptImpl: config.bcryptImpl,
     });
     closers.push(() => hashPool.close());
+    const secretBox = createSecretBox(config.secretKey);
     const metrics = createMetrics({ hashQueueDepth: () => hashPool.queueDepth, hashThreads: hashPool.threads });
     const keySpace = { prefix: config.redisPrefix };
 
@@ -98,8 +108,10 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
       hashPool,
       verifier,
       limiter,
-      sources: createSourceRegistry(),
-      secretBox: createSecretBox(config.secretKey),
+      loginData,
+      saslLog,
+      sources: createSourceRegistry({ keycloak: createKeycloakPasswordSource({ db, secretBox, config, log }) }),
+      secretBox,
       metrics,
       close,
     };
@@ -107,4 +119,14 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
     await close();
     throw error;
   }
+}
+
+async function createLoginData(db: Db, config: Config, log: Logger): Promise<LoginDataSource> {
+  if (config.loginCacheEntries === 0) return createDirectLoginData(db);
+  if (!(await isChangeTrackingInstalled(db))) {
+    // Without the triggers a copy could be stale: stay correct and query every login.
+    log.warn('change-counter triggers missing (migrations off or no TRIGGER privilege): every login queries MySQL');
+    return createDirectLoginData(db);
+  }
+  return createCachedLoginData(db, createChangeCounter(db), config.loginCacheEntries);
 }

@@ -181,7 +181,7 @@ describe('POST / (Dovecot passdb)', () => {
   it("writes mailcow's sasl_log row for each success, with the app password id or 0", async () => {
     await login('alice@example.org', 'alice pw', 'pop3');
     await login('alice@example.org', 'alice imap app', 'imap');
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await postern.deps.saslLog.flush();
     const rows = await postern.deps.db.many<{ service: string; app_password: number; real_rip: string }>(
       'SELECT service, app_password, real_rip FROM sasl_log WHERE username = ? ORDER BY service',
       ['alice@example.org'],
@@ -212,7 +212,7 @@ describe('POST / (Dovecot passdb)', () => {
       service: 'sogo',
     });
     expect(status).toBe(200);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await postern.deps.saslLog.flush();
     const row = await postern.deps.db.one<{ service: string }>('SELECT service FROM sasl_log WHERE real_rip = ?', [
       '198.51.100.9',
     ]);

@@ -29,4 +29,17 @@ export const keys = {
   rateLimitKnownGoodIp: (ks: KeySpace, user: string, ipSubject: string) => `${ks.prefix}rl:good:${ipSubject}|${user}`,
   /** The IdP sync lock across replicas: value = the holder's random token; PX = lock TTL, renewed while running. */
   syncLock: (ks: KeySpace) => `${ks.prefix}sync:lock`,
+  /** A SOGo handoff (username + portal session ref), keyed by a hash of its secret; TTL <= 60 s, GETDEL once. */
+  sogoHandoff: (ks: KeySpace, secretDigest: string) => `${ks.prefix}sogo:handoff:${secretDigest}`,
+  /** What became of a handoff ("issued" / "used"), for auditing replay vs expiry; 10 min, no secret. */
+  sogoHandoffState: (ks: KeySpace, secretDigest: string) => `${ks.prefix}sogo:handoff-state:${secretDigest}`,
+  /** A webmail session (user, portal session ref, IMAP secret digest), keyed by a hash of its cookie id; dies with the portal session. */
+  sogoWebmailSession: (ks: KeySpace, idDigest: string) => `${ks.prefix}sogo:webmail:${idDigest}`,
+  /** Index from a webmail session's IMAP secret (hashed) to that session's id digest; same TTL as the session. */
+  sogoImapSecret: (ks: KeySpace, secretDigest: string) => `${ks.prefix}sogo:imap:${secretDigest}`,
+  /**
+   * Pub/sub channel (not a key) of ban changes, so every replica mirrors the bans in process:
+   * JSON `{op: 'ban' | 'lift', scope, subject, expiresAtMs, ttlMs?}`, published with the change.
+   */
+  rateLimitEvents: (ks: KeySpace) => `${ks.prefix}rl:events`,
 };

@@ -154,6 +154,13 @@ export const variables = {
     defaultValue: '10000',
     description: 'Size of the in-process layer in front of the Redis credential cache.',
   },
+  loginCacheEntries: {
+    env: 'POSTERN_LOGIN_CACHE_ENTRIES',
+    schema: z.coerce.number().int().min(0).max(10_000_000),
+    defaultValue: '50000',
+    description:
+      'Login names whose mailbox and app-password rows are kept in process, used only while the change counter (kept by triggers) shows no change; 0 = query every login.',
+  },
   banIpThreshold: {
     env: 'POSTERN_BAN_IP_THRESHOLD',
     schema: positiveInt.max(100_000),

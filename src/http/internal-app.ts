@@ -3,11 +3,13 @@
 import { Hono } from 'hono';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
+import { createWebmailSecretChecker } from '../login/sogo-handoff.js';
 import { requireInternalToken } from './internal-token.js';
 import { renderError } from './render-error.js';
 import { createBanRoutes } from './routes/bans.js';
 import { createDovecotRoutes } from './routes/dovecot.js';
 import { createHealthRoutes } from './routes/health.js';
+import { createSogoVerifyRoutes } from './routes/sogo.js';
 
 export function createInternalApp(deps: Deps) {
   const app = new Hono();
@@ -33,12 +35,14 @@ export function createInternalApp(deps: Deps) {
   guarded.route(
     '/',
     createDovecotRoutes({
-      db: deps.db,
+      loginData: deps.loginData,
       verifier: deps.verifier,
       limiter: deps.limiter,
+      saslLog: deps.saslLog,
       sources: deps.sources,
       log: deps.log,
       maxBodyBytes: deps.config.maxBodyBytes,
+      webmailSecrets: createWebmailSecretChecker(deps),
       observe: ({ service, source, outcome, seconds }) => {
         deps.metrics.authAttempts.inc({ service, source, result: outcome.result });
         if ('bannedScope' in outcome && outcome.bannedScope) deps.metrics.rateLimited.inc({ scope: outcome.bannedScope });
@@ -47,6 +51,8 @@ export function createInternalApp(deps: Deps) {
     }),
   );
   guarded.route('/', createBanRoutes({ limiter: deps.limiter, log: deps.log }));
+  // nginx's auth_request for SOGo; nginx sends the token with proxy_set_header Authorization.
+  guarded.route('/', createSogoVerifyRoutes(deps));
   app.route('/', guarded);
   return app;
 }

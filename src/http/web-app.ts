@@ -7,7 +7,9 @@ import { AppError } from '../errors.js';
 import { renderError } from './render-error.js';
 import { createAdminRoutes } from './routes/admin.js';
 import { createPortalRoutes } from './routes/portal.js';
+import { createSogoRoutes } from './routes/sogo.js';
 import { createSsoRoutes } from './routes/sso.js';
+import { createSyncRoutes } from './routes/sync.js';
 import { createWebSessionStore, webSessions } from './session.js';
 
 export function createWebApp(deps: Deps) {
@@ -22,6 +24,7 @@ export function createWebApp(deps: Deps) {
   app.use('*', webSessions(createWebSessionStore(deps)));
   app.route('/', createSsoRoutes(deps));
   app.route('/', createPortalRoutes(deps));
-  // mount: sogo handoff
+  app.route('/api/v1/sync', createSyncRoutes(deps));
+  app.route('/', createSogoRoutes(deps));
   return app;
 }

@@ -4,10 +4,10 @@ import type { Logger } from '../log.js';
 import type { HashVerdict } from '../passwords/verify-password-hash.js';
 import type { RateLimiter } from '../rate-limit/limiter.js';
 import type { SourceRegistry } from '../sources/registry.js';
-import { type AppPasswordRecord, listActiveAppPasswords } from '../storage/app-passwords.js';
-import type { Db } from '../storage/db.js';
-import { findLoginMailbox, type LoginMailbox } from '../storage/mailboxes.js';
-import { recordSaslLogin } from '../storage/sasl-log.js';
+import type { AppPasswordRecord } from '../storage/app-passwords.js';
+import type { LoginMailbox } from '../storage/mailboxes.js';
+import type { SaslLogEntry, SaslLogWriter } from '../storage/sasl-log.js';
+import type { LoginData, LoginDataSource } from './login-data.js';
 import { isServiceAllowedForAppPassword, isServiceAllowedForMailbox } from './services.js';
 
 export interface MailLoginRequest {
@@ -59,10 +59,13 @@ export interface WebmailSecretChecker {
 }
 
 export interface MailLoginDeps {
-  db: Db;
+  /** The mailbox and app passwords behind a login name (direct or change-checked copies). */
+  loginData: LoginDataSource;
   verifier: CredentialVerifier;
   sources: SourceRegistry;
   log: Logger;
+  /** mailcow's last-login table, written in batches. */
+  saslLog: SaslLogWriter;
   /** Brute-force protection; absent = no limits (tests of the decision alone). */
   limiter?: RateLimiter;
   webmailSecrets?: WebmailSecretChecker;
@@ -79,7 +82,8 @@ interface Candidate {
  */
 export async function checkMailLogin(deps: MailLoginDeps, request: MailLoginRequest): Promise<MailLoginOutcome> {
   const loginName = request.username.toLowerCase();
-  const mailbox = await findLoginMailbox(deps.db, loginName);
+  const data = await deps.loginData.load(loginName);
+  const mailbox = data.mailbox;
   // Count against the canonical mailbox, so alias-domain spellings share one budget.
   const attempt = { ip: request.realRip, username: mailbox?.username ?? loginName };
   if (deps.limiter) {
@@ -93,7 +97,7 @@ export async function checkMailLogin(deps: MailLoginDeps, request: MailLoginRequ
       };
     }
   }
-  const outcome = await decide(deps, request, mailbox);
+  const outcome = await decide(deps, request, data);
   if (deps.limiter) {
     if (outcome.result === 'ok') await deps.limiter.recordSuccess(attempt);
     else if (COUNTED_DENIALS.has(outcome.reason)) await deps.limiter.recordFailure({ ...attempt, password: request.password });
@@ -104,11 +108,8 @@ export async function checkMailLogin(deps: MailLoginDeps, request: MailLoginRequ
 /** Denials that mean "this secret is not good here": what a guesser produces. */
 const COUNTED_DENIALS = new Set<DenialReason>(['no_such_mailbox', 'wrong_password', 'no_local_password', 'unknown_upstream']);
 
-async function decide(
-  deps: MailLoginDeps,
-  request: MailLoginRequest,
-  mailbox: LoginMailbox | undefined,
-): Promise<MailLoginOutcome> {
+async function decide(deps: MailLoginDeps, request: MailLoginRequest, data: LoginData): Promise<MailLoginOutcome> {
+  const { mailbox, appPasswords } = data;
   if (!mailbox) {
     await deps.verifier.verifyDummy(request.password);
     return { result: 'user_unknown', reason: 'no_such_mailbox', source: 'none' };
@@ -122,10 +123,7 @@ async function decide(
     recordLogin(deps, { username: mailbox.username, realRip: request.realRip, service: 'SOGO', appPasswordId: 0 });
     return { result: 'ok', username: mailbox.username, via: 'webmail_session', appPasswordId: 0, source };
   }
-  const [appPasswords, lookup] = await Promise.all([
-    listActiveAppPasswords(deps.db, mailbox.username),
-    deps.sources.sourceFor(mailbox).lookupPasswordHash(mailbox),
-  ]);
+  const lookup = await deps.sources.sourceFor(mailbox).lookupPasswordHash(mailbox);
   // An app password without the flag for this service can never succeed: don't spend a hash on it.
   const candidates: Candidate[] = appPasswords
     .filter((appPassword) => isServiceAllowedForAppPassword(request.service, appPassword.protocols))
@@ -174,11 +172,9 @@ async function decide(
   };
 }
 
-/** sasl_log is a record, not a gate: a failed write is logged and the login stands. */
-function recordLogin(deps: MailLoginDeps, entry: Parameters<typeof recordSaslLogin>[1]): void {
-  recordSaslLogin(deps.db, entry).catch((error: unknown) =>
-    deps.log.warn({ err: error, user: entry.username }, 'sasl_log write failed'),
-  );
+/** sasl_log is a record, not a gate: it is buffered, and a failed write never fails the login. */
+function recordLogin(deps: MailLoginDeps, entry: SaslLogEntry): void {
+  deps.saslLog.record(entry);
 }
 
 function refusalFor(mailbox: LoginMailbox, service: string): DenialReason | undefined {

@@ -1,5 +1,6 @@
 // mailcow's `sasl_log`: one row per (service, client IP, user), refreshed on every successful
 // login. mailcow's UI reads it as "last logins", so labels and REPLACE semantics match mailcow.
+import type { Logger } from '../log.js';
 import type { Db } from './db.js';
 
 export interface SaslLogEntry {
@@ -18,4 +19,89 @@ export async function recordSaslLogin(db: Db, entry: SaslLogEntry): Promise<void
     entry.service,
     entry.appPasswordId,
   ]);
+}
+
+export interface SaslLogWriter {
+  /** Buffer a login; written within the flush interval. Never throws, never waits. */
+  record(entry: SaslLogEntry): void;
+  /** Write what is buffered now (tests, shutdown). */
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
+
+interface Pending extends SaslLogEntry {
+  at: Date;
+}
+
+/**
+ * Logins are buffered and written in one multi-row REPLACE per interval: a busy server logs the
+ * same (service, IP, user) many times a second, and the table only keeps the last one anyway.
+ * The row's datetime is the login's own time, so batching changes no value mailcow shows.
+ */
+export function createSaslLogWriter(
+  db: Db,
+  log: Logger,
+  options: { flushIntervalMs?: number; maxBuffered?: number } = {},
+): SaslLogWriter {
+  const flushIntervalMs = options.flushIntervalMs ?? 1000;
+  const maxBuffered = options.maxBuffered ?? 20_000;
+  let pending = new Map<string, Pending>();
+  let flushing: Promise<void> | undefined;
+  let isWarned = false;
+
+  const writeBatch = async (batch: Pending[]) => {
+    // 500 rows per statement keeps each packet far below max_allowed_packet.
+    for (let start = 0; start < batch.length; start += 500) {
+      const rows = batch.slice(start, start + 500);
+      await db.execute(
+        `REPLACE INTO sasl_log (username, real_rip, service, app_password, datetime) VALUES ${rows.map(() => '(?, ?, ?, ?, ?)').join(', ')}`,
+        rows.flatMap((row) => [row.username, row.realRip, row.service, row.appPasswordId, row.at]),
+      );
+    }
+  };
+
+  const flush = async (): Promise<void> => {
+    if (flushing) await flushing;
+    if (pending.size === 0) return;
+    const batch = [...pending.values()];
+    pending = new Map();
+    flushing = writeBatch(batch)
+      .then(() => {
+        isWarned = false;
+      })
+      .catch((error: unknown) => {
+        // Keep what did not get written (newer entries win), within the bound, for the next try.
+        for (const row of batch) {
+          const key = keyOf(row);
+          if (!pending.has(key) && pending.size < maxBuffered) pending.set(key, row);
+        }
+        if (!isWarned) log.warn({ err: (error as Error).message, rows: batch.length }, 'sasl_log write failed; will retry');
+        isWarned = true;
+      })
+      .finally(() => {
+        flushing = undefined;
+      });
+    await flushing;
+  };
+
+  const timer = setInterval(() => void flush(), flushIntervalMs);
+  timer.unref();
+
+  return {
+    record(entry) {
+      const key = keyOf(entry);
+      if (pending.size >= maxBuffered && !pending.has(key)) return;
+      pending.delete(key);
+      pending.set(key, { ...entry, at: new Date() });
+    },
+    flush,
+    async close() {
+      clearInterval(timer);
+      await flush();
+    },
+  };
+}
+
+function keyOf(entry: SaslLogEntry): string {
+  return `${entry.service}\u0000${entry.realRip}\u0000${entry.username}`;
 }

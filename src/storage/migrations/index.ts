@@ -3,6 +3,7 @@
 // mailcow table or column: postern is pointed at live mailcow databases that mailcow migrates.
 import { mailcowCore } from './0001-mailcow-core.js';
 import { posternOwn } from './0002-postern-own.js';
+import { changeCounter } from './0003-change-counter.js';
 
 /**
  * One schema step. `statements` run in order, one per query (multipleStatements is off), and
@@ -17,4 +18,4 @@ export interface Migration {
 }
 
 /** Every migration, ordered by id. The ledger `postern_migrations` belongs to the runner. */
-export const migrations: readonly Migration[] = [mailcowCore, posternOwn];
+export const migrations: readonly Migration[] = [mailcowCore, posternOwn, changeCounter];

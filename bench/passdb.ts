@@ -1,0 +1,275 @@
+// npm run bench: starts postern as its own process against the real MariaDB and Redis, seeds
+// mailboxes, drives the passdb endpoint over HTTP with autocannon and prints, per scenario,
+// requests/s, p50/p99 latency and postern's event-loop delay p99. Figures only; no pass/fail
+// thresholds here (the targets are printed beside the figures for the reader).
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
+import { cpus } from 'node:os';
+import { hashSync as nativeBcryptHash, verifySync as nativeBcryptVerify } from '@node-rs/bcrypt';
+import autocannon from 'autocannon';
+import bcryptjs from 'bcryptjs';
+import mysql from 'mysql2/promise';
+import { createLogger } from '../src/log.js';
+import { createHashPool, type HashPool } from '../src/passwords/hash-pool.js';
+import type { NewHashScheme } from '../src/passwords/hash-password.js';
+import { createDb, type Db } from '../src/storage/db.js';
+import { applyMigrations } from '../src/storage/migrate.js';
+
+const DATABASE = `postern_bench_${randomBytes(3).toString('hex')}`;
+const DB_URL = `mysql://root@127.0.0.1:3306/${DATABASE}`;
+const DURATION_SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
+const BCRYPT_IMPL = (process.env.BENCH_BCRYPT_IMPL ?? 'native') as 'native' | 'js';
+
+interface Figures {
+  scenario: string;
+  requests: number;
+  rps: number;
+  p50: number;
+  p99: number;
+  loopP99Ms: number;
+  statuses: string;
+}
+
+const results: Figures[] = [];
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+    server.on('error', reject);
+  });
+}
+
+async function startPostern(internalPort: number, webPort: number, extraEnv: Record<string, string>): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      POSTERN_DB_URL: DB_URL,
+      POSTERN_REDIS_PREFIX: `${DATABASE}:`,
+      POSTERN_INTERNAL_LISTEN: `127.0.0.1:${internalPort}`,
+      POSTERN_WEB_LISTEN: `127.0.0.1:${webPort}`,
+      POSTERN_LOG_LEVEL: 'warn',
+      POSTERN_BCRYPT_IMPL: BCRYPT_IMPL,
+      ...extraEnv,
+    },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      const response = await fetch(`http://127.0.0.1:${internalPort}/healthz`);
+      if (response.ok) return child;
+    } catch {
+      // not up yet
+    }
+    if (child.exitCode !== null) throw new Error(`postern exited with ${child.exitCode}`);
+    if (Date.now() > deadline) throw new Error('postern did not start within 30 s');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+async function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  await new Promise<void>((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+  });
+}
+
+/** postern's event-loop delay p99 since the previous scrape (prom-client resets it per scrape). */
+async function scrapeLoopP99Ms(base: string): Promise<number> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  const match = text.match(/^postern_nodejs_eventloop_lag_p99_seconds (\S+)$/m);
+  return match ? Number(match[1]) * 1000 : Number.NaN;
+}
+
+interface Scenario {
+  name: string;
+  base: string;
+  method?: 'GET' | 'POST';
+  path?: string;
+  /** Body of the n-th request; undefined = no body. */
+  body?: (n: number) => unknown;
+  amount?: number;
+  connections?: number;
+}
+
+async function run(scenario: Scenario): Promise<Figures> {
+  await scrapeLoopP99Ms(scenario.base);
+  let n = 0;
+  const statuses = new Map<number, number>();
+  let finish: (result: autocannon.Result) => void = () => undefined;
+  let fail: (error: Error) => void = () => undefined;
+  const done = new Promise<autocannon.Result>((resolve, reject) => {
+    finish = resolve;
+    fail = reject;
+  });
+  const instance = autocannon({
+    url: scenario.base,
+    connections: scenario.connections ?? CONNECTIONS,
+    ...(scenario.amount ? { amount: scenario.amount } : { duration: DURATION_SECONDS }),
+    requests: [
+      {
+        method: scenario.method ?? 'POST',
+        path: scenario.path ?? '/',
+        headers: { 'content-type': 'application/json' },
+        setupRequest: (request: autocannon.Request) => {
+          const body = scenario.body?.(n);
+          n += 1;
+          return body === undefined ? request : { ...request, body: JSON.stringify(body) };
+        },
+      },
+    ],
+  }, (error, result) => (error ? fail(error) : finish(result)));
+  instance.on('response', (_client: unknown, statusCode: number) => {
+    statuses.set(statusCode, (statuses.get(statusCode) ?? 0) + 1);
+  });
+  const result = await done;
+  const loopP99Ms = await scrapeLoopP99Ms(scenario.base);
+  const figures: Figures = {
+    scenario: scenario.name,
+    requests: result.requests.total,
+    rps: result.requests.total / result.duration,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    loopP99Ms,
+    statuses: [...statuses.entries()].map(([code, count]) => `${code}×${count}`).join(' '),
+  };
+  results.push(figures);
+  console.log(
+    `${figures.scenario.padEnd(46)} ${figures.rps.toFixed(0).padStart(7)} req/s  p50 ${String(figures.p50).padStart(4)} ms  p99 ${String(figures.p99).padStart(5)} ms  loop p99 ${figures.loopP99Ms.toFixed(1).padStart(6)} ms  [${figures.statuses}]`,
+  );
+  return figures;
+}
+
+async function seedMailboxes(db: Db, pool: HashPool, prefix: string, scheme: NewHashScheme, count: number) {
+  const users: { username: string; password: string }[] = [];
+  const batch = await Promise.all(
+    Array.from({ length: count }, async (_, index) => {
+      const username = `${prefix}${index}@bench.example`;
+      const password = `${prefix}-pw-${index}-${randomBytes(4).toString('hex')}`;
+      return { username, password, hash: await pool.hash(password, scheme) };
+    }),
+  );
+  for (const entry of batch) {
+    await db.execute(
+      `INSERT INTO mailbox (username, password, name, local_part, domain, attributes, active, created, modified)
+       VALUES (?, ?, ?, ?, 'bench.example', '{}', 1, NOW(), NOW())`,
+      [entry.username, entry.hash, entry.username, entry.username.split('@')[0] as string],
+    );
+    users.push({ username: entry.username, password: entry.password });
+  }
+  return users;
+}
+
+function singleThreadRate(label: string, verify: () => boolean, seconds = 2): number {
+  const until = performance.now() + seconds * 1000;
+  let count = 0;
+  while (performance.now() < until) {
+    if (!verify()) throw new Error(`${label}: verification failed`);
+    count += 1;
+  }
+  return count / seconds;
+}
+
+async function main() {
+  const log = createLogger('warn');
+  console.log(`postern passdb benchmark — ${cpus().length} CPUs (${cpus()[0]?.model}), node ${process.version}`);
+  console.log(`${DURATION_SECONDS} s per timed scenario, ${CONNECTIONS} connections, bcrypt ${BCRYPT_IMPL}\n`);
+
+  const db = await createDb({ url: DB_URL, poolSize: 4, createDatabase: true });
+  await applyMigrations(db, log);
+  const pool = createHashPool({ threads: cpus().length, allowPlaintext: false, bcryptCost: 10, bcryptImpl: 'native' });
+  await db.execute("INSERT INTO domain (domain, active, created) VALUES ('bench.example', 1, NOW())");
+
+  console.log('seeding mailboxes (bcrypt cost 10, SHA512-CRYPT, ARGON2ID) …');
+  const [hot] = await seedMailboxes(db, pool, 'hot', 'BLF-CRYPT', 1);
+  const bcryptUsers = await seedMailboxes(db, pool, 'bcrypt', 'BLF-CRYPT', 240);
+  const shaUsers = await seedMailboxes(db, pool, 'sha', 'SHA512-CRYPT', 600);
+  const argonUsers = await seedMailboxes(db, pool, 'argon', 'ARGON2ID', 600);
+  const [guessed] = await seedMailboxes(db, pool, 'guessed', 'BLF-CRYPT', 1);
+  const [appsUser] = await seedMailboxes(db, pool, 'apps', 'BLF-CRYPT', 1);
+  let lastAppPassword = '';
+  for (let index = 0; index < 10; index += 1) {
+    lastAppPassword = `app-${index}-${randomBytes(6).toString('hex')}`;
+    await db.execute(
+      `INSERT INTO app_passwd (name, mailbox, domain, password, active, imap_access, created) VALUES (?, ?, 'bench.example', ?, 1, 1, NOW())`,
+      [`client ${index}`, appsUser?.username as string, await pool.hash(lastAppPassword, 'BLF-CRYPT')],
+    );
+  }
+  const bcryptHash = nativeBcryptHash('single thread', { cost: 10 }).replace(/^\$2b\$/, '$2y$');
+  await pool.close();
+
+  const bcryptNativeRate = singleThreadRate('native bcrypt', () => nativeBcryptVerify('single thread', bcryptHash));
+  const bcryptJsRate = singleThreadRate('bcryptjs', () => bcryptjs.compareSync('single thread', bcryptHash));
+  console.log(`single-thread bcrypt cost 10: @node-rs/bcrypt ${bcryptNativeRate.toFixed(1)}/s, bcryptjs ${bcryptJsRate.toFixed(1)}/s\n`);
+
+  const internalPort = await freePort();
+  const webPort = await freePort();
+  const ip = (n: number) => `198.51.${(n >> 8) & 255}.${n & 255}`;
+  const body = (username: string, password: string, n: number) => ({ username, password, real_rip: ip(n), service: 'imap' });
+
+  const postern = await startPostern(internalPort, webPort, {});
+  const base = `http://127.0.0.1:${internalPort}`;
+  try {
+    const ceiling = await run({ name: 'ceiling: GET /healthz (no-op, same server)', base, method: 'GET', path: '/healthz' });
+    await run({ name: 'warm-up', base, body: (n) => body(hot?.username as string, hot?.password as string, n), amount: 200 });
+    results.pop();
+    const hit = await run({ name: '(a) repeat login, cache hit', base, body: (n) => body(hot?.username as string, hot?.password as string, n) });
+
+    const missRuns: Figures[] = [];
+    for (const [label, users] of [
+      ['(b) first login, cache miss, BLF-CRYPT cost 10', bcryptUsers],
+      ['(b) first login, cache miss, SHA512-CRYPT', shaUsers],
+      ['(b) first login, cache miss, ARGON2ID', argonUsers],
+    ] as const) {
+      missRuns.push(
+        await run({
+          name: label,
+          base,
+          connections: 16,
+          amount: users.length,
+          body: (n) => {
+            const user = users[n % users.length];
+            return body(user?.username as string, user?.password as string, n);
+          },
+        }),
+      );
+    }
+
+    await run({
+      name: '(c) wrong passwords from one IP until banned',
+      base,
+      amount: 2000,
+      body: (n) => ({ username: guessed?.username, password: `guess ${n}`, real_rip: '203.0.113.66', service: 'imap' }),
+    });
+    await run({
+      name: '(d) 10 app passwords, login with the last (hit)',
+      base,
+      body: (n) => body(appsUser?.username as string, lastAppPassword, n),
+    });
+
+    const bcryptMiss = missRuns[0] as Figures;
+    console.log('\ntargets on a 2-core machine:');
+    console.log(`  (a) ≥ half the no-op ceiling: ${hit.rps.toFixed(0)} vs ${ceiling.rps.toFixed(0)} req/s → ${((100 * hit.rps) / ceiling.rps).toFixed(0)}%`);
+    console.log(`  (b) bcrypt misses ≥ 1.6× single-thread rate: ${bcryptMiss.rps.toFixed(1)} vs ${bcryptNativeRate.toFixed(1)}/s → ${(bcryptMiss.rps / bcryptNativeRate).toFixed(2)}×`);
+    console.log(`  event-loop delay p99 < 20 ms: worst ${Math.max(...results.map((r) => r.loopP99Ms)).toFixed(1)} ms`);
+  } finally {
+    await stopProcess(postern);
+    await db.close();
+    const admin = await mysql.createConnection({ host: '127.0.0.1', user: 'root' });
+    await admin.query(`DROP DATABASE IF EXISTS \`${DATABASE}\``);
+    await admin.end();
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});

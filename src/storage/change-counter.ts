@@ -1,0 +1,57 @@
+// Reads the change counter the triggers of migration 0003 maintain. A reader needs a value read
+// after it asked (so a change committed before its request is seen); concurrent readers share
+// one query: whoever arrives while a read is in flight waits for the next one.
+import type { Db } from './db.js';
+import { changeTriggerName, WATCHED_TABLES } from './migrations/0003-change-counter.js';
+
+export interface ChangeCounter {
+  /** A counter value read from MySQL after this call began. Throws on MySQL faults. */
+  read(): Promise<number>;
+}
+
+export function createChangeCounter(db: Pick<Db, 'one'>): ChangeCounter {
+  let inFlight: Promise<number> | undefined;
+  let queued: Promise<number> | undefined;
+
+  const query = async () => {
+    const row = await db.one<{ changes: number }>('SELECT changes FROM postern_change_counter WHERE id = 1');
+    if (!row) throw new Error('postern_change_counter has no row');
+    return Number(row.changes);
+  };
+  const start = (): Promise<number> => {
+    const read = query().finally(() => {
+      if (inFlight === read) inFlight = undefined;
+    });
+    inFlight = read;
+    return read;
+  };
+
+  return {
+    read() {
+      if (!inFlight) return start();
+      // The read in flight may have been sent before our caller's request arrived: wait for the
+      // next one, which every caller arriving meanwhile shares.
+      queued ??= inFlight
+        .catch(() => undefined)
+        .then(() => {
+          queued = undefined;
+          return start();
+        });
+      return queued;
+    },
+  };
+}
+
+/** True when every trigger exists, so the counter really moves on every change. */
+export async function isChangeTrackingInstalled(db: Pick<Db, 'one'>): Promise<boolean> {
+  const expected = WATCHED_TABLES.length * 3;
+  const row = await db.one<{ n: number }>(
+    `SELECT COUNT(*) AS n FROM information_schema.TRIGGERS
+      WHERE TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME IN (${Array(expected).fill('?').join(', ')})`,
+    WATCHED_TABLES.flatMap((table) => ['INSERT', 'UPDATE', 'DELETE'].map((event) => changeTriggerName(table, event))),
+  );
+  const counter = await db.one<{ n: number }>(
+    "SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'postern_change_counter'",
+  );
+  return Number(row?.n) === expected && Number(counter?.n) === 1;
+}
