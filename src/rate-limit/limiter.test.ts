@@ -8,6 +8,8 @@ import { createLogger, type Logger } from '../log.js';
 import { createRateLimiter, type LimiterOptions, type RateLimiter } from './limiter.js';
 
 const ALICE = 'alice@example.org';
+const BOB = 'bob@example.org';
+const POLL = { timeout: 5000, interval: 20 };
 const ATTACKER = '198.51.100.66';
 const HOME = '203.0.113.10';
 
@@ -260,18 +262,20 @@ describe.each(backends)('createRateLimiter on $name', (backend) => {
     await expect(limits.check({ ip: HOME, username: ALICE })).resolves.toMatchObject({ blocked: true, scope: 'ip' });
   });
 
-  it("clears the user's failure count on a success", async () => {
+  // A success used to clear the count: an attacker interleaving guesses with the real user's
+  // frequent IMAP logins then guessed for ever. The real user is protected by the known-good IP.
+  it("does not clear the user's failure count on a success, so interleaved guesses still lead to a ban", async () => {
     const limits = await limiter();
 
-    await limits.recordFailure({ ip: HOME, username: ALICE, password: 'one' });
-    await limits.recordFailure({ ip: HOME, username: ALICE, password: 'two' });
+    await limits.recordFailure({ ip: ATTACKER, username: ALICE, password: 'one' });
+    await limits.recordFailure({ ip: ATTACKER, username: ALICE, password: 'two' });
     await limits.recordSuccess({ ip: HOME, username: ALICE });
-    await limits.recordFailure({ ip: HOME, username: ALICE, password: 'three' });
-    await limits.recordFailure({ ip: HOME, username: ALICE, password: 'four' });
     expect(bans).toEqual([]);
 
-    await limits.recordFailure({ ip: HOME, username: ALICE, password: 'five' });
+    await limits.recordFailure({ ip: ATTACKER, username: ALICE, password: 'three' });
     expect(bans).toEqual(['user']);
+    await expect(limits.check({ ip: ATTACKER, username: ALICE })).resolves.toMatchObject({ blocked: true });
+    await expect(limits.check({ ip: HOME, username: ALICE })).resolves.toEqual({ blocked: false, knownGoodIp: true });
   });
 
   it('forgets failures once they are older than the window', async () => {
@@ -372,7 +376,8 @@ describe('createRateLimiter with Redis', () => {
       bannedNow: ['user'],
     });
 
-    await expect(second.check({ ip: HOME, username: ALICE })).resolves.toMatchObject({ blocked: true });
+    // The other replica learns of the ban by pub/sub: within milliseconds, not necessarily at once.
+    await expect.poll(() => second.check({ ip: HOME, username: ALICE }), POLL).toMatchObject({ blocked: true });
   });
 
   it('falls back to in-process bans when Redis goes away mid-run, keeps them after it returns, and logs once each way', async () => {
@@ -415,6 +420,147 @@ describe('createRateLimiter with Redis', () => {
     }
 
     await expect(limits.check({ ip: HOME, username: ALICE })).resolves.toMatchObject({ blocked: true });
+  });
+
+  describe('ban mirror', () => {
+    /** A limiter on a client of its own, closed after the test. */
+    async function replica(overrides: Partial<LimiterOptions> = {}): Promise<{ client: Redis; limits: RateLimiter }> {
+      const client = overrides.redis ?? (await readyRedis());
+      const limits = createRateLimiter(options({ ...overrides, redis: client }));
+      cleanups.push(
+        () => client.disconnect(),
+        () => limits.close(),
+      );
+      return { client, limits };
+    }
+
+    /** Commands Redis itself received from one client while fn ran (MONITOR, so nothing in ioredis is trusted). */
+    async function startMonitor(): Promise<(client: Redis, fn: () => Promise<unknown>) => Promise<string[]>> {
+      const monitor = await redis.monitor();
+      cleanups.push(() => monitor.disconnect());
+      const seen: { source: string; args: string[] }[] = [];
+      monitor.on('monitor', (_time: string, args: string[], source: string) => void seen.push({ source, args }));
+      const waitFor = async (source: string, marker: string) => {
+        await expect
+          .poll(() => seen.some((entry) => entry.source === source && entry.args[1] === marker), POLL)
+          .toBe(true);
+        return seen.findIndex((entry) => entry.source === source && entry.args[1] === marker);
+      };
+      return async (client, fn) => {
+        const source = `${client.stream.localAddress}:${client.stream.localPort}`;
+        const marker = randomBytes(4).toString('hex');
+        await client.echo(`start ${marker}`);
+        const from = await waitFor(source, `start ${marker}`);
+        await fn();
+        await client.echo(`end ${marker}`);
+        const to = await waitFor(source, `end ${marker}`);
+        return seen
+          .slice(from + 1, to)
+          .filter((entry) => entry.source === source)
+          .map((entry) => entry.args.join(' '));
+      };
+    }
+
+    /** Synced = a check on a subject under no ban answers without Redis. */
+    async function untilSynced(
+      commandsOf: Awaited<ReturnType<typeof startMonitor>>,
+      { client, limits }: { client: Redis; limits: RateLimiter },
+    ): Promise<void> {
+      await expect
+        .poll(() => commandsOf(client, () => limits.check({ ip: '192.0.2.200', username: 'nobody@example.org' })), POLL)
+        .toEqual([]);
+    }
+
+    async function banAlice(limits: RateLimiter, username = ALICE): Promise<void> {
+      for (const password of ['one', 'two', 'three']) {
+        await limits.recordFailure({ ip: ATTACKER, username, password });
+      }
+    }
+
+    it('costs a repeat successful login no Redis command, and rewrites the known-good mark after a quarter of its life', async () => {
+      const commandsOf = await startMonitor();
+      let offsetMs = 0;
+      const own = await replica({ now: () => Date.now() + offsetMs });
+      await untilSynced(commandsOf, own);
+      const login = async () => {
+        const decision = await own.limits.check({ ip: HOME, username: ALICE });
+        if (!decision.blocked) await own.limits.recordSuccess({ ip: HOME, username: ALICE });
+        return decision;
+      };
+
+      expect(await commandsOf(own.client, login)).toEqual([expect.stringMatching(/^set .*rl:good:/)]);
+      for (let repeat = 0; repeat < 3; repeat++) expect(await commandsOf(own.client, login)).toEqual([]);
+
+      offsetMs = 901_000; // knownGoodIpSeconds = 3600
+      expect(await commandsOf(own.client, login)).toEqual([expect.stringMatching(/^set .*rl:good:/)]);
+      expect(await commandsOf(own.client, login)).toEqual([]);
+    });
+
+    it('sees a ban made on another replica within milliseconds, and a lift made there', async () => {
+      const commandsOf = await startMonitor();
+      const first = await replica();
+      const second = await replica();
+      await untilSynced(commandsOf, first);
+      await untilSynced(commandsOf, second);
+
+      await banAlice(first.limits);
+      // Synced and not yet told, second would answer "not blocked" without asking Redis.
+      await expect
+        .poll(() => second.limits.check({ ip: HOME, username: ALICE }), POLL)
+        .toMatchObject({ blocked: true, scope: 'user' });
+
+      await expect(second.limits.liftBan('user', ALICE)).resolves.toBe(true);
+      await expect(first.limits.check({ ip: HOME, username: ALICE })).resolves.toMatchObject({ blocked: false });
+      // And first's mirror forgets the ban: the check is free again.
+      await expect
+        .poll(() => commandsOf(first.client, () => first.limits.check({ ip: HOME, username: ALICE })), POLL)
+        .toEqual([]);
+    });
+
+    it('knows the bans made before it started, from its first SCAN', async () => {
+      const commandsOf = await startMonitor();
+      const first = await replica();
+      await banAlice(first.limits);
+
+      const late = await replica();
+      await untilSynced(commandsOf, late);
+      // Synced without this ban in the mirror, the check would not reach Redis and would not block.
+      let decision: unknown;
+      const commands = await commandsOf(late.client, async () => {
+        decision = await late.limits.check({ ip: HOME, username: ALICE });
+      });
+      expect(decision).toMatchObject({ blocked: true, scope: 'user' });
+      expect(commands.length).toBeGreaterThan(0);
+    });
+
+    it('resyncs when its subscriber reconnects, so a ban published while it was away is known', async () => {
+      const commandsOf = await startMonitor();
+      // Only the subscriber (the client's duplicate) goes through the proxy, so only it is cut.
+      const proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(REDIS_URL).port || 6379) });
+      cleanups.push(() => proxy.close());
+      const client = await readyRedis();
+      const duplicate = client.duplicate.bind(client);
+      client.duplicate = ((override) => duplicate({ ...override, port: proxy.port })) as typeof client.duplicate;
+      const cutOff = await replica({ redis: client });
+      const other = await replica();
+      await untilSynced(commandsOf, cutOff);
+
+      await proxy.cut();
+      await banAlice(other.limits);
+      await banAlice(other.limits, BOB);
+      // Without its subscriber the mirror is not trusted: the check asks Redis and blocks.
+      await expect(cutOff.limits.check({ ip: HOME, username: ALICE })).resolves.toMatchObject({ blocked: true });
+
+      await proxy.restore();
+      await untilSynced(commandsOf, cutOff);
+      // Bob was not checked meanwhile, so only the resync's SCAN can have told the mirror.
+      let decision: unknown;
+      const commands = await commandsOf(client, async () => {
+        decision = await cutOff.limits.check({ ip: HOME, username: BOB });
+      });
+      expect(decision).toMatchObject({ blocked: true, scope: 'user' });
+      expect(commands.length).toBeGreaterThan(0);
+    });
   });
 
   it('refuses a malformed exempt network at creation', () => {

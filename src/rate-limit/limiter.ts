@@ -2,9 +2,10 @@
 // and per username, bans past a threshold, and answers "blocked?" before any hash work. It never
 // sees a stored hash and never keeps a password: only a keyed, truncated fingerprint of one.
 import { createHash, createHmac } from 'node:crypto';
-import type { KeySpace } from '../cache/keys.js';
+import { type KeySpace, keys } from '../cache/keys.js';
 import type { Redis } from '../cache/redis.js';
 import type { Logger } from '../log.js';
+import { createBanMirror } from './ban-mirror.js';
 import { createNetworkList, parseClientAddress } from './client-address.js';
 import { createMemoryStore } from './memory-store.js';
 import { createRedisStore } from './redis-store.js';
@@ -32,22 +33,35 @@ export interface LimiterOptions {
   onBan?: (scope: Scope) => void;
 }
 
+/**
+ * When not blocked, knownGoodIp is authoritative only if the user is banned (when it matters);
+ * for a subject under no ban it reports what this process knows, without asking Redis.
+ */
 export type LimitDecision =
   | { blocked: false; knownGoodIp: boolean }
   | { blocked: true; scope: Scope; retryAfterSeconds: number };
 
 export interface RateLimiter {
-  /** Before any hash work. A per-user ban does not block an IP that recently logged this user in. */
+  /**
+   * Before any hash work. A per-user ban does not block an IP that recently logged this user in.
+   * No Redis round trip unless the ban mirror (or the in-process store) knows of a ban on the IP
+   * or the user; a ban made on another replica is seen within milliseconds (pub/sub).
+   */
   check(attempt: { ip: string; username: string }): Promise<LimitDecision>;
   /**
    * A denial (wrong password). Each distinct (user, password fingerprint) counts once per window,
    * so Dovecot's chained passdbs and client retries re-sending the same wrong password count once.
    */
   recordFailure(attempt: { ip: string; username: string; password: string }): Promise<{ bannedNow: Scope[] }>;
-  /** A success: remember ip as known-good for the user, clear the user's failure count. */
+  /**
+   * A success: remember ip as known-good for the user. It does not clear the user's failure count
+   * (an attacker interleaving with the real user's successes would guess for ever). No Redis round
+   * trip when this process marked the same pair less than a quarter of knownGoodIpSeconds ago.
+   */
   recordSuccess(attempt: { ip: string; username: string }): Promise<void>;
   listBans(): Promise<Ban[]>;
   liftBan(scope: Scope, subject: string): Promise<boolean>;
+  /** Closes the ban-event subscriber; also happens by itself when the Redis client ends. */
   close(): void;
 }
 
@@ -61,6 +75,10 @@ const FINGERPRINT_HEX_CHARS = 8;
 const MAX_USERNAME_CHARS = 320;
 /** After a Redis error, use the in-process store for this long before trying Redis again. */
 const REDIS_BACKOFF_MS = 1000;
+/** (user, IP) pairs this process remembers marking known-good in Redis. */
+const MAX_RECENT_KNOWN_GOOD = 50_000;
+/** A known-good mark is rewritten once this fraction of its lifetime has passed, not on every login. */
+const KNOWN_GOOD_REFRESH_FRACTION = 1 / 4;
 
 export function createRateLimiter(options: LimiterOptions): RateLimiter {
   const { redis, log } = options;
@@ -77,7 +95,18 @@ export function createRateLimiter(options: LimiterOptions): RateLimiter {
   const redisStore = createRedisStore(redis, keySpace, limits);
   // The fallback while Redis is away. Bans and known-good IPs it learns during an outage are still
   // consulted after Redis returns, until they expire, so an outage never forgives an attacker.
+  // It also records every success, so it knows this process's known-good pairs without Redis.
   const memoryStore = createMemoryStore(limits);
+  const mirror = createBanMirror({
+    redis,
+    channel: keys.rateLimitEvents(keySpace),
+    scanBans: () => redisStore.scanBans(),
+    now,
+    log,
+  });
+  /** (ip|user) → when this process last wrote its known-good mark to Redis (ms). */
+  const knownGoodWrites = new RecentWrites(MAX_RECENT_KNOWN_GOOD);
+  const knownGoodRefreshMs = limits.knownGoodIpMs * KNOWN_GOOD_REFRESH_FRACTION;
 
   let isRedisHealthy = true;
   let redisBackoffUntilMs = 0;
@@ -145,11 +174,47 @@ export function createRateLimiter(options: LimiterOptions): RateLimiter {
       .slice(0, FINGERPRINT_HEX_CHARS);
   }
 
+  /**
+   * Redis's view of the subjects, correcting the mirror with it; undefined when Redis is unusable.
+   * Only called when a ban is suspected, or the mirror cannot be trusted to say there is none.
+   */
+  async function redisSnapshot(subjects: Subjects, nowMs: number): Promise<StoreSnapshot | undefined> {
+    if (!isRedisUsable()) return undefined;
+    const userBefore = mirror.entry('user', subjects.user, nowMs);
+    const ipBefore = subjects.ip === undefined ? undefined : mirror.entry('ip', subjects.ip, nowMs);
+    let snapshot: StoreSnapshot;
+    try {
+      snapshot = await redisStore.snapshot(subjects, nowMs);
+      noteRedisUp();
+    } catch (error) {
+      noteRedisDown(error instanceof Error ? error.message : String(error));
+      return undefined;
+    }
+    const afterMs = now();
+    mirror.reconcile('user', subjects.user, userBefore, snapshot.userBanMs, afterMs);
+    if (subjects.ip !== undefined) mirror.reconcile('ip', subjects.ip, ipBefore, snapshot.ipBanMs, afterMs);
+    return snapshot;
+  }
+
+  /** Whether Redis may hold a ban on these subjects, by the mirror (no round trip). */
+  function mayBeBannedInRedis(subjects: Subjects, nowMs: number): boolean {
+    if (!mirror.isSynced()) return true;
+    if (mirror.entry('user', subjects.user, nowMs)) return true;
+    return subjects.ip !== undefined && mirror.entry('ip', subjects.ip, nowMs) !== undefined;
+  }
+
   return {
     async check(attempt) {
       const subjects = subjectsOf(attempt);
       const nowMs = now();
-      const snapshot = mergeSnapshots(await onBothStores((store) => store.snapshot(subjects, nowMs)));
+      const local = await memoryStore.snapshot(subjects, nowMs);
+      const banKnownLocally = local.ipBanMs > 0 || local.userBanMs > 0;
+      // While Redis is unusable, the in-process store alone decides, as it always has.
+      const remote =
+        (banKnownLocally || mayBeBannedInRedis(subjects, nowMs)) && isRedisUsable()
+          ? await redisSnapshot(subjects, nowMs)
+          : undefined;
+      const snapshot = remote ? mergeSnapshots([local, remote]) : local;
       // Known-good never lifts an IP ban: it exists so an attacker cannot lock out the real user,
       // not so a user's address can shelter an attack on others.
       if (snapshot.ipBanMs > 0) return { blocked: true, scope: 'ip', retryAfterSeconds: seconds(snapshot.ipBanMs) };
@@ -163,7 +228,17 @@ export function createRateLimiter(options: LimiterOptions): RateLimiter {
       const subjects = subjectsOf(attempt);
       const fingerprint = fingerprintOf(subjects.user, attempt.password);
       const nowMs = now();
-      const bannedNow = await onStore((store) => store.recordFailure(subjects, fingerprint, nowMs));
+      const bannedNow = await onStore(async (store) => {
+        const banned = await store.recordFailure(subjects, fingerprint, nowMs);
+        // Redis published the ban to every replica; this one need not wait for its own echo.
+        if (store === redisStore) {
+          for (const scope of banned) {
+            const subject = scope === 'ip' ? subjects.ip : subjects.user;
+            if (subject !== undefined) mirror.noteBan(scope, subject, nowMs + limits.banMs, now());
+          }
+        }
+        return banned;
+      });
       for (const scope of bannedNow) {
         const subject = scope === 'ip' ? subjects.ip : subjects.user;
         log.warn({ scope, subject, banSeconds: options.banSeconds }, 'rate limiter: ban imposed');
@@ -174,9 +249,23 @@ export function createRateLimiter(options: LimiterOptions): RateLimiter {
 
     async recordSuccess(attempt) {
       const subjects = subjectsOf(attempt);
+      // Nothing to mark for an exempt or unparseable address (and a success clears no count).
+      if (subjects.ip === undefined) return;
       const nowMs = now();
-      // Both stores: a failure count or known-good IP learned during an outage must follow the success.
-      await onBothStores((store) => store.recordSuccess(subjects, nowMs));
+      // The in-process store always: it answers for known-good IPs while Redis is away.
+      await memoryStore.recordSuccess(subjects, nowMs);
+      const pair = `${subjects.ip}|${subjects.user}`;
+      const writtenAtMs = knownGoodWrites.get(pair);
+      if (writtenAtMs !== undefined && nowMs - writtenAtMs < knownGoodRefreshMs) return;
+      if (!isRedisUsable()) return;
+      try {
+        await redisStore.recordSuccess(subjects, nowMs);
+        noteRedisUp();
+        // Only a write Redis acknowledged is remembered, so a mark missed in an outage is retried.
+        knownGoodWrites.set(pair, nowMs);
+      } catch (error) {
+        noteRedisDown(error instanceof Error ? error.message : String(error));
+      }
     },
 
     async listBans() {
@@ -199,8 +288,30 @@ export function createRateLimiter(options: LimiterOptions): RateLimiter {
       return lifted.some(Boolean);
     },
 
-    close() {},
+    close() {
+      mirror.close();
+    },
   };
+}
+
+/** A bounded map of write times; insertion order is write order, so the oldest write goes first. */
+class RecentWrites {
+  private readonly writes = new Map<string, number>();
+
+  constructor(private readonly maxEntries: number) {}
+
+  get(key: string): number | undefined {
+    return this.writes.get(key);
+  }
+
+  set(key: string, atMs: number): void {
+    this.writes.delete(key);
+    if (this.writes.size >= this.maxEntries) {
+      const oldest = this.writes.keys().next();
+      if (!oldest.done) this.writes.delete(oldest.value);
+    }
+    this.writes.set(key, atMs);
+  }
 }
 
 /** Usernames are counted case-insensitively (Dovecot lowercases them too); never trimmed. */

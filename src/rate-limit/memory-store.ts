@@ -51,7 +51,7 @@ export function createMemoryStore(limits: StoreLimits, maxEntries = MAX_ENTRIES)
     },
 
     async recordSuccess(subjects, nowMs) {
-      failures.delete(banKey('user', subjects.user));
+      // Like Redis: a success marks the IP known-good and leaves the user's failure count alone.
       if (subjects.ip !== undefined) knownGood.set(goodKey(subjects), true, nowMs + limits.knownGoodIpMs, nowMs);
     },
 

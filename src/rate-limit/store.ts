@@ -34,6 +34,7 @@ export interface LimiterStore {
   snapshot(subjects: Subjects, nowMs: number): Promise<StoreSnapshot>;
   /** Counts `fingerprint` once per window per scope; returns the scopes banned by this very call. */
   recordFailure(subjects: Subjects, fingerprint: string, nowMs: number): Promise<Scope[]>;
+  /** Marks subjects.ip known-good for the user; never clears the user's failure count. */
   recordSuccess(subjects: Subjects, nowMs: number): Promise<void>;
   listBans(nowMs: number): Promise<Ban[]>;
   liftBan(scope: Scope, subject: string): Promise<boolean>;
