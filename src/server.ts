@@ -22,10 +22,11 @@ export interface RunningPostern {
 export async function startPostern(config: Config, log: Logger): Promise<RunningPostern> {
   const deps = await createDeps(config, log);
   const servers: Server[] = [];
+  const inFlight = createInFlightCounter();
   try {
-    const internal = await listen(createInternalApp(deps).fetch, config.internalListen, 'internal', log);
+    const internal = await listen(inFlight.wrap(createInternalApp(deps).fetch), config.internalListen, 'internal', log);
     servers.push(internal);
-    const web = await listen(createWebApp(deps).fetch, config.webListen, 'web', log);
+    const web = await listen(inFlight.wrap(createWebApp(deps).fetch), config.webListen, 'web', log);
     servers.push(web);
     const scheduler = startSyncScheduler(deps);
     return {
@@ -35,6 +36,8 @@ export async function startPostern(config: Config, log: Logger): Promise<Running
       async stop() {
         await scheduler.stop();
         await Promise.all(servers.map(closeServer));
+        // A client may hang up while its request still runs; let it finish before the pools close.
+        await inFlight.drained(10_000);
         await deps.close();
       },
     };
@@ -45,6 +48,37 @@ export async function startPostern(config: Config, log: Logger): Promise<Running
   }
 }
 
+type Fetch = (request: Request, env?: unknown) => Response | Promise<Response>;
+
+function createInFlightCounter() {
+  let count = 0;
+  let onIdle: (() => void) | undefined;
+  return {
+    wrap(fetch: Fetch): Fetch {
+      return async (request, env) => {
+        count += 1;
+        try {
+          return await fetch(request, env);
+        } finally {
+          count -= 1;
+          if (count === 0) onIdle?.();
+        }
+      };
+    },
+    drained(timeoutMs: number): Promise<void> {
+      if (count === 0) return Promise.resolve();
+      return new Promise((resolve) => {
+        const timer = setTimeout(resolve, timeoutMs);
+        timer.unref();
+        onIdle = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    },
+  };
+}
+
 function urlOf(server: Server): string {
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
@@ -52,7 +86,7 @@ function urlOf(server: Server): string {
 }
 
 function listen(
-  fetch: (request: Request) => Response | Promise<Response>,
+  fetch: Fetch,
   address: { host: string; port: number },
   name: string,
   log: Logger,

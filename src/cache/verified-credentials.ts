@@ -52,6 +52,7 @@ export async function createCachingVerifier(
   if (options.ttlSeconds <= 0) {
     return {
       verify: (username, storedHash, candidate) => inner.verify(username, storedHash, candidate),
+      findCached: async () => undefined,
       verifyDummy: (candidate) => inner.verifyDummy(candidate),
       close() {},
     };
@@ -203,6 +204,16 @@ export async function createCachingVerifier(
       });
       inFlight.set(digest, flight);
       return flight;
+    },
+    async findCached(username, storedHash, candidate, options) {
+      const digest = digestOf(secret, username, candidate, storedHash);
+      const remembered = local.get(digest, now());
+      if (remembered) return remembered;
+      if (options?.localOnly) return undefined;
+      const shared = await lookUpRedis(keys.verifiedCredential(keySpace, digest));
+      if (!shared) return undefined;
+      local.set(digest, shared.verdict, shared.expiresAtMs);
+      return shared.verdict;
     },
     verifyDummy: (candidate) => inner.verifyDummy(candidate),
     close() {

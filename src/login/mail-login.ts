@@ -45,6 +45,16 @@ export type MailLoginOutcome = (
 export interface CredentialVerifier {
   /** Never throws for a bad or unknown hash (that is a denial); throws only on faults. */
   verify(username: string, storedHash: string, candidate: string): Promise<HashVerdict>;
+  /**
+   * A remembered success for exactly this (user, stored hash, candidate), without hashing; used
+   * to skip the other candidates of a mailbox with many app passwords. Optional.
+   */
+  findCached?(
+    username: string,
+    storedHash: string,
+    candidate: string,
+    options?: { localOnly?: boolean },
+  ): Promise<HashVerdict | undefined>;
   /** Burn the time of one real verification, so unknown users cost what known ones do. */
   verifyDummy(candidate: string): Promise<void>;
 }
@@ -135,11 +145,7 @@ async function decide(deps: MailLoginDeps, request: MailLoginRequest, data: Logi
     return { result: 'password_mismatch', reason: lookup.ok ? 'wrong_password' : lookup.reason, source };
   }
 
-  // All candidates at once: the hash pool spreads them over the cores, so a mailbox with many
-  // app passwords costs latency of about one hash per core instead of one per app password.
-  const verdicts = await Promise.all(
-    candidates.map((candidate) => deps.verifier.verify(mailbox.username, candidate.hash, request.password)),
-  );
+  const verdicts = await verifyCandidates(deps.verifier, mailbox.username, candidates, request.password);
   verdicts.forEach((verdict, index) => {
     if (!verdict.ok && verdict.reason !== 'mismatch') {
       const appPasswordId = candidates[index]?.appPassword?.id;
@@ -171,6 +177,32 @@ async function decide(deps: MailLoginDeps, request: MailLoginRequest, data: Logi
     source,
   };
 }
+
+/**
+ * A remembered success on any candidate settles it without hashing the others (a mailbox with ten
+ * app passwords would otherwise pay nine failing hashes on every login). Otherwise all candidates
+ * at once: the hash pool spreads them over the cores.
+ */
+async function verifyCandidates(
+  verifier: CredentialVerifier,
+  username: string,
+  candidates: Candidate[],
+  password: string,
+): Promise<HashVerdict[]> {
+  if (verifier.findCached && candidates.length > 1) {
+    // In-process copies first; only when none answers, one shared round trip for all of them.
+    for (const localOnly of [true, false]) {
+      const cached = await Promise.all(
+        candidates.map((candidate) => verifier.findCached?.(username, candidate.hash, password, { localOnly })),
+      );
+      const hit = cached.findIndex((verdict) => verdict?.ok);
+      if (hit >= 0) return candidates.map((_, index) => (index === hit ? (cached[hit] as HashVerdict) : MISMATCH));
+    }
+  }
+  return Promise.all(candidates.map((candidate) => verifier.verify(username, candidate.hash, password)));
+}
+
+const MISMATCH: HashVerdict = { ok: false, reason: 'mismatch' };
 
 /** sasl_log is a record, not a gate: it is buffered, and a failed write never fails the login. */
 function recordLogin(deps: MailLoginDeps, entry: SaslLogEntry): void {

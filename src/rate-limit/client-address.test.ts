@@ -45,6 +45,26 @@ describe('createNetworkList', () => {
     expect(isExempt(address)).toBe(expected);
   });
 
+  it.each([
+    ['172.16.0.0/12', '172.31.255.255', true],
+    ['172.16.0.0/12', '172.32.0.0', false],
+    ['198.51.100.0/20', '198.51.111.1', true],
+    ['198.51.100.0/20', '198.51.112.1', false],
+    ['0.0.0.0/0', '203.0.113.9', true],
+    ['0.0.0.0/0', '2001:db8::1', false],
+    ['2001:db8:1:2::/64', '2001:db8:1:2:ffff::1', true],
+    ['2001:db8:1:2::/64', '2001:db8:1:3::1', false],
+    ['2001:db8::/127', '2001:db8::1', true],
+    ['2001:db8::/127', '2001:db8::2', false],
+    ['::/0', '2001:db8::1', true],
+    ['::ffff:192.0.2.0/120', '192.0.2.200', true],
+    ['::ffff:192.0.2.0/120', '192.0.3.1', false],
+  ])('matches %s against %s by prefix arithmetic: %s', (cidr, raw, expected) => {
+    const address = parseClientAddress(raw);
+    if (!address) throw new Error(`test address ${raw} does not parse`);
+    expect(createNetworkList([cidr])(address)).toBe(expected);
+  });
+
   it.each(['300.0.0.0/8', '10.0.0.0/33', 'fd00::/129', 'fd00::', 'example.org/8'])(
     'refuses the malformed network %j, naming it',
     (cidr) => {

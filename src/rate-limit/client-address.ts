@@ -1,7 +1,7 @@
 // Client addresses as the limiter counts them: an IPv4 address, or an IPv6 /64 (one end site
 // usually holds a whole /64 and rotates privacy addresses inside it, so a per-address limit on
 // IPv6 is no limit at all). IPv4-mapped IPv6 is the IPv4 address it carries.
-import { BlockList, isIP } from 'node:net';
+import { isIP } from 'node:net';
 
 export interface ClientAddress {
   family: 4 | 6;
@@ -63,18 +63,53 @@ function expandIpv6(text: string): number[] | undefined {
   return groups.length === 8 && groups.every((group) => Number.isInteger(group)) ? groups : undefined;
 }
 
-/** CIDR networks the limiter never counts or bans by IP. Throws on a malformed network, naming it. */
+/**
+ * CIDR networks the limiter never counts or bans by IP. Throws on a malformed network, naming it.
+ * Matching is plain arithmetic on the parsed groups: node's BlockList builds a SocketAddress per
+ * check, which costs more than the rest of a cached login.
+ */
 export function createNetworkList(cidrs: string[]): (address: ClientAddress) => boolean {
-  const list = new BlockList();
+  const networks: { family: 4 | 6; groups: number[]; prefixLength: number }[] = [];
   for (const cidr of cidrs) {
     const match = /^([^/]+)\/(\d{1,3})$/.exec(cidr.trim());
-    const network = match?.[1];
-    const family = network ? isIP(network) : 0;
+    const network = match?.[1] ? parseClientAddress(match[1]) : undefined;
+    const declaredFamily = match?.[1] ? isIP(match[1]) : 0;
     const prefixLength = Number(match?.[2]);
-    if (!network || family === 0 || prefixLength > (family === 4 ? 32 : 128)) {
+    if (!network || declaredFamily === 0 || prefixLength > (declaredFamily === 4 ? 32 : 128)) {
       throw new Error(`rate limiter: exempt network "${cidr}" is not an IPv4 or IPv6 CIDR network`);
     }
-    list.addSubnet(network, prefixLength, family === 4 ? 'ipv4' : 'ipv6');
+    // An IPv4-mapped IPv6 network (::ffff:a.b.c.d/N) is the IPv4 network it carries.
+    const isMapped = declaredFamily === 6 && network.family === 4;
+    networks.push({
+      family: network.family,
+      groups: groupsOf(network),
+      prefixLength: isMapped ? Math.max(0, prefixLength - 96) : prefixLength,
+    });
   }
-  return (address) => list.check(address.address, address.family === 4 ? 'ipv4' : 'ipv6');
+  return (address) => {
+    const groups = groupsOf(address);
+    return networks.some(
+      (network) => network.family === address.family && hasPrefix(groups, network.groups, network.prefixLength),
+    );
+  };
+}
+
+/** 16-bit groups: two for IPv4, eight for IPv6. */
+function groupsOf(address: ClientAddress): number[] {
+  if (address.family === 4) {
+    const [a = 0, b = 0, c = 0, d = 0] = address.address.split('.').map(Number);
+    return [(a << 8) | b, (c << 8) | d];
+  }
+  return address.address.split(':').map((group) => Number.parseInt(group, 16));
+}
+
+function hasPrefix(groups: number[], network: number[], prefixLength: number): boolean {
+  let remaining = prefixLength;
+  for (let index = 0; remaining > 0; index += 1) {
+    const bits = Math.min(16, remaining);
+    const mask = (0xffff << (16 - bits)) & 0xffff;
+    if (((groups[index] ?? 0) & mask) !== ((network[index] ?? 0) & mask)) return false;
+    remaining -= bits;
+  }
+  return true;
 }

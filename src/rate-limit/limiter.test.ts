@@ -296,13 +296,17 @@ describe.each(backends)('createRateLimiter on $name', (backend) => {
       await limits.recordFailure({ ip: ATTACKER, username: ALICE, password });
     }
 
+    // Redis counts the ban's TTL down in real time: a slow machine may already show 599 s.
+    const aboutTenMinutes = expect.toSatisfy((seconds: number) => seconds > 590 && seconds <= 600);
     await expect(limits.listBans()).resolves.toEqual([
-      { scope: 'ip', subject: ATTACKER, expiresInSeconds: 600 },
-      { scope: 'user', subject: ALICE, expiresInSeconds: 600 },
+      { scope: 'ip', subject: ATTACKER, expiresInSeconds: aboutTenMinutes },
+      { scope: 'user', subject: ALICE, expiresInSeconds: aboutTenMinutes },
     ]);
     await expect(limits.liftBan('user', 'Alice@Example.org')).resolves.toBe(true);
     await expect(limits.liftBan('user', ALICE)).resolves.toBe(false);
-    await expect(limits.listBans()).resolves.toEqual([{ scope: 'ip', subject: ATTACKER, expiresInSeconds: 600 }]);
+    await expect(limits.listBans()).resolves.toEqual([
+      { scope: 'ip', subject: ATTACKER, expiresInSeconds: aboutTenMinutes },
+    ]);
     await expect(limits.check({ ip: HOME, username: ALICE })).resolves.toMatchObject({ blocked: false });
 
     await limits.recordFailure({ ip: HOME, username: ALICE, password: 'four' });

@@ -30,7 +30,8 @@ export function createChangeCounter(db: Pick<Db, 'one'>): ChangeCounter {
     read() {
       if (!inFlight) return start();
       // The read in flight may have been sent before our caller's request arrived: wait for the
-      // next one, which every caller arriving meanwhile shares.
+      // next one, which every caller arriving meanwhile shares. (Spacing reads further apart was
+      // measured: it saves MySQL little and costs every login the wait.)
       queued ??= inFlight
         .catch(() => undefined)
         .then(() => {

@@ -30,7 +30,7 @@ export interface SaslLogWriter {
 }
 
 interface Pending extends SaslLogEntry {
-  at: Date;
+  atMs: number;
 }
 
 /**
@@ -55,7 +55,7 @@ export function createSaslLogWriter(
       const rows = batch.slice(start, start + 500);
       await db.execute(
         `REPLACE INTO sasl_log (username, real_rip, service, app_password, datetime) VALUES ${rows.map(() => '(?, ?, ?, ?, ?)').join(', ')}`,
-        rows.flatMap((row) => [row.username, row.realRip, row.service, row.appPasswordId, row.at]),
+        rows.flatMap((row) => [row.username, row.realRip, row.service, row.appPasswordId, new Date(row.atMs)]),
       );
     }
   };
@@ -90,9 +90,15 @@ export function createSaslLogWriter(
   return {
     record(entry) {
       const key = keyOf(entry);
-      if (pending.size >= maxBuffered && !pending.has(key)) return;
-      pending.delete(key);
-      pending.set(key, { ...entry, at: new Date() });
+      const existing = pending.get(key);
+      if (existing) {
+        // Same row again: only its time and app password change; the Map keeps its first slot.
+        existing.atMs = Date.now();
+        existing.appPasswordId = entry.appPasswordId;
+        return;
+      }
+      if (pending.size >= maxBuffered) return;
+      pending.set(key, { ...entry, atMs: Date.now() });
     },
     flush,
     async close() {

@@ -2,12 +2,12 @@
 // login is good. 200 success, 401 denial, 5xx fault (never a denial), 400 malformed.
 import { isIP } from 'node:net';
 import { Hono } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import { z } from 'zod';
 import { AppError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { checkMailLogin, type MailLoginDeps, type MailLoginOutcome } from '../../login/mail-login.js';
 import { canonicalService } from '../../login/services.js';
+import { readBodyText } from '../read-body.js';
 
 const serviceName = z
   .string()
@@ -43,21 +43,15 @@ export type PasswordDbObserver = (event: {
 
 export function createDovecotRoutes(deps: MailLoginDeps & { log: Logger; maxBodyBytes: number; observe?: PasswordDbObserver }) {
   const app = new Hono();
-  const limit = bodyLimit({
-    maxSize: deps.maxBodyBytes,
-    onError: () => {
-      throw new AppError('bad_request', `request body larger than ${deps.maxBodyBytes} bytes`);
-    },
-  });
-
   const handler = async (c: import('hono').Context) => {
     const contentType = c.req.header('content-type') ?? '';
     if (!contentType.toLowerCase().startsWith('application/json')) {
       throw new AppError('bad_request', 'Content-Type must be application/json');
     }
+    const text = await readBodyText(c, deps.maxBodyBytes);
     let json: unknown;
     try {
-      json = JSON.parse(await c.req.text());
+      json = JSON.parse(text);
     } catch {
       throw new AppError('bad_request', 'body is not valid JSON');
     }
@@ -102,7 +96,7 @@ export function createDovecotRoutes(deps: MailLoginDeps & { log: Logger; maxBody
     return c.json({ success: false, result: outcome.result }, 401);
   };
 
-  app.post('/', limit, handler);
-  app.post('/dovecot/passdb', limit, handler);
+  app.post('/', handler);
+  app.post('/dovecot/passdb', handler);
   return app;
 }
