@@ -69,6 +69,27 @@ describe('verified-credential cache', () => {
     }
   });
 
+  it('settles a repeat login with the last of many app passwords without hashing the others', async () => {
+    const user = await freshMailbox('many', 'many main pw');
+    for (let index = 1; index <= 5; index += 1) {
+      await seedAppPassword(postern.deps.db, {
+        mailbox: user,
+        passwordHash: await postern.deps.hashPool.hash(`many app ${index}`, 'BLF-CRYPT'),
+        protocols: ['imap_access'],
+      });
+    }
+    expect((await login(postern, user, 'many app 5')).status).toBe(200);
+    const hashes = countHashes(postern);
+    try {
+      expect((await login(postern, user, 'many app 5')).status).toBe(200);
+      expect(hashes.count).toBe(0);
+      expect((await login(postern, user, 'many app 6')).status).toBe(401);
+      expect(hashes.count).toBe(6);
+    } finally {
+      hashes.restore();
+    }
+  });
+
   it('never caches a failure as a success', async () => {
     const user = await freshMailbox('failing', 'right pw');
     expect((await login(postern, user, 'wrong pw')).status).toBe(401);
