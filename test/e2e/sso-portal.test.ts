@@ -10,7 +10,9 @@ import { ssoTransactionKey } from '../../src/login/web-login.js';
 import { idpSettingsSchema, saveIdpSettings } from '../../src/sources/idp-settings.js';
 import { insertMailboxTemplate } from '../../src/storage/templates.js';
 import { launchChromium } from '../support/browser.js';
+import { type RunningDovecot, startDovecot } from '../support/dovecot.js';
 import { startTestPostern, type TestPostern } from '../support/env.js';
+import { imapLogin, imapSelectInbox, submissionAuthPlain } from '../support/mail-clients.js';
 import { startOidcProvider, type TestOidcProvider } from '../support/oidc-provider.js';
 import { seedDomain, seedMailbox } from '../support/seed.js';
 
@@ -34,6 +36,7 @@ const BASIC = {
 };
 
 let postern: TestPostern;
+let dovecot: RunningDovecot;
 let idp: TestOidcProvider;
 let browser: Browser;
 let web: string;
@@ -185,9 +188,12 @@ beforeAll(async () => {
     username: 'bob@example.org',
     passwordHash: await hashPool.hash('bob local pw', 'BLF-CRYPT'),
   });
+  // A real Dovecot asking this postern, for the mail-client half of the story.
+  dovecot = await startDovecot({ authUrl: `${postern.internalUrl}/`, submission: true });
 });
 
 afterAll(async () => {
+  await dovecot?.stop();
   await context?.close();
   await browser?.close();
   await postern?.destroy();
@@ -244,6 +250,13 @@ describe('SSO login through a real OpenID provider', () => {
     await expect(passdb('imap')).resolves.toMatchObject({ status: 200, body: { success: true } });
     await expect(passdb('smtp')).resolves.toMatchObject({ status: 401 });
 
+    // A mail client reads mail with it through real Dovecot, and cannot send with it.
+    const imap = await imapSelectInbox(dovecot.imapPort, 'alice@example.org', secret);
+    expect(imap.login.line).toMatch(/^a1 OK .*Logged in/);
+    expect(imap.select?.ok).toBe(true);
+    const smtp = await submissionAuthPlain(dovecot.submissionPort as number, 'alice@example.org', secret);
+    expect(smtp.code).toBe(535);
+
     const stored = await postern.deps.db.one<{
       password: string;
       domain: string;
@@ -263,6 +276,7 @@ describe('SSO login through a real OpenID provider', () => {
     await page.click('button[aria-label="Revoke Phone"]');
     await expect(page.locator('#no-app-passwords').count()).resolves.toBe(1);
     await expect(passdb('imap')).resolves.toMatchObject({ status: 401 });
+    expect((await imapLogin(dovecot.imapPort, 'alice@example.org', secret)).line).toMatch(/AUTHENTICATIONFAILED/);
     expect(await auditActions('alice@example.org')).toEqual(
       expect.arrayContaining(['app_password.create', 'app_password.revoke']),
     );
