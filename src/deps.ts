@@ -1,22 +1,22 @@
 // Composition root: the only place that opens pools and clients and wires them together.
 // Everything it opens is closed by the returned close(), in reverse order.
 import { keys } from './cache/keys.js';
-import { type Redis, createRedis } from './cache/redis.js';
+import { createRedis, type Redis } from './cache/redis.js';
 import { loadSharedSecret } from './cache/shared-secret.js';
 import { createCachingVerifier } from './cache/verified-credentials.js';
 import type { Config } from './config/schema.js';
 import type { Logger } from './log.js';
-import { createMetrics, type Metrics } from './metrics.js';
 import { createPoolVerifier } from './login/credential-verifier.js';
 import { createCachedLoginData, createDirectLoginData, type LoginDataSource } from './login/login-data.js';
 import type { CredentialVerifier } from './login/mail-login.js';
+import { createMetrics, type Metrics } from './metrics.js';
 import { createHashPool, type HashPool } from './passwords/hash-pool.js';
-import { createRateLimiter, type RateLimiter } from './rate-limit/limiter.js';
+import { createRateLimiter, limitsFromConfig, type RateLimiter } from './rate-limit/limiter.js';
 import { createKeycloakPasswordSource } from './sources/keycloak.js';
 import { createSourceRegistry, type SourceRegistry } from './sources/registry.js';
 import { createSecretBox, type SecretBox } from './sources/secret-box.js';
-import { createDb, type Db } from './storage/db.js';
 import { createChangeCounter, isChangeTrackingInstalled } from './storage/change-counter.js';
+import { createDb, type Db } from './storage/db.js';
 import { applyMigrations } from './storage/migrate.js';
 import { createSaslLogWriter, type SaslLogWriter } from './storage/sasl-log.js';
 
@@ -87,14 +87,8 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
     const limiter = createRateLimiter({
       redis,
       prefix: config.redisPrefix,
-      ipThreshold: config.banIpThreshold,
-      userThreshold: config.banUserThreshold,
-      windowSeconds: config.banWindowSeconds,
-      banSeconds: config.banSeconds,
-      exemptNetworks: config.banExemptNetworks,
-      knownGoodIpSeconds: config.knownGoodIpSeconds,
-      fingerprintSecret:
-        config.cacheKey ?? (await loadSharedSecret(redis, keys.fingerprintSecret(keySpace), log)),
+      ...limitsFromConfig(config),
+      fingerprintSecret: config.cacheKey ?? (await loadSharedSecret(redis, keys.fingerprintSecret(keySpace), log)),
       log,
       onBan: (scope) => metrics.bans.inc({ scope }),
     });

@@ -15,6 +15,8 @@ import type { Logger } from '../log.js';
 import type { CredentialVerifier } from '../login/mail-login.js';
 import { type KeySpace, keys } from './keys.js';
 import type { Redis } from './redis.js';
+import { createRedisHealth } from './redis-health.js';
+import { fetchSharedSecret, waitUntilReady } from './shared-secret.js';
 
 export interface VerifiedCredentialCacheOptions {
   redis: Redis;
@@ -41,8 +43,6 @@ type SuccessVerdict = Extract<HashVerdict, { ok: true }>;
 const CONNECT_WAIT_MS = 2000;
 /** While the shared secret could not be loaded, retry at most this often. */
 const SECRET_RETRY_MS = 5000;
-/** After a Redis error, skip Redis for this long so a sick Redis costs one timeout, not one per login. */
-const REDIS_BACKOFF_MS = 1000;
 const SECRET_BYTES = 32;
 
 export async function createCachingVerifier(
@@ -80,7 +80,7 @@ export async function createCachingVerifier(
   } else {
     try {
       if (!(await waitUntilReady(redis, CONNECT_WAIT_MS))) throw new Error(`redis is ${redis.status}`);
-      secret = await loadSharedSecret(redis, keySpace);
+      secret = Buffer.from(await fetchSharedSecret(redis, keys.cacheSecret(keySpace)), 'utf8');
       isSecretShared = true;
     } catch (error) {
       secret = randomBytes(SECRET_BYTES);
@@ -96,9 +96,9 @@ export async function createCachingVerifier(
   function retrySharedSecret(): void {
     if (isSecretShared || secretAttempt || now() < nextSecretAttemptMs || redis.status !== 'ready') return;
     nextSecretAttemptMs = now() + SECRET_RETRY_MS;
-    secretAttempt = loadSharedSecret(redis, keySpace)
+    secretAttempt = fetchSharedSecret(redis, keys.cacheSecret(keySpace))
       .then((shared) => {
-        secret = shared;
+        secret = Buffer.from(shared, 'utf8');
         isSecretShared = true;
         local.clear();
         log.info('credential cache: shared secret loaded from redis');
@@ -109,28 +109,11 @@ export async function createCachingVerifier(
       });
   }
 
-  // Redis health as seen by this cache, so the log shows each transition once, not each request.
-  let isRedisHealthy = true;
-  let redisBackoffUntilMs = 0;
-  function isRedisUsable(): boolean {
-    if (!isSecretShared) return false;
-    if (redis.status !== 'ready') {
-      noteRedisDown(`redis is ${redis.status}`);
-      return false;
-    }
-    return now() >= redisBackoffUntilMs;
-  }
-  function noteRedisDown(reason: string): void {
-    redisBackoffUntilMs = now() + REDIS_BACKOFF_MS;
-    if (!isRedisHealthy) return;
-    isRedisHealthy = false;
-    log.warn({ err: reason }, 'credential cache: redis unavailable, using the local layer and the hash');
-  }
-  function noteRedisUp(): void {
-    if (isRedisHealthy) return;
-    isRedisHealthy = true;
-    log.info('credential cache: redis available again');
-  }
+  const health = createRedisHealth(redis, log, 'credential cache', 'using the local layer and the hash', now);
+  // Entries under a private secret are useless to other replicas: stay local until it is shared.
+  const isRedisUsable = () => isSecretShared && health.isUsable();
+  const noteRedisUp = health.noteUp;
+  const noteRedisDown = health.noteDown;
 
   async function lookUpRedis(key: string): Promise<{ verdict: SuccessVerdict; expiresAtMs: number } | undefined> {
     if (!isRedisUsable()) return undefined;
@@ -149,7 +132,7 @@ export async function createCachingVerifier(
       const lifetimeMs = remainingMs > 0 ? Math.min(remainingMs, ttlSeconds * 1000) : ttlSeconds * 1000;
       return { verdict: successVerdict(value), expiresAtMs: now() + lifetimeMs };
     } catch (error) {
-      noteRedisDown(errorMessage(error));
+      noteRedisDown(error);
       return undefined;
     }
   }
@@ -160,7 +143,7 @@ export async function createCachingVerifier(
       await redis.set(key, verdict.scheme, 'EX', ttlSeconds);
       noteRedisUp();
     } catch (error) {
-      noteRedisDown(errorMessage(error));
+      noteRedisDown(error);
     }
   }
 
@@ -244,35 +227,6 @@ function digestOf(secret: Buffer, username: string, candidate: string, storedHas
  */
 function successVerdict(scheme: string): SuccessVerdict {
   return { ok: true, scheme };
-}
-
-async function loadSharedSecret(redis: Redis, keySpace: KeySpace): Promise<Buffer> {
-  const key = keys.cacheSecret(keySpace);
-  await redis.set(key, randomBytes(SECRET_BYTES).toString('base64'), 'NX');
-  const stored = await redis.get(key);
-  if (!stored) throw new Error('cache secret missing right after SET NX');
-  return Buffer.from(stored, 'utf8');
-}
-
-/** True once the client is ready; false on its first error, its end, or the timeout. */
-function waitUntilReady(redis: Redis, timeoutMs: number): Promise<boolean> {
-  if (redis.status === 'ready') return Promise.resolve(true);
-  if (redis.status === 'end' || redis.status === 'close') return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const settle = (isReady: boolean) => {
-      clearTimeout(timer);
-      redis.off('ready', onReady);
-      redis.off('error', onFailure);
-      redis.off('end', onFailure);
-      resolve(isReady);
-    };
-    const onReady = () => settle(true);
-    const onFailure = () => settle(false);
-    const timer = setTimeout(onFailure, timeoutMs);
-    redis.once('ready', onReady);
-    redis.once('error', onFailure);
-    redis.once('end', onFailure);
-  });
 }
 
 function errorMessage(error: unknown): string {

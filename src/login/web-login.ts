@@ -9,7 +9,7 @@ import { keys } from '../cache/keys.js';
 import type { Redis } from '../cache/redis.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import { createRateLimiter, type RateLimiter } from '../rate-limit/limiter.js';
+import { createRateLimiter, limitsFromConfig, type RateLimiter } from '../rate-limit/limiter.js';
 import {
   type GenericOidcSettings,
   type IdpSettings,
@@ -906,12 +906,7 @@ export function createWebLoginLimiter(deps: Pick<WebLoginDeps, 'redis' | 'config
   return createRateLimiter({
     redis: deps.redis,
     prefix: `${config.redisPrefix}web:`,
-    ipThreshold: config.banIpThreshold,
-    userThreshold: config.banUserThreshold,
-    windowSeconds: config.banWindowSeconds,
-    banSeconds: config.banSeconds,
-    exemptNetworks: config.banExemptNetworks,
-    knownGoodIpSeconds: config.knownGoodIpSeconds,
+    ...limitsFromConfig(config),
     fingerprintSecret,
     log: deps.log,
   });

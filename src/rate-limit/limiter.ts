@@ -4,6 +4,8 @@
 import { createHash, createHmac } from 'node:crypto';
 import { type KeySpace, keys } from '../cache/keys.js';
 import type { Redis } from '../cache/redis.js';
+import { createRedisHealth } from '../cache/redis-health.js';
+import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { createBanMirror } from './ban-mirror.js';
 import { createNetworkList, parseClientAddress } from './client-address.js';
@@ -37,6 +39,31 @@ export interface LimiterOptions {
  * When not blocked, knownGoodIp is authoritative only if the user is banned (when it matters);
  * for a subject under no ban it reports what this process knows, without asking Redis.
  */
+/** The thresholds and windows every limiter of a deployment takes from its configuration. */
+export function limitsFromConfig(
+  config: Pick<
+    Config,
+    | 'banIpThreshold'
+    | 'banUserThreshold'
+    | 'banWindowSeconds'
+    | 'banSeconds'
+    | 'banExemptNetworks'
+    | 'knownGoodIpSeconds'
+  >,
+): Pick<
+  LimiterOptions,
+  'ipThreshold' | 'userThreshold' | 'windowSeconds' | 'banSeconds' | 'exemptNetworks' | 'knownGoodIpSeconds'
+> {
+  return {
+    ipThreshold: config.banIpThreshold,
+    userThreshold: config.banUserThreshold,
+    windowSeconds: config.banWindowSeconds,
+    banSeconds: config.banSeconds,
+    exemptNetworks: config.banExemptNetworks,
+    knownGoodIpSeconds: config.knownGoodIpSeconds,
+  };
+}
+
 export type LimitDecision =
   | { blocked: false; knownGoodIp: boolean }
   | { blocked: true; scope: Scope; retryAfterSeconds: number };
@@ -73,8 +100,6 @@ export interface RateLimiter {
 const FINGERPRINT_HEX_CHARS = 8;
 /** Longer usernames (no mail address is) are hashed, so a hostile one cannot bloat keys. */
 const MAX_USERNAME_CHARS = 320;
-/** After a Redis error, use the in-process store for this long before trying Redis again. */
-const REDIS_BACKOFF_MS = 1000;
 /** (user, IP) pairs this process remembers marking known-good in Redis. */
 const MAX_RECENT_KNOWN_GOOD = 50_000;
 /** A known-good mark is rewritten once this fraction of its lifetime has passed, not on every login. */
@@ -108,26 +133,10 @@ export function createRateLimiter(options: LimiterOptions): RateLimiter {
   const knownGoodWrites = new RecentWrites(MAX_RECENT_KNOWN_GOOD);
   const knownGoodRefreshMs = limits.knownGoodIpMs * KNOWN_GOOD_REFRESH_FRACTION;
 
-  let isRedisHealthy = true;
-  let redisBackoffUntilMs = 0;
-  function isRedisUsable(): boolean {
-    if (redis.status !== 'ready') {
-      noteRedisDown(`redis is ${redis.status}`);
-      return false;
-    }
-    return now() >= redisBackoffUntilMs;
-  }
-  function noteRedisDown(reason: string): void {
-    redisBackoffUntilMs = now() + REDIS_BACKOFF_MS;
-    if (!isRedisHealthy) return;
-    isRedisHealthy = false;
-    log.warn({ err: reason }, 'rate limiter: redis unavailable, counting and banning in process');
-  }
-  function noteRedisUp(): void {
-    if (isRedisHealthy) return;
-    isRedisHealthy = true;
-    log.info('rate limiter: redis available again');
-  }
+  const health = createRedisHealth(redis, log, 'rate limiter', 'counting and banning in process', now);
+  const isRedisUsable = health.isUsable;
+  const noteRedisUp = health.noteUp;
+  const noteRedisDown = health.noteDown;
   /** Runs op on Redis when it is usable, else (or when it fails) on the in-process store. */
   async function onStore<T>(op: (store: LimiterStore) => Promise<T>): Promise<T> {
     if (isRedisUsable()) {
@@ -136,7 +145,7 @@ export function createRateLimiter(options: LimiterOptions): RateLimiter {
         noteRedisUp();
         return result;
       } catch (error) {
-        noteRedisDown(error instanceof Error ? error.message : String(error));
+        noteRedisDown(error);
       }
     }
     return op(memoryStore);
@@ -149,7 +158,7 @@ export function createRateLimiter(options: LimiterOptions): RateLimiter {
         results.push(await op(redisStore));
         noteRedisUp();
       } catch (error) {
-        noteRedisDown(error instanceof Error ? error.message : String(error));
+        noteRedisDown(error);
       }
     }
     return results;
@@ -187,7 +196,7 @@ export function createRateLimiter(options: LimiterOptions): RateLimiter {
       snapshot = await redisStore.snapshot(subjects, nowMs);
       noteRedisUp();
     } catch (error) {
-      noteRedisDown(error instanceof Error ? error.message : String(error));
+      noteRedisDown(error);
       return undefined;
     }
     const afterMs = now();
@@ -264,7 +273,7 @@ export function createRateLimiter(options: LimiterOptions): RateLimiter {
         // Only a write Redis acknowledged is remembered, so a mark missed in an outage is retried.
         knownGoodWrites.set(pair, nowMs);
       } catch (error) {
-        noteRedisDown(error instanceof Error ? error.message : String(error));
+        noteRedisDown(error);
       }
     },
 

@@ -11,7 +11,8 @@ export function templateHash(template: MailboxTemplate): string {
   return createHash('sha1').update(template.rawAttributes).digest('hex');
 }
 
-const FLAG_ATTRIBUTES = [
+/** Template keys that become mailbox.attributes flags ("0"/"1"). */
+export const FLAG_ATTRIBUTES = [
   'sogo_access',
   'imap_access',
   'pop3_access',
@@ -25,7 +26,8 @@ const FLAG_ATTRIBUTES = [
   'force_tfa',
 ] as const;
 
-const ACL_COLUMNS = [
+/** Columns of mailcow's user_acl, set from the template's `acl_<column>` keys. */
+export const ACL_COLUMNS = [
   'spam_alias',
   'tls_policy',
   'spam_score',
@@ -42,6 +44,9 @@ const ACL_COLUMNS = [
   'app_passwds',
   'pw_reset',
 ] as const;
+
+/** The template keys for the ACL columns, e.g. `acl_app_passwds`. */
+export const TEMPLATE_ACL_KEYS = ACL_COLUMNS.map((column) => `acl_${column}` as const);
 
 function flag(value: unknown): '0' | '1' {
   return value === 1 || value === '1' || value === true ? '1' : '0';
@@ -133,7 +138,16 @@ export async function createMailboxFromTemplate(
   const { affectedRows } = await tx.execute(
     `INSERT IGNORE INTO mailbox (username, password, name, local_part, domain, quota, attributes, kind, authsource, active, created, modified)
      VALUES (?, '', ?, ?, ?, ?, ?, '', ?, ?, NOW(), NOW())`,
-    [username, input.name, localPart, domain, quotaBytes(input.template), JSON.stringify(attributes), input.authSource, templateActive(input.template)],
+    [
+      username,
+      input.name,
+      localPart,
+      domain,
+      quotaBytes(input.template),
+      JSON.stringify(attributes),
+      input.authSource,
+      templateActive(input.template),
+    ],
   );
   if (affectedRows === 0) return { ok: false, reason: 'exists' };
   await tx.execute(

@@ -17,6 +17,7 @@ import {
   type MailboxTemplate,
   updateMailboxTemplate,
 } from '../../storage/templates.js';
+import { FLAG_ATTRIBUTES, TEMPLATE_ACL_KEYS } from '../../templates/apply-template.js';
 import { changeOrigin, parseWith, readBody } from './admin-request.js';
 
 type TemplateDeps = Pick<Deps, 'db'>;
@@ -31,34 +32,7 @@ const flag = z
   })
   .transform((value): 0 | 1 => (value === 1 || value === '1' || value === true ? 1 : 0));
 
-const FLAG_KEYS = [
-  'sogo_access',
-  'imap_access',
-  'pop3_access',
-  'smtp_access',
-  'sieve_access',
-  'eas_access',
-  'dav_access',
-  'force_pw_update',
-  'force_tfa',
-  'tls_enforce_in',
-  'tls_enforce_out',
-  'acl_spam_alias',
-  'acl_tls_policy',
-  'acl_spam_score',
-  'acl_spam_policy',
-  'acl_delimiter_action',
-  'acl_syncjobs',
-  'acl_eas_reset',
-  'acl_sogo_profile_reset',
-  'acl_pushover',
-  'acl_quarantine',
-  'acl_quarantine_attachments',
-  'acl_quarantine_notification',
-  'acl_quarantine_category',
-  'acl_app_passwds',
-  'acl_pw_reset',
-] as const;
+const FLAG_KEYS = [...FLAG_ATTRIBUTES, ...TEMPLATE_ACL_KEYS] as const;
 
 const flags = Object.fromEntries(FLAG_KEYS.map((key) => [key, flag.optional()])) as Record<
   (typeof FLAG_KEYS)[number],
