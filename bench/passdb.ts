@@ -11,8 +11,8 @@ import autocannon from 'autocannon';
 import bcryptjs from 'bcryptjs';
 import mysql from 'mysql2/promise';
 import { createLogger } from '../src/log.js';
-import { createHashPool, type HashPool } from '../src/passwords/hash-pool.js';
 import type { NewHashScheme } from '../src/passwords/hash-password.js';
+import { createHashPool, type HashPool } from '../src/passwords/hash-pool.js';
 import { createDb, type Db } from '../src/storage/db.js';
 import { applyMigrations } from '../src/storage/migrate.js';
 
@@ -45,7 +45,11 @@ function freePort(): Promise<number> {
   });
 }
 
-async function startPostern(internalPort: number, webPort: number, extraEnv: Record<string, string>): Promise<ChildProcess> {
+async function startPostern(
+  internalPort: number,
+  webPort: number,
+  extraEnv: Record<string, string>,
+): Promise<ChildProcess> {
   const child = spawn(process.execPath, ['dist/main.js'], {
     env: {
       PATH: process.env.PATH,
@@ -107,7 +111,9 @@ async function run(scenario: Scenario): Promise<Figures> {
   let n = 0;
   // Bodies are serialised before the run, so the load generator spends its CPU on requests.
   const bodies = scenario.body
-    ? Array.from({ length: scenario.distinctBodies ?? scenario.amount ?? 1 }, (_, index) => JSON.stringify(scenario.body?.(index)))
+    ? Array.from({ length: scenario.distinctBodies ?? scenario.amount ?? 1 }, (_, index) =>
+        JSON.stringify(scenario.body?.(index)),
+      )
     : [];
   const statuses = new Map<number, number>();
   let finish: (result: autocannon.Result) => void = () => undefined;
@@ -116,24 +122,27 @@ async function run(scenario: Scenario): Promise<Figures> {
     finish = resolve;
     fail = reject;
   });
-  const instance = autocannon({
-    url: scenario.base,
-    connections: scenario.connections ?? CONNECTIONS,
-    ...(scenario.amount ? { amount: scenario.amount } : { duration: DURATION_SECONDS }),
-    requests: [
-      {
-        method: scenario.method ?? 'POST',
-        path: scenario.path ?? '/',
-        headers: { 'content-type': 'application/json' },
-        setupRequest: (request: autocannon.Request) => {
-          if (bodies.length === 0) return request;
-          const body = bodies[n % bodies.length];
-          n += 1;
-          return { ...request, body };
+  const instance = autocannon(
+    {
+      url: scenario.base,
+      connections: scenario.connections ?? CONNECTIONS,
+      ...(scenario.amount ? { amount: scenario.amount } : { duration: DURATION_SECONDS }),
+      requests: [
+        {
+          method: scenario.method ?? 'POST',
+          path: scenario.path ?? '/',
+          headers: { 'content-type': 'application/json' },
+          setupRequest: (request: autocannon.Request) => {
+            if (bodies.length === 0) return request;
+            const body = bodies[n % bodies.length];
+            n += 1;
+            return { ...request, body };
+          },
         },
-      },
-    ],
-  }, (error, result) => (error ? fail(error) : finish(result)));
+      ],
+    },
+    (error, result) => (error ? fail(error) : finish(result)),
+  );
   instance.on('response', (_client: unknown, statusCode: number) => {
     statuses.set(statusCode, (statuses.get(statusCode) ?? 0) + 1);
   });
@@ -215,17 +224,29 @@ async function main() {
 
   const bcryptNativeRate = singleThreadRate('native bcrypt', () => nativeBcryptVerify('single thread', bcryptHash));
   const bcryptJsRate = singleThreadRate('bcryptjs', () => bcryptjs.compareSync('single thread', bcryptHash));
-  console.log(`single-thread bcrypt cost 10: @node-rs/bcrypt ${bcryptNativeRate.toFixed(1)}/s, bcryptjs ${bcryptJsRate.toFixed(1)}/s\n`);
+  console.log(
+    `single-thread bcrypt cost 10: @node-rs/bcrypt ${bcryptNativeRate.toFixed(1)}/s, bcryptjs ${bcryptJsRate.toFixed(1)}/s\n`,
+  );
 
   const internalPort = await freePort();
   const webPort = await freePort();
   const ip = (n: number) => `198.51.${(n >> 8) & 255}.${n & 255}`;
-  const body = (username: string, password: string, n: number) => ({ username, password, real_rip: ip(n), service: 'imap' });
+  const body = (username: string, password: string, n: number) => ({
+    username,
+    password,
+    real_rip: ip(n),
+    service: 'imap',
+  });
 
   const postern = await startPostern(internalPort, webPort, {});
   const base = `http://127.0.0.1:${internalPort}`;
   try {
-    const ceiling = await run({ name: 'ceiling: GET /healthz (no-op, same server)', base, method: 'GET', path: '/healthz' });
+    const ceiling = await run({
+      name: 'ceiling: GET /healthz (no-op, same server)',
+      base,
+      method: 'GET',
+      path: '/healthz',
+    });
     await run({
       name: 'warm-up',
       base,
@@ -277,8 +298,12 @@ async function main() {
 
     const bcryptMiss = missRuns[0] as Figures;
     console.log('\ntargets on a 2-core machine:');
-    console.log(`  (a) ≥ half the no-op ceiling: ${hit.rps.toFixed(0)} vs ${ceiling.rps.toFixed(0)} req/s → ${((100 * hit.rps) / ceiling.rps).toFixed(0)}%`);
-    console.log(`  (b) bcrypt misses ≥ 1.6× single-thread rate: ${bcryptMiss.rps.toFixed(1)} vs ${bcryptNativeRate.toFixed(1)}/s → ${(bcryptMiss.rps / bcryptNativeRate).toFixed(2)}×`);
+    console.log(
+      `  (a) ≥ half the no-op ceiling: ${hit.rps.toFixed(0)} vs ${ceiling.rps.toFixed(0)} req/s → ${((100 * hit.rps) / ceiling.rps).toFixed(0)}%`,
+    );
+    console.log(
+      `  (b) bcrypt misses ≥ 1.6× single-thread rate: ${bcryptMiss.rps.toFixed(1)} vs ${bcryptNativeRate.toFixed(1)}/s → ${(bcryptMiss.rps / bcryptNativeRate).toFixed(2)}×`,
+    );
     console.log(`  event-loop delay p99 < 20 ms: worst ${Math.max(...results.map((r) => r.loopP99Ms)).toFixed(1)} ms`);
   } finally {
     await stopProcess(postern);

@@ -1,6 +1,6 @@
 // The root pino logger. Redaction is the last line of defence: code must not pass secrets
 // to the logger in the first place, but if it does, these paths are censored.
-import { pino, type Logger } from 'pino';
+import { type Logger, pino } from 'pino';
 
 export type { Logger };
 

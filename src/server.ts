@@ -85,12 +85,7 @@ function urlOf(server: Server): string {
   return `http://${host}:${address.port}`;
 }
 
-function listen(
-  fetch: Fetch,
-  address: { host: string; port: number },
-  name: string,
-  log: Logger,
-): Promise<Server> {
+function listen(fetch: Fetch, address: { host: string; port: number }, name: string, log: Logger): Promise<Server> {
   return new Promise((resolve, reject) => {
     const server = serve(
       {

@@ -53,7 +53,9 @@ describe('loadConfig', () => {
   });
 
   it('accepts the variables meant for the Lua script', () => {
-    expect(() => loadConfig({ POSTERN_AUTH_URL: 'http://127.0.0.1:9082/', POSTERN_AUTH_TIMEOUT_MS: '5000' })).not.toThrow();
+    expect(() =>
+      loadConfig({ POSTERN_AUTH_URL: 'http://127.0.0.1:9082/', POSTERN_AUTH_TIMEOUT_MS: '5000' }),
+    ).not.toThrow();
   });
 
   it('reads secrets from *_FILE without the trailing newline', () => {

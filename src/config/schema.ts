@@ -22,15 +22,16 @@ const boolean = z
 const positiveInt = z.coerce.number().int().positive();
 
 const url = (protocols: string[]) =>
-  z
-    .string()
-    .refine((v) => {
+  z.string().refine(
+    (v) => {
       try {
         return protocols.includes(new URL(v).protocol);
       } catch {
         return false;
       }
-    }, `expected a ${protocols.map((p) => p.replace(':', '')).join(' or ')} URL`);
+    },
+    `expected a ${protocols.map((p) => p.replace(':', '')).join(' or ')} URL`,
+  );
 
 export interface VariableSpec {
   /** The POSTERN_* environment variable name. */
@@ -53,8 +54,7 @@ export const variables = {
     schema: url(['mysql:']),
     defaultValue: 'mysql://root@127.0.0.1:3306/postern',
     isSecret: true,
-    description:
-      'MySQL/MariaDB connection URL (a mailcow database works). The database is created if missing.',
+    description: 'MySQL/MariaDB connection URL (a mailcow database works). The database is created if missing.',
   },
   dbPoolSize: {
     env: 'POSTERN_DB_POOL_SIZE',
@@ -171,7 +171,8 @@ export const variables = {
     env: 'POSTERN_BAN_USER_THRESHOLD',
     schema: positiveInt.max(100_000),
     defaultValue: '10',
-    description: 'Distinct wrong passwords for one username within the window before it is banned (known-good IPs exempt).',
+    description:
+      'Distinct wrong passwords for one username within the window before it is banned (known-good IPs exempt).',
   },
   banWindowSeconds: {
     env: 'POSTERN_BAN_WINDOW_SECONDS',
@@ -189,16 +190,22 @@ export const variables = {
     env: 'POSTERN_BAN_EXEMPT_NETWORKS',
     schema: z
       .string()
-      .transform((value) => value.split(',').map((part) => part.trim()).filter(Boolean))
+      .transform((value) =>
+        value
+          .split(',')
+          .map((part) => part.trim())
+          .filter(Boolean),
+      )
       .pipe(z.array(z.string().regex(/^[0-9a-fA-F:.]+\/\d{1,3}$/, 'expected CIDR networks, e.g. 10.0.0.0/8,fd00::/8'))),
     defaultValue: '127.0.0.0/8,::1/128',
-    description: 'Client networks never counted or banned by IP (webmail, trusted relays). Per-user limits still apply.',
+    description:
+      'Client networks never counted or banned by IP (webmail, trusted relays). Per-user limits still apply.',
   },
   knownGoodIpSeconds: {
     env: 'POSTERN_KNOWN_GOOD_IP_SECONDS',
     schema: positiveInt.max(365 * 86_400),
     defaultValue: '2592000',
-    description: 'How long an IP that logged a user in successfully stays exempt from that user\'s ban.',
+    description: "How long an IP that logged a user in successfully stays exempt from that user's ban.",
   },
   secretKey: {
     env: 'POSTERN_SECRET_KEY',
@@ -218,7 +225,8 @@ export const variables = {
     env: 'POSTERN_PUBLIC_URL',
     schema: url(['http:', 'https:']).transform((value) => value.replace(/\/+$/, '')),
     defaultValue: 'http://127.0.0.1:8080',
-    description: 'External base URL of the web listener (behind TLS in production); redirects and links are built from it.',
+    description:
+      'External base URL of the web listener (behind TLS in production); redirects and links are built from it.',
   },
   cookieSecure: {
     env: 'POSTERN_COOKIE_SECURE',
@@ -242,7 +250,12 @@ export const variables = {
     env: 'POSTERN_SOGO_NETWORKS',
     schema: z
       .string()
-      .transform((value) => value.split(',').map((part) => part.trim()).filter(Boolean))
+      .transform((value) =>
+        value
+          .split(',')
+          .map((part) => part.trim())
+          .filter(Boolean),
+      )
       .pipe(z.array(z.string().regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?$/, 'expected IPs or CIDR networks'))),
     defaultValue: '',
     description:

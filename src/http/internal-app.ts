@@ -45,7 +45,8 @@ export function createInternalApp(deps: Deps) {
       webmailSecrets: createWebmailSecretChecker(deps),
       observe: ({ service, source, outcome, seconds }) => {
         deps.metrics.authAttempts.inc({ service, source, result: outcome.result });
-        if ('bannedScope' in outcome && outcome.bannedScope) deps.metrics.rateLimited.inc({ scope: outcome.bannedScope });
+        if ('bannedScope' in outcome && outcome.bannedScope)
+          deps.metrics.rateLimited.inc({ scope: outcome.bannedScope });
         deps.metrics.authDuration.observe({ result: outcome.result }, seconds);
       },
     }),

@@ -6,8 +6,7 @@ import { AppError } from '../errors.js';
 import type { Logger } from '../log.js';
 
 export function renderError(error: unknown, c: Context, log: Logger): Response {
-  const appError =
-    error instanceof AppError ? error : new AppError('internal', 'internal error', { cause: error });
+  const appError = error instanceof AppError ? error : new AppError('internal', 'internal error', { cause: error });
   if (appError.expose) {
     log.debug({ code: appError.code, path: c.req.path }, appError.message);
   } else {

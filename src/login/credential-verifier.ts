@@ -1,7 +1,7 @@
 // The plain verifier: every check runs the hash (off the event loop, in the hash pool).
 import { randomBytes } from 'node:crypto';
-import type { HashPool } from '../passwords/hash-pool.js';
 import type { NewHashScheme } from '../passwords/hash-password.js';
+import type { HashPool } from '../passwords/hash-pool.js';
 import type { CredentialVerifier } from './mail-login.js';
 
 export async function createPoolVerifier(pool: HashPool, dummyScheme: NewHashScheme): Promise<CredentialVerifier> {

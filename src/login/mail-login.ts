@@ -35,7 +35,11 @@ export type DenialReason =
 /** Named after Dovecot's passdb results, so the Lua side is a lookup table. */
 export type MailLoginOutcome = (
   | { result: 'ok'; username: string; via: 'password' | 'app_password' | 'webmail_session'; appPasswordId: number }
-  | { result: 'password_mismatch' | 'user_unknown' | 'user_disabled'; reason: DenialReason; bannedScope?: 'ip' | 'user' }
+  | {
+      result: 'password_mismatch' | 'user_unknown' | 'user_disabled';
+      reason: DenialReason;
+      bannedScope?: 'ip' | 'user';
+    }
 ) & {
   /** The mailbox's auth source (`none` when there is no mailbox), for metrics and logs. */
   source: string;
@@ -110,13 +114,19 @@ export async function checkMailLogin(deps: MailLoginDeps, request: MailLoginRequ
   const outcome = await decide(deps, request, data);
   if (deps.limiter) {
     if (outcome.result === 'ok') await deps.limiter.recordSuccess(attempt);
-    else if (COUNTED_DENIALS.has(outcome.reason)) await deps.limiter.recordFailure({ ...attempt, password: request.password });
+    else if (COUNTED_DENIALS.has(outcome.reason))
+      await deps.limiter.recordFailure({ ...attempt, password: request.password });
   }
   return outcome;
 }
 
 /** Denials that mean "this secret is not good here": what a guesser produces. */
-const COUNTED_DENIALS = new Set<DenialReason>(['no_such_mailbox', 'wrong_password', 'no_local_password', 'unknown_upstream']);
+const COUNTED_DENIALS = new Set<DenialReason>([
+  'no_such_mailbox',
+  'wrong_password',
+  'no_local_password',
+  'unknown_upstream',
+]);
 
 async function decide(deps: MailLoginDeps, request: MailLoginRequest, data: LoginData): Promise<MailLoginOutcome> {
   const { mailbox, appPasswords } = data;
@@ -126,7 +136,10 @@ async function decide(deps: MailLoginDeps, request: MailLoginRequest, data: Logi
   }
 
   const source = mailbox.authSource ?? 'none';
-  if (deps.webmailSecrets && (await deps.webmailSecrets.isWebmailSecret(mailbox.username, request.password, request.realRip))) {
+  if (
+    deps.webmailSecrets &&
+    (await deps.webmailSecrets.isWebmailSecret(mailbox.username, request.password, request.realRip))
+  ) {
     // The handoff checked sogo_access when it was minted; the mailbox must still be usable now.
     const refusal = refusalFor(mailbox, 'SOGO');
     if (refusal) return { result: 'user_disabled', reason: refusal, source };

@@ -43,9 +43,16 @@ const sync = {
 export const keycloakSettingsSchema = z.object({
   authsource: z.literal('keycloak'),
   server_url: httpUrl.transform((value) => value.replace(/\/+$/, '')),
-  realm: z.string().trim().min(1, 'required').regex(/^[^/?#]+$/, 'must not contain / ? #'),
+  realm: z
+    .string()
+    .trim()
+    .min(1, 'required')
+    .regex(/^[^/?#]+$/, 'must not contain / ? #'),
   /** Keycloak version; below 20 the `openid` scope must be requested explicitly. */
-  version: z.string().trim().regex(/^\d+(\.\d+){0,2}$/, 'expected a version such as 26.0.0'),
+  version: z
+    .string()
+    .trim()
+    .regex(/^\d+(\.\d+){0,2}$/, 'expected a version such as 26.0.0'),
   mailpassword_flow: z.boolean().default(false),
   ...common,
   ...sync,
@@ -69,7 +76,10 @@ export const genericOidcSettingsSchema = z
     }
   });
 
-export const idpSettingsSchema = z.discriminatedUnion('authsource', [keycloakSettingsSchema, genericOidcSettingsSchema]);
+export const idpSettingsSchema = z.discriminatedUnion('authsource', [
+  keycloakSettingsSchema,
+  genericOidcSettingsSchema,
+]);
 
 export type KeycloakSettings = z.output<typeof keycloakSettingsSchema>;
 export type GenericOidcSettings = z.output<typeof genericOidcSettingsSchema>;
@@ -138,7 +148,11 @@ export async function loadIdpSettings(db: Pick<Db, 'many'>, box: SecretBox): Pro
   }
   const parsed = idpSettingsSchema.safeParse(decodeRows(raw, box));
   if (!parsed.success) {
-    return { state: 'invalid', authsource, problems: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`) };
+    return {
+      state: 'invalid',
+      authsource,
+      problems: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`),
+    };
   }
   return { state: 'ok', settings: parsed.data };
 }

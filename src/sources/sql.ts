@@ -6,7 +6,9 @@ export function createSqlSource(): PasswordSource {
     kind: 'mailcow',
     async lookupPasswordHash(mailbox) {
       // mailcow stores '' for IdP-created mailboxes; an empty hash must never verify.
-      return mailbox.passwordHash ? { ok: true, hash: mailbox.passwordHash } : { ok: false, reason: 'no_local_password' };
+      return mailbox.passwordHash
+        ? { ok: true, hash: mailbox.passwordHash }
+        : { ok: false, reason: 'no_local_password' };
     },
   };
 }

@@ -65,7 +65,13 @@ export async function listAppPasswords(db: Db, mailbox: string): Promise<AppPass
 
 export async function insertAppPassword(
   db: Pick<Db, 'execute'>,
-  input: { mailbox: string; domain: string; name: string; passwordHash: string; protocols: readonly AppPasswordProtocol[] },
+  input: {
+    mailbox: string;
+    domain: string;
+    name: string;
+    passwordHash: string;
+    protocols: readonly AppPasswordProtocol[];
+  },
 ): Promise<number> {
   const flags = APP_PASSWORD_PROTOCOLS.map((column) => (input.protocols.includes(column) ? 1 : 0));
   const { insertId } = await db.execute(

@@ -70,6 +70,8 @@ describe('createChangeCounter', () => {
     const before = await inFlight;
     const after = await counter.read();
     expect(after).toBeGreaterThanOrEqual(before);
-    expect(after).toBe(Number((await db.one<{ changes: number }>('SELECT changes FROM postern_change_counter'))?.changes));
+    expect(after).toBe(
+      Number((await db.one<{ changes: number }>('SELECT changes FROM postern_change_counter'))?.changes),
+    );
   });
 });

@@ -78,7 +78,10 @@ export async function createDb(options: DbOptions): Promise<Db> {
 
   type Queryable = mysql.Pool | mysql.PoolConnection;
   type CoreExecutor = {
-    execute(options: { sql: string; timeout: number; values: SqlValue[] }, callback: (error: unknown, result: unknown) => void): unknown;
+    execute(
+      options: { sql: string; timeout: number; values: SqlValue[] },
+      callback: (error: unknown, result: unknown) => void,
+    ): unknown;
   };
 
   // The callback API underneath: mysql2's promise wrapper captures a stack trace for every query,

@@ -2,7 +2,7 @@
 // named lock serialises them). Recorded in postern_migrations; never touches applied ones.
 import type { Logger } from '../log.js';
 import type { Db } from './db.js';
-import { type Migration, migrations as allMigrations } from './migrations/index.js';
+import { migrations as allMigrations, type Migration } from './migrations/index.js';
 
 const LOCK_NAME = 'postern_migrations';
 const LOCK_TIMEOUT_SECONDS = 60;
@@ -27,18 +27,13 @@ export async function applyMigrations(
            applied_at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP
          ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci`,
       );
-      const done = new Set(
-        (await tx.many<{ id: number }>('SELECT id FROM postern_migrations')).map((row) => row.id),
-      );
+      const done = new Set((await tx.many<{ id: number }>('SELECT id FROM postern_migrations')).map((row) => row.id));
       const applied: number[] = [];
       for (const migration of migrations) {
         if (done.has(migration.id)) continue;
         // DDL commits implicitly in MySQL; statements are written to be re-runnable instead.
         for (const statement of migration.statements) await tx.execute(statement);
-        await tx.execute('INSERT INTO postern_migrations (id, name) VALUES (?, ?)', [
-          migration.id,
-          migration.name,
-        ]);
+        await tx.execute('INSERT INTO postern_migrations (id, name) VALUES (?, ?)', [migration.id, migration.name]);
         log.info({ migration: migration.id, name: migration.name }, 'migration applied');
         applied.push(migration.id);
       }

@@ -148,7 +148,11 @@ describe('migration list', () => {
     for (const migration of migrations) {
       for (const statement of migration.statements) {
         // Triggers add behaviour beside mailcow's tables and write only postern's counter.
-        if (/^\s*CREATE TRIGGER IF NOT EXISTS postern_\w+ AFTER (INSERT|UPDATE|DELETE) ON \w+\s+FOR EACH ROW UPDATE postern_change_counter SET changes = changes \+ 1 WHERE id = 1\s*$/.test(statement)) {
+        if (
+          /^\s*CREATE TRIGGER IF NOT EXISTS postern_\w+ AFTER (INSERT|UPDATE|DELETE) ON \w+\s+FOR EACH ROW UPDATE postern_change_counter SET changes = changes \+ 1 WHERE id = 1\s*$/.test(
+            statement,
+          )
+        ) {
           continue;
         }
         const match = statementShape.exec(statement);
@@ -584,7 +588,9 @@ describe('on an existing mailcow database', () => {
 
   it('counts every insert, update and delete on the tables a mail login reads', async () => {
     const counter = async () =>
-      Number((await select<{ changes: number }>(db, 'SELECT changes FROM postern_change_counter WHERE id = 1'))[0]?.changes);
+      Number(
+        (await select<{ changes: number }>(db, 'SELECT changes FROM postern_change_counter WHERE id = 1'))[0]?.changes,
+      );
     const before = await counter();
     await db.query("INSERT INTO alias_domain (alias_domain, target_domain) VALUES ('alias.example', 'example.org')");
     await db.query("UPDATE alias_domain SET active = 0 WHERE alias_domain = 'alias.example'");

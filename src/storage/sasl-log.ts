@@ -75,7 +75,8 @@ export function createSaslLogWriter(
           const key = keyOf(row);
           if (!pending.has(key) && pending.size < maxBuffered) pending.set(key, row);
         }
-        if (!isWarned) log.warn({ err: (error as Error).message, rows: batch.length }, 'sasl_log write failed; will retry');
+        if (!isWarned)
+          log.warn({ err: (error as Error).message, rows: batch.length }, 'sasl_log write failed; will retry');
         isWarned = true;
       })
       .finally(() => {

@@ -31,7 +31,10 @@ export async function listMailboxTemplates(db: Pick<Db, 'many'>): Promise<Mailbo
 }
 
 /** mailcow's names are not unique; like mailcow, the first one wins. */
-export async function findMailboxTemplateByName(db: Pick<Db, 'one'>, name: string): Promise<MailboxTemplate | undefined> {
+export async function findMailboxTemplateByName(
+  db: Pick<Db, 'one'>,
+  name: string,
+): Promise<MailboxTemplate | undefined> {
   const row = await db.one<TemplateRow>(
     "SELECT id, template, attributes FROM templates WHERE type = 'mailbox' AND template = ? ORDER BY id LIMIT 1",
     [name],

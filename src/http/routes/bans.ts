@@ -15,7 +15,8 @@ export function createBanRoutes(deps: { limiter: RateLimiter; log: Logger }) {
     const parsedScope = scope.safeParse(c.req.param('scope'));
     if (!parsedScope.success) throw new AppError('bad_request', 'scope must be ip or user');
     const subject = c.req.param('subject');
-    if (!subject || subject.length > 320) throw new AppError('bad_request', 'subject must be an IP, a /64 or a username');
+    if (!subject || subject.length > 320)
+      throw new AppError('bad_request', 'subject must be an IP, a /64 or a username');
     const lifted = await deps.limiter.liftBan(parsedScope.data, subject);
     if (!lifted) throw new AppError('not_found', 'no such ban');
     deps.log.info({ scope: parsedScope.data, subject }, 'ban lifted');

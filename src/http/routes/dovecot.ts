@@ -17,7 +17,12 @@ const serviceName = z
 
 const passdbBody = z
   .object({
-    username: z.string().min(1, 'must not be empty').max(255).regex(/^[^\s\x00-\x1f]+$/, 'must not contain spaces or control characters'),
+    username: z
+      .string()
+      .min(1, 'must not be empty')
+      .max(255)
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what this refuses.
+      .regex(/^[^\s\x00-\x1f]+$/, 'must not contain spaces or control characters'),
     password: z.string().max(4096),
     real_rip: z.string().refine((value) => isIP(value) !== 0, 'must be an IP address'),
     service: serviceName.optional(),
@@ -41,7 +46,9 @@ export type PasswordDbObserver = (event: {
   seconds: number;
 }) => void;
 
-export function createDovecotRoutes(deps: MailLoginDeps & { log: Logger; maxBodyBytes: number; observe?: PasswordDbObserver }) {
+export function createDovecotRoutes(
+  deps: MailLoginDeps & { log: Logger; maxBodyBytes: number; observe?: PasswordDbObserver },
+) {
   const app = new Hono();
   const handler = async (c: import('hono').Context) => {
     const contentType = c.req.header('content-type') ?? '';
@@ -71,7 +78,14 @@ export function createDovecotRoutes(deps: MailLoginDeps & { log: Logger; maxBody
       const seconds = (performance.now() - started) / 1000;
       deps.observe?.({ service: request.service, source: 'unknown', outcome: { result: 'internal_failure' }, seconds });
       deps.log.warn(
-        { event: 'auth', user: request.username, service: request.service, rip: request.realRip, result: 'internal_failure', ms: Math.round(seconds * 1000) },
+        {
+          event: 'auth',
+          user: request.username,
+          service: request.service,
+          rip: request.realRip,
+          result: 'internal_failure',
+          ms: Math.round(seconds * 1000),
+        },
         'passdb check failed temporarily',
       );
       throw error;
@@ -85,7 +99,9 @@ export function createDovecotRoutes(deps: MailLoginDeps & { log: Logger; maxBody
         service: request.service,
         rip: request.realRip,
         result: outcome.result,
-        ...(outcome.result === 'ok' ? { via: outcome.via, appPasswordId: outcome.appPasswordId || undefined } : { reason: outcome.reason }),
+        ...(outcome.result === 'ok'
+          ? { via: outcome.via, appPasswordId: outcome.appPasswordId || undefined }
+          : { reason: outcome.reason }),
         ms: Math.round(seconds * 1000),
       },
       'passdb',

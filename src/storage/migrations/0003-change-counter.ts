@@ -30,5 +30,9 @@ export const changeTriggers = WATCHED_TABLES.flatMap((table) =>
 export const changeCounter: Migration = {
   id: 3,
   name: 'change-counter',
-  statements: [counter, 'INSERT INTO postern_change_counter (id, changes) SELECT 1, 0 FROM DUAL WHERE NOT EXISTS (SELECT 1 FROM postern_change_counter WHERE id = 1)', ...changeTriggers],
+  statements: [
+    counter,
+    'INSERT INTO postern_change_counter (id, changes) SELECT 1, 0 FROM DUAL WHERE NOT EXISTS (SELECT 1 FROM postern_change_counter WHERE id = 1)',
+    ...changeTriggers,
+  ],
 };
