@@ -100,6 +100,8 @@ export interface RateLimiter {
 const FINGERPRINT_HEX_CHARS = 8;
 /** Longer usernames (no mail address is) are hashed, so a hostile one cannot bloat keys. */
 const MAX_USERNAME_CHARS = 320;
+/** Parsed client addresses kept; past this the memo starts again (a flood of new addresses). */
+const MAX_REMEMBERED_ADDRESSES = 10_000;
 /** (user, IP) pairs this process remembers marking known-good in Redis. */
 const MAX_RECENT_KNOWN_GOOD = 50_000;
 /** A known-good mark is rewritten once this fraction of its lifetime has passed, not on every login. */
@@ -164,11 +166,20 @@ export function createRateLimiter(options: LimiterOptions): RateLimiter {
     return results;
   }
 
-  function subjectsOf(attempt: { ip: string; username: string }): Subjects {
-    const address = parseClientAddress(attempt.ip);
+  // Clients come back from the same few addresses; parsing and matching each one once is enough.
+  const ipSubjects = new Map<string, string | undefined>();
+  function ipSubjectOf(raw: string): string | undefined {
+    if (ipSubjects.has(raw)) return ipSubjects.get(raw);
+    const address = parseClientAddress(raw);
     // Exempt or unparseable addresses are not counted by IP; the username still is.
-    const ip = address && !isExempt(address) ? address.subject : undefined;
-    return { user: userSubject(attempt.username), ip };
+    const subject = address && !isExempt(address) ? address.subject : undefined;
+    if (ipSubjects.size >= MAX_REMEMBERED_ADDRESSES) ipSubjects.clear();
+    ipSubjects.set(raw, subject);
+    return subject;
+  }
+
+  function subjectsOf(attempt: { ip: string; username: string }): Subjects {
+    return { user: userSubject(attempt.username), ip: ipSubjectOf(attempt.ip) };
   }
 
   function fingerprintOf(user: string, password: string): string {
@@ -261,11 +272,13 @@ export function createRateLimiter(options: LimiterOptions): RateLimiter {
       // Nothing to mark for an exempt or unparseable address (and a success clears no count).
       if (subjects.ip === undefined) return;
       const nowMs = now();
-      // The in-process store always: it answers for known-good IPs while Redis is away.
-      await memoryStore.recordSuccess(subjects, nowMs);
       const pair = `${subjects.ip}|${subjects.user}`;
       const writtenAtMs = knownGoodWrites.get(pair);
-      if (writtenAtMs !== undefined && nowMs - writtenAtMs < knownGoodRefreshMs) return;
+      const isFresh = writtenAtMs !== undefined && nowMs - writtenAtMs < knownGoodRefreshMs;
+      // The in-process store answers for known-good IPs while Redis is away; a mark written within
+      // the refresh time in both stores needs no rewrite.
+      if (isFresh) return;
+      await memoryStore.recordSuccess(subjects, nowMs);
       if (!isRedisUsable()) return;
       try {
         await redisStore.recordSuccess(subjects, nowMs);
