@@ -3,26 +3,9 @@
 // real user; faults never count; Redis going away degrades, never denies; bans and metrics.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startTestPostern, type TestPostern } from './support/env.js';
+import { countHashes } from './support/hash-count.js';
 import { seedAppPassword, seedDomain, seedMailbox } from './support/seed.js';
 import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.js';
-
-function countHashes(postern: TestPostern): { readonly count: number; restore(): void } {
-  const pool = postern.deps.hashPool;
-  const original = pool.verify.bind(pool);
-  let count = 0;
-  pool.verify = async (stored, candidate) => {
-    count += 1;
-    return original(stored, candidate);
-  };
-  return {
-    get count() {
-      return count;
-    },
-    restore: () => {
-      pool.verify = original;
-    },
-  };
-}
 
 const login = (postern: TestPostern, username: string, password: string, ip = '198.51.100.20', service = 'imap') =>
   postern.passdb({ username, password, real_rip: ip, service });
@@ -40,7 +23,10 @@ describe('verified-credential cache', () => {
 
   async function freshMailbox(name: string, password: string) {
     const username = `${name}@example.org`;
-    await seedMailbox(postern.deps.db, { username, passwordHash: await postern.deps.hashPool.hash(password, 'BLF-CRYPT') });
+    await seedMailbox(postern.deps.db, {
+      username,
+      passwordHash: await postern.deps.hashPool.hash(password, 'BLF-CRYPT'),
+    });
     return username;
   }
 
@@ -106,16 +92,39 @@ describe('verified-credential cache', () => {
   });
 
   it.each([
-    { name: 'the mailbox is deactivated', sql: 'UPDATE mailbox SET active = 0 WHERE username = ?', on: 'user', result: 'user_disabled' },
-    { name: 'the domain is deactivated', sql: 'UPDATE domain SET active = 0 WHERE domain = ?', on: 'domain', result: 'user_disabled' },
-    { name: 'the authsource becomes keycloak', sql: "UPDATE mailbox SET authsource = 'keycloak' WHERE username = ?", on: 'user', result: 'password_mismatch' },
-    { name: 'IMAP is switched off for the mailbox', sql: "UPDATE mailbox SET attributes = JSON_SET(attributes, '$.imap_access', '0') WHERE username = ?", on: 'user', result: 'user_disabled' },
+    {
+      name: 'the mailbox is deactivated',
+      sql: 'UPDATE mailbox SET active = 0 WHERE username = ?',
+      on: 'user',
+      result: 'user_disabled',
+    },
+    {
+      name: 'the domain is deactivated',
+      sql: 'UPDATE domain SET active = 0 WHERE domain = ?',
+      on: 'domain',
+      result: 'user_disabled',
+    },
+    {
+      name: 'the authsource becomes keycloak',
+      sql: "UPDATE mailbox SET authsource = 'keycloak' WHERE username = ?",
+      on: 'user',
+      result: 'password_mismatch',
+    },
+    {
+      name: 'IMAP is switched off for the mailbox',
+      sql: "UPDATE mailbox SET attributes = JSON_SET(attributes, '$.imap_access', '0') WHERE username = ?",
+      on: 'user',
+      result: 'user_disabled',
+    },
   ])('takes effect on the very next request when $name', async ({ sql, on, result }) => {
     // A domain of its own per case, so deactivating it touches nobody else.
     const domain = `d${Math.random().toString(36).slice(2, 8)}.example`;
     const user = `someone@${domain}`;
     await seedDomain(postern.deps.db, domain);
-    await seedMailbox(postern.deps.db, { username: user, passwordHash: await postern.deps.hashPool.hash('pw', 'BLF-CRYPT') });
+    await seedMailbox(postern.deps.db, {
+      username: user,
+      passwordHash: await postern.deps.hashPool.hash('pw', 'BLF-CRYPT'),
+    });
     expect((await login(postern, user, 'pw')).status).toBe(200);
     await postern.deps.db.execute(sql, [on === 'user' ? user : domain]);
     const after = await login(postern, user, 'pw');
@@ -162,7 +171,10 @@ describe('brute-force protection', () => {
   async function victim(password: string) {
     userCounter += 1;
     const username = `victim${userCounter}@example.org`;
-    await seedMailbox(postern.deps.db, { username, passwordHash: await postern.deps.hashPool.hash(password, 'SSHA256') });
+    await seedMailbox(postern.deps.db, {
+      username,
+      passwordHash: await postern.deps.hashPool.hash(password, 'SSHA256'),
+    });
     return username;
   }
 
@@ -179,7 +191,9 @@ describe('brute-force protection', () => {
     } finally {
       hashes.restore();
     }
-    const bans = (await (await fetch(`${postern.internalUrl}/admin/bans`)).json()) as { bans: { scope: string; subject: string }[] };
+    const bans = (await (await fetch(`${postern.internalUrl}/admin/bans`)).json()) as {
+      bans: { scope: string; subject: string }[];
+    };
     expect(bans.bans).toContainEqual(expect.objectContaining({ scope: 'user', subject: user }));
   });
 
@@ -226,16 +240,22 @@ describe('brute-force protection', () => {
     const user = await victim('forgiven');
     for (const guess of ['p', 'q', 'r']) await login(postern, user, guess, '203.0.113.90');
     expect((await login(postern, user, 'forgiven', '203.0.113.91')).status).toBe(401);
-    const lifted = await fetch(`${postern.internalUrl}/admin/bans/user/${encodeURIComponent(user)}`, { method: 'DELETE' });
+    const lifted = await fetch(`${postern.internalUrl}/admin/bans/user/${encodeURIComponent(user)}`, {
+      method: 'DELETE',
+    });
     expect(lifted.status).toBe(200);
     expect((await login(postern, user, 'forgiven', '203.0.113.91')).status).toBe(200);
-    const again = await fetch(`${postern.internalUrl}/admin/bans/user/${encodeURIComponent(user)}`, { method: 'DELETE' });
+    const again = await fetch(`${postern.internalUrl}/admin/bans/user/${encodeURIComponent(user)}`, {
+      method: 'DELETE',
+    });
     expect(again.status).toBe(404);
   });
 
   it('exports attempts, bans and cache lookups as Prometheus metrics', async () => {
     const text = await (await fetch(`${postern.internalUrl}/metrics`)).text();
-    expect(text).toMatch(/postern_auth_attempts_total\{service="imap",source="mailcow",result="password_mismatch"\} \d+/);
+    expect(text).toMatch(
+      /postern_auth_attempts_total\{service="imap",source="mailcow",result="password_mismatch"\} \d+/,
+    );
     expect(text).toMatch(/postern_bans_total\{scope="user"\} [1-9]/);
     expect(text).toMatch(/postern_rate_limited_total\{scope="user"\} [1-9]/);
     expect(text).toMatch(/postern_auth_duration_seconds_bucket/);
@@ -284,7 +304,9 @@ describe('faults and a Redis outage', () => {
       expect((await login(postern, 'frank@example.org', `fault ${i}`)).status).toBe(503);
     }
     await mysqlProxy.restore();
-    await expect.poll(async () => (await login(postern, 'frank@example.org', 'frank pw')).status, { timeout: 10_000 }).toBe(200);
+    await expect
+      .poll(async () => (await login(postern, 'frank@example.org', 'frank pw')).status, { timeout: 10_000 })
+      .toBe(200);
   });
 
   it('keeps logins working when Redis stops mid-run, and still bans in process', async () => {
@@ -298,7 +320,9 @@ describe('faults and a Redis outage', () => {
     expect(await ready.json()).toMatchObject({ checks: { redis: 'unavailable', mysql: 'ok' } });
     await redisProxy.restore();
     await expect
-      .poll(async () => ((await (await fetch(`${postern.internalUrl}/readyz`)).json()) as { status: string }).status, { timeout: 10_000 })
+      .poll(async () => ((await (await fetch(`${postern.internalUrl}/readyz`)).json()) as { status: string }).status, {
+        timeout: 10_000,
+      })
       .toBe('ok');
     expect((await login(postern, 'eve@example.org', 'eve pw')).status).toBe(200);
   });

@@ -1,7 +1,8 @@
 // The passdb endpoint against real MariaDB: every decision rule of DESIGN.md §3.1 / issue 2.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { seedAliasDomain, seedAppPassword, seedDomain, seedMailbox } from './support/seed.js';
 import { startTestPostern, type TestPostern } from './support/env.js';
+import { countHashes } from './support/hash-count.js';
+import { seedAliasDomain, seedAppPassword, seedDomain, seedMailbox } from './support/seed.js';
 
 const RIP = '203.0.113.7';
 let postern: TestPostern;
@@ -29,7 +30,11 @@ beforeAll(async () => {
     passwordHash: await ssha('popper pw'),
     attributes: { imap_access: '0', smtp_access: '0' },
   });
-  await seedMailbox(db, { username: 'kc@example.org', passwordHash: await ssha('kc old local pw'), authsource: 'keycloak' });
+  await seedMailbox(db, {
+    username: 'kc@example.org',
+    passwordHash: await ssha('kc old local pw'),
+    authsource: 'keycloak',
+  });
   await seedMailbox(db, { username: 'oidc@example.org', passwordHash: '', authsource: 'generic-oidc' });
   ids = {
     aliceImap: await seedAppPassword(db, {
@@ -94,18 +99,12 @@ describe('POST / (Dovecot passdb)', () => {
   });
 
   it('spends one hash verification on an unknown user, as on a known one', async () => {
-    const pool = postern.deps.hashPool;
-    const original = pool.verify.bind(pool);
-    let calls = 0;
-    pool.verify = async (stored, candidate) => {
-      calls += 1;
-      return original(stored, candidate);
-    };
+    const hashes = countHashes(postern);
     try {
       await login('nobody@example.org', 'whatever');
-      expect(calls).toBe(1);
+      expect(hashes.count).toBe(1);
     } finally {
-      pool.verify = original;
+      hashes.restore();
     }
   });
 
@@ -223,13 +222,37 @@ describe('POST / (Dovecot passdb)', () => {
 describe('POST / with malformed requests', () => {
   it.each([
     { name: 'a non-JSON body', body: 'username=alice', message: /not valid JSON/ },
-    { name: 'a missing password', body: { username: 'a@example.org', real_rip: RIP, service: 'imap' }, message: /password/ },
+    {
+      name: 'a missing password',
+      body: { username: 'a@example.org', real_rip: RIP, service: 'imap' },
+      message: /password/,
+    },
     { name: 'a missing username', body: { password: 'x', real_rip: RIP, service: 'imap' }, message: /username/ },
-    { name: 'a missing real_rip', body: { username: 'a@example.org', password: 'x', service: 'imap' }, message: /real_rip/ },
-    { name: 'a real_rip that is not an IP', body: { username: 'a@example.org', password: 'x', real_rip: 'localhost', service: 'imap' }, message: /real_rip: must be an IP address/ },
-    { name: 'no service at all', body: { username: 'a@example.org', password: 'x', real_rip: RIP }, message: /service/ },
-    { name: 'a protocol object naming two services', body: { username: 'a@example.org', password: 'x', real_rip: RIP, protocol: { imap: true, pop3: true } }, message: /service/ },
-    { name: 'a non-string password', body: { username: 'a@example.org', password: 12, real_rip: RIP, service: 'imap' }, message: /password/ },
+    {
+      name: 'a missing real_rip',
+      body: { username: 'a@example.org', password: 'x', service: 'imap' },
+      message: /real_rip/,
+    },
+    {
+      name: 'a real_rip that is not an IP',
+      body: { username: 'a@example.org', password: 'x', real_rip: 'localhost', service: 'imap' },
+      message: /real_rip: must be an IP address/,
+    },
+    {
+      name: 'no service at all',
+      body: { username: 'a@example.org', password: 'x', real_rip: RIP },
+      message: /service/,
+    },
+    {
+      name: 'a protocol object naming two services',
+      body: { username: 'a@example.org', password: 'x', real_rip: RIP, protocol: { imap: true, pop3: true } },
+      message: /service/,
+    },
+    {
+      name: 'a non-string password',
+      body: { username: 'a@example.org', password: 12, real_rip: RIP, service: 'imap' },
+      message: /password/,
+    },
     { name: 'a JSON array', body: [], message: /body/ },
   ])('answers 400 with a clear message for $name', async ({ body, message }) => {
     const response = await postern.passdb(body);
@@ -258,7 +281,12 @@ describe('POST / with malformed requests', () => {
   });
 
   it('never echoes the password in an error', async () => {
-    const response = await postern.passdb({ username: 'a b', password: 'hunter2-secret', real_rip: RIP, service: 'imap' });
+    const response = await postern.passdb({
+      username: 'a b',
+      password: 'hunter2-secret',
+      real_rip: RIP,
+      service: 'imap',
+    });
     expect(response.status).toBe(400);
     expect(JSON.stringify(response.body)).not.toContain('hunter2-secret');
   });

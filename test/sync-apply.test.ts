@@ -8,11 +8,11 @@ import { insertMailboxTemplate } from '../src/storage/templates.js';
 import { CRON_LOG_KEY, type CronLogEntry } from '../src/sync/cron-log.js';
 import { runSync } from '../src/sync/run-sync.js';
 import type { FakeKeycloakUser } from './support/fake-keycloak.js';
-import { type SyncTestEnv, startSyncEnv } from './support/fake-keycloak.js';
+import { type InternalServer, type SyncTestEnv, startSyncEnv } from './support/fake-keycloak.js';
 import { seedAppPassword, seedDomain, seedMailbox } from './support/seed.js';
 
 let env: SyncTestEnv;
-let internal: { url: string; close(): Promise<void> };
+let internal: InternalServer;
 // A domain of this suite's own, so its lines in the shared CRON_LOG are recognisable.
 let domain: string;
 
@@ -46,14 +46,8 @@ async function cronLog(key = env.cronLogKey): Promise<CronLogEntry[]> {
   return (await env.deps.redis.lrange(key, 0, -1)).map((entry) => JSON.parse(entry) as CronLogEntry);
 }
 
-async function passdb(username: string, password: string) {
-  const response = await fetch(`${internal.url}/`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ username, password, real_rip: '203.0.113.9', service: 'imap' }),
-  });
-  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
-}
+const passdb = (username: string, password: string) =>
+  internal.passdb({ username, password, real_rip: '203.0.113.9', service: 'imap' });
 
 beforeAll(async () => {
   env = await startSyncEnv('sync_apply');

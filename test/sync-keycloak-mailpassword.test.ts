@@ -6,11 +6,11 @@ import { createLogger } from '../src/log.js';
 import { createKeycloakPasswordSource } from '../src/sources/keycloak.js';
 import { createSourceRegistry } from '../src/sources/registry.js';
 import type { LoginMailbox } from '../src/storage/mailboxes.js';
-import { type FakeKeycloakUser, type SyncTestEnv, startSyncEnv } from './support/fake-keycloak.js';
+import { type FakeKeycloakUser, type InternalServer, type SyncTestEnv, startSyncEnv } from './support/fake-keycloak.js';
 import { seedAppPassword, seedDomain, seedMailbox } from './support/seed.js';
 
 let env: SyncTestEnv;
-let internal: { url: string; close(): Promise<void> };
+let internal: InternalServer;
 let clock = 1_000_000;
 let users: FakeKeycloakUser[];
 
@@ -30,14 +30,8 @@ function source(options: { now?: () => number } = {}) {
   );
 }
 
-async function passdb(username: string, password: string) {
-  const response = await fetch(`${internal.url}/`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ username, password, real_rip: '198.51.100.4', service: 'imap' }),
-  });
-  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
-}
+const passdb = (username: string, password: string) =>
+  internal.passdb({ username, password, real_rip: '198.51.100.4', service: 'imap' });
 
 beforeAll(async () => {
   env = await startSyncEnv('sync_mailpw');

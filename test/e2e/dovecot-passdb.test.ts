@@ -26,13 +26,20 @@ beforeAll(async () => {
   await seedDomain(db, 'example.org');
   await seedAliasDomain(db, 'example.net', 'example.org');
   // BLF-CRYPT cost 10 ($2y$) is what mailcow writes.
-  await seedMailbox(db, { username: 'carol@example.org', passwordHash: await hashPool.hash('Carol pässwörd "1"', 'BLF-CRYPT') });
+  await seedMailbox(db, {
+    username: 'carol@example.org',
+    passwordHash: await hashPool.hash('Carol pässwörd "1"', 'BLF-CRYPT'),
+  });
   await seedAppPassword(db, {
     mailbox: 'carol@example.org',
     passwordHash: await hashPool.hash('carol-imap-only-app', 'BLF-CRYPT'),
     protocols: ['imap_access'],
   });
-  await seedMailbox(db, { username: 'dave@example.org', passwordHash: await hashPool.hash('dave local', 'SHA512-CRYPT'), authsource: 'keycloak' });
+  await seedMailbox(db, {
+    username: 'dave@example.org',
+    passwordHash: await hashPool.hash('dave local', 'SHA512-CRYPT'),
+    authsource: 'keycloak',
+  });
   await seedAppPassword(db, {
     mailbox: 'dave@example.org',
     passwordHash: await hashPool.hash('dave-mail-app', 'BLF-CRYPT'),
@@ -49,11 +56,14 @@ afterAll(async () => {
 });
 
 describe('IMAP and submission logins through real Dovecot', () => {
-  it.each(['LOGIN', 'PLAIN'] as const)('logs in with the right mailbox password over IMAP %s and opens INBOX', async (mechanism) => {
-    const result = await imapSelectInbox(dovecot.imapPort, 'carol@example.org', 'Carol pässwörd "1"', { mechanism });
-    expect(result.login.line).toMatch(/^a1 OK .*Logged in/);
-    expect(result.select?.ok).toBe(true);
-  });
+  it.each(['LOGIN', 'PLAIN'] as const)(
+    'logs in with the right mailbox password over IMAP %s and opens INBOX',
+    async (mechanism) => {
+      const result = await imapSelectInbox(dovecot.imapPort, 'carol@example.org', 'Carol pässwörd "1"', { mechanism });
+      expect(result.login.line).toMatch(/^a1 OK .*Logged in/);
+      expect(result.select?.ok).toBe(true);
+    },
+  );
 
   it('refuses a wrong password as an authentication failure', async () => {
     const result = await imapLogin(dovecot.imapPort, 'carol@example.org', 'carol password', { mechanism: 'PLAIN' });
@@ -71,19 +81,29 @@ describe('IMAP and submission logins through real Dovecot', () => {
   });
 
   it('refuses that app password on a protocol it does not allow (submission)', async () => {
-    const result = await submissionAuthPlain(dovecot.submissionPort as number, 'carol@example.org', 'carol-imap-only-app');
+    const result = await submissionAuthPlain(
+      dovecot.submissionPort as number,
+      'carol@example.org',
+      'carol-imap-only-app',
+    );
     expect(result.code).toBe(535);
   });
 
   it('accepts the mailbox password over submission AUTH PLAIN', async () => {
-    const result = await submissionAuthPlain(dovecot.submissionPort as number, 'carol@example.org', 'Carol pässwörd "1"');
+    const result = await submissionAuthPlain(
+      dovecot.submissionPort as number,
+      'carol@example.org',
+      'Carol pässwörd "1"',
+    );
     expect(result.code).toBe(235);
   });
 
   it('refuses the local password of an IdP-sourced mailbox, and accepts its app password', async () => {
     expect((await imapLogin(dovecot.imapPort, 'dave@example.org', 'dave local')).line).toMatch(/AUTHENTICATIONFAILED/);
     expect((await imapLogin(dovecot.imapPort, 'dave@example.org', 'dave-mail-app')).ok).toBe(true);
-    expect((await submissionAuthPlain(dovecot.submissionPort as number, 'dave@example.org', 'dave-mail-app')).code).toBe(235);
+    expect(
+      (await submissionAuthPlain(dovecot.submissionPort as number, 'dave@example.org', 'dave-mail-app')).code,
+    ).toBe(235);
   });
 
   it('says "temporary failure", not "wrong password", while MySQL is unreachable, and recovers', async () => {
@@ -91,17 +111,23 @@ describe('IMAP and submission logins through real Dovecot', () => {
     try {
       const imap = await imapLogin(dovecot.imapPort, 'carol@example.org', 'Carol pässwörd "1"');
       expect(imap.line).toMatch(/NO \[UNAVAILABLE\] Temporary authentication failure/);
-      const smtp = await submissionAuthPlain(dovecot.submissionPort as number, 'carol@example.org', 'Carol pässwörd "1"');
+      const smtp = await submissionAuthPlain(
+        dovecot.submissionPort as number,
+        'carol@example.org',
+        'Carol pässwörd "1"',
+      );
       expect(smtp.code).toBe(454);
     } finally {
       await proxy.restore();
     }
     await expect
-      .poll(async () => (await imapLogin(dovecot.imapPort, 'carol@example.org', 'Carol pässwörd "1"')).ok, { timeout: 15_000 })
+      .poll(async () => (await imapLogin(dovecot.imapPort, 'carol@example.org', 'Carol pässwörd "1"')).ok, {
+        timeout: 15_000,
+      })
       .toBe(true);
   });
 
-  it('never writes a password into Dovecot\'s log', () => {
+  it("never writes a password into Dovecot's log", () => {
     const logs = dovecot.logs();
     for (const secret of ['Carol pässwörd', 'carol-imap-only-app', 'dave-mail-app', 'carol password']) {
       expect(logs).not.toContain(secret);

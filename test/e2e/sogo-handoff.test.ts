@@ -11,7 +11,8 @@ import { launchChromium } from '../support/browser.js';
 import { type RunningDovecot, startDovecot } from '../support/dovecot.js';
 import { MYSQL_ROOT_URL, startTestPostern, type TestPostern } from '../support/env.js';
 import { imapLogin, imapSelectInbox } from '../support/mail-clients.js';
-import { findFreePort, type RunningNginx, startNginx } from '../support/nginx.js';
+import { type RunningNginx, startNginx } from '../support/nginx.js';
+import { freePort } from '../support/processes.js';
 import { seedDomain, seedMailbox } from '../support/seed.js';
 import {
   type RunningSogo,
@@ -162,6 +163,17 @@ async function openWebmail(user = ME) {
   return { client, secret, decoded };
 }
 
+/** Signs ME in at the portal through nginx, in a fresh context of the real browser. */
+async function signInInBrowser(chromium: Browser) {
+  const context = await chromium.newContext();
+  const page = await context.newPage();
+  await page.goto(`${nginx.url}/login`);
+  await page.fill('#username', ME);
+  await page.fill('#password', PASSWORD);
+  await Promise.all([page.waitForURL(`${nginx.url}/`), page.click('button[type=submit]')]);
+  return { context, page };
+}
+
 async function auditRows(action: string) {
   return postern.deps.db.many<{ actor: string; target: string | null; detail: unknown; ip: string | null }>(
     'SELECT actor, target, detail, ip FROM postern_audit WHERE action = ? ORDER BY id',
@@ -177,7 +189,7 @@ async function lastRefusal(action = 'sogo.webmail.refused') {
 }
 
 beforeAll(async () => {
-  const port = await findFreePort();
+  const port = await freePort();
   upstream = await startWebmailUpstream();
   postern = await startTestPostern('sogo', {
     POSTERN_SOGO_NETWORKS: '127.0.0.1/32',
@@ -440,12 +452,7 @@ describe('SOGo handoff through nginx', () => {
 
   it('works in a real browser: portal sign-in, "Open webmail", SOGo shows the user', async () => {
     browser = await launchChromium();
-    const context = await browser.newContext();
-    const page = await context.newPage();
-    await page.goto(`${nginx.url}/login`);
-    await page.fill('#username', ME);
-    await page.fill('#password', PASSWORD);
-    await Promise.all([page.waitForURL(`${nginx.url}/`), page.click('button[type=submit]')]);
+    const { context, page } = await signInInBrowser(browser);
     upstream.clear();
     await Promise.all([page.waitForURL(`${nginx.url}/SOGo/so/`), page.click('#open-webmail')]);
     expect(await page.textContent('#sogo-user')).toBe(ME);
@@ -470,12 +477,7 @@ describe('SOGo handoff through nginx', () => {
     upstream.forwardTo(sogo.url);
     try {
       browser ??= await launchChromium();
-      const context = await browser.newContext();
-      const page = await context.newPage();
-      await page.goto(`${nginx.url}/login`);
-      await page.fill('#username', ME);
-      await page.fill('#password', PASSWORD);
-      await Promise.all([page.waitForURL(`${nginx.url}/`), page.click('button[type=submit]')]);
+      const { context, page } = await signInInBrowser(browser);
       upstream.clear();
       await page.click('#open-webmail');
       await page.waitForURL(/\/SOGo\/so\/me@handoff\.example\/Mail\//, { timeout: 15_000 });

@@ -1,8 +1,6 @@
 // SSO and the user portal end to end: a real OpenID provider (panva's oidc-provider), postern
 // in-process on real MariaDB and Redis, and real headless Chromium filling in the forms.
 import { createHash } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
-import { createServer } from 'node:net';
 import type { Browser, BrowserContext, Page, Response as PwResponse } from 'playwright-core';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { keys } from '../../src/cache/keys.js';
@@ -14,6 +12,7 @@ import { type RunningDovecot, startDovecot } from '../support/dovecot.js';
 import { startTestPostern, type TestPostern } from '../support/env.js';
 import { imapLogin, imapSelectInbox, submissionAuthPlain } from '../support/mail-clients.js';
 import { startOidcProvider, type TestOidcProvider } from '../support/oidc-provider.js';
+import { freePort } from '../support/processes.js';
 import { seedDomain, seedMailbox } from '../support/seed.js';
 
 const PREMIUM = {
@@ -42,17 +41,6 @@ let browser: Browser;
 let web: string;
 let context: BrowserContext;
 let page: Page;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 async function useSettings(
   kind: 'discovery' | 'keycloak' | 'manual' | 'unreachable',

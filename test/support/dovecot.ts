@@ -1,12 +1,12 @@
 // A real Dovecot 2.3 (Debian 12 packages) for tests, wired to postern's Lua passdb: a complete
 // dovecot.conf in a fresh temp dir, loopback-only listeners on free ports, logs in a file there.
 // A missing binary or plugin is a thrown error, never a skipped test. Needs root (Dovecot does).
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { canConnect, freePort, hasExited, sleep, spawnLogged } from './processes.js';
 
 export const POSTERN_PASSDB_LUA = resolve(dirname(fileURLToPath(import.meta.url)), '../../lua/dovecot/passdb.lua');
 
@@ -80,32 +80,6 @@ function checkPrerequisites(luaFile: string): void {
   }
   if (!existsSync(luaFile)) fail(`Lua passdb not found at ${luaFile}`);
 }
-
-/** A port that was free a moment ago (the OS picks it; we release it for Dovecot). */
-async function findFreePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolvePort(port));
-    });
-  });
-}
-
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolveConnect) => {
-    const socket = connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolveConnect(true);
-    });
-    socket.once('error', () => resolveConnect(false));
-  });
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Layout {
   root: string;
@@ -227,17 +201,6 @@ function childEnvironment(options: StartDovecotOptions): NodeJS.ProcessEnv {
   return env;
 }
 
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  child.kill('SIGTERM');
-  const timedOut = await Promise.race([exited.then(() => false), sleep(5000).then(() => true)]);
-  if (timedOut) {
-    child.kill('SIGKILL');
-    await exited;
-  }
-}
-
 async function startOnce(
   options: StartDovecotOptions,
   ports: { imap: number; submission: number | undefined },
@@ -279,31 +242,16 @@ async function startOnce(
     throw error;
   }
 
-  let output = '';
-  const child = spawn('dovecot', ['-F', '-c', layout.configPath], {
-    env: childEnvironment(options),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stdout?.on('data', (chunk: Buffer) => {
-    output += chunk.toString('utf8');
-  });
-  child.stderr?.on('data', (chunk: Buffer) => {
-    output += chunk.toString('utf8');
-  });
-  const killOnExit = () => child.kill('SIGKILL');
-  process.once('exit', killOnExit);
+  const { child, output, stop } = spawnLogged(
+    'dovecot',
+    ['-F', '-c', layout.configPath],
+    { env: childEnvironment(options) },
+    { afterStop: cleanup },
+  );
 
   const logs = () => {
     const file = existsSync(layout.logPath) ? readFileSync(layout.logPath, 'utf8') : '';
-    return output ? `${file}\n--- dovecot stdout/stderr ---\n${output}` : file;
-  };
-  let stopped = false;
-  const stop = async () => {
-    if (stopped) return;
-    stopped = true;
-    process.removeListener('exit', killOnExit);
-    await stopChild(child);
-    cleanup();
+    return output.text ? `${file}\n--- dovecot stdout/stderr ---\n${output.text}` : file;
   };
 
   const deadline = Date.now() + (options.startTimeoutMs ?? 15_000);
@@ -314,7 +262,7 @@ async function startOnce(
       await stop();
       return { imapPort: 0, submissionPort: undefined, baseDir: '', configPath: '', logs, stop, addressInUse: true };
     }
-    if (/Fatal:/.test(text) || child.exitCode !== null || child.signalCode !== null) {
+    if (/Fatal:/.test(text) || hasExited(child)) {
       const detail = text;
       await stop();
       fail(`Dovecot did not start:\n${detail}`);
@@ -354,10 +302,10 @@ export async function startDovecot(options: StartDovecotOptions): Promise<Runnin
   const wantSubmission = options.submission ?? (options.submissionPort !== undefined || isSubmissionInstalled());
   // Free ports are picked then released, so another process may grab one in between: retry.
   for (let attempt = 1; ; attempt++) {
-    const imap = options.imapPort ?? (await findFreePort());
-    let submission = wantSubmission ? (options.submissionPort ?? (await findFreePort())) : undefined;
+    const imap = options.imapPort ?? (await freePort());
+    let submission = wantSubmission ? (options.submissionPort ?? (await freePort())) : undefined;
     // Two released ports may come back equal; ask again.
-    while (submission === imap && options.submissionPort === undefined) submission = await findFreePort();
+    while (submission === imap && options.submissionPort === undefined) submission = await freePort();
     const ports = { imap, submission };
     const running = await startOnce(options, ports);
     if (!running.addressInUse) return running;

@@ -357,6 +357,13 @@ export async function startFakeKeycloak(options: FakeKeycloakOptions = {}): Prom
 
 export const TEST_SECRET_KEY = 'sync-suite-secret-key-0123456789abcdef';
 
+export interface InternalServer {
+  url: string;
+  /** POST a passdb request, as Dovecot's Lua does; returns status and the JSON body. */
+  passdb(body: Record<string, unknown>): Promise<{ status: number; body: Record<string, unknown> }>;
+  close(): Promise<void>;
+}
+
 export interface SyncTestEnv {
   name: string;
   config: Config;
@@ -369,7 +376,7 @@ export interface SyncTestEnv {
   /** One sync run now, as the admin API would (no interval check), into the private CRON_LOG. */
   sync(options?: { dryRun?: boolean }): Promise<SyncReport>;
   /** Serve the internal app (Dovecot passdb) over these deps, optionally with other sources. */
-  serveInternal(sources?: Deps['sources']): Promise<{ url: string; close(): Promise<void> }>;
+  serveInternal(sources?: Deps['sources']): Promise<InternalServer>;
   /** Another set of deps on the same database and Redis prefix (a second replica). */
   replica(): Promise<Deps>;
   destroy(): Promise<void>;
@@ -422,8 +429,17 @@ export async function startSyncEnv(
       const server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 });
       await new Promise<void>((resolve) => server.once('listening', () => resolve()));
       const { port } = server.address() as AddressInfo;
-      const handle = {
-        url: `http://127.0.0.1:${port}`,
+      const url = `http://127.0.0.1:${port}`;
+      const handle: InternalServer = {
+        url,
+        async passdb(body) {
+          const response = await fetch(`${url}/`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify(body),
+          });
+          return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+        },
         close: () =>
           new Promise<void>((resolve) => {
             if ('closeAllConnections' in server) server.closeAllConnections();

@@ -2,12 +2,12 @@
 // copied with only its addresses, token and TLS lines substituted (each substitution must match,
 // so a changed template fails here instead of silently testing something else). Loopback only,
 // a fresh prefix dir per instance. A missing nginx is a thrown error, never a skipped test.
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { canConnect, freePort, hasExited, sleep, spawnLogged } from './processes.js';
 
 export const POSTERN_SOGO_NGINX_CONF = resolve(
   dirname(fileURLToPath(import.meta.url)),
@@ -46,31 +46,6 @@ export interface RunningNginx {
 function fail(message: string): never {
   throw new Error(`startNginx: ${message}`);
 }
-
-export async function findFreePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolvePort(port));
-    });
-  });
-}
-
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolveConnect) => {
-    const socket = connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolveConnect(true);
-    });
-    socket.once('error', () => resolveConnect(false));
-  });
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function hostPortOf(url: string): string {
   const parsed = new URL(url);
@@ -125,17 +100,6 @@ http {
 `;
 }
 
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  child.kill('SIGTERM');
-  const timedOut = await Promise.race([exited.then(() => false), sleep(5000).then(() => true)]);
-  if (timedOut) {
-    child.kill('SIGKILL');
-    await exited;
-  }
-}
-
 async function startOnce(options: StartNginxOptions, port: number): Promise<RunningNginx & { addressInUse?: boolean }> {
   const template = readFileSync(options.templatePath ?? POSTERN_SOGO_NGINX_CONF, 'utf8');
   const siteConfig = renderSiteConfig(template, { ...options, port });
@@ -157,39 +121,25 @@ async function startOnce(options: StartNginxOptions, port: number): Promise<Runn
     fail(`nginx rejected the generated config:\n${detail}\n--- site config ---\n${siteConfig}`);
   }
 
-  let output = '';
-  const child = spawn('nginx', ['-p', root, '-c', configPath, '-e', errorLog, '-g', 'daemon off;'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stdout?.on('data', (chunk: Buffer) => {
-    output += chunk.toString('utf8');
-  });
-  child.stderr?.on('data', (chunk: Buffer) => {
-    output += chunk.toString('utf8');
-  });
-  const killOnExit = () => child.kill('SIGKILL');
-  process.once('exit', killOnExit);
+  const { child, output, stop } = spawnLogged(
+    'nginx',
+    ['-p', root, '-c', configPath, '-e', errorLog, '-g', 'daemon off;'],
+    {},
+    { afterStop: cleanup },
+  );
 
   const read = (name: string) => (existsSync(join(root, name)) ? readFileSync(join(root, name), 'utf8') : '');
   const logs = () =>
-    `--- error.log ---\n${read('error.log')}\n--- access.log ---\n${read('access.log')}${output ? `\n--- stdout/stderr ---\n${output}` : ''}`;
-  let stopped = false;
-  const stop = async () => {
-    if (stopped) return;
-    stopped = true;
-    process.removeListener('exit', killOnExit);
-    await stopChild(child);
-    cleanup();
-  };
+    `--- error.log ---\n${read('error.log')}\n--- access.log ---\n${read('access.log')}${output.text ? `\n--- stdout/stderr ---\n${output.text}` : ''}`;
 
   const deadline = Date.now() + (options.startTimeoutMs ?? 10_000);
   for (;;) {
-    const text = `${read('error.log')}${output}`;
+    const text = `${read('error.log')}${output.text}`;
     if (/Address already in use/.test(text)) {
       await stop();
       return { port, url: '', siteConfig, logs, stop, addressInUse: true };
     }
-    if (/\[emerg\]/.test(text) || child.exitCode !== null || child.signalCode !== null) {
+    if (/\[emerg\]/.test(text) || hasExited(child)) {
       const detail = logs();
       await stop();
       fail(`nginx did not start:\n${detail}`);
@@ -216,7 +166,7 @@ export async function startNginx(options: StartNginxOptions): Promise<RunningNgi
     fail('this nginx was built without ngx_http_auth_request_module');
   }
   for (let attempt = 1; ; attempt++) {
-    const port = options.port ?? (await findFreePort());
+    const port = options.port ?? (await freePort());
     const running = await startOnce(options, port);
     if (!running.addressInUse) return running;
     if (options.port !== undefined || attempt >= 3) fail(`port ${port} already in use`);

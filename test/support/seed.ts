@@ -4,11 +4,10 @@ import { insertAppPassword } from '../../src/storage/app-passwords.js';
 import type { Db } from '../../src/storage/db.js';
 
 export async function seedDomain(db: Db, domain: string, options: { active?: number } = {}): Promise<void> {
-  await db.execute('INSERT INTO domain (domain, description, active, created, modified) VALUES (?, ?, ?, NOW(), NOW())', [
-    domain,
-    `test domain ${domain}`,
-    options.active ?? 1,
-  ]);
+  await db.execute(
+    'INSERT INTO domain (domain, description, active, created, modified) VALUES (?, ?, ?, NOW(), NOW())',
+    [domain, `test domain ${domain}`, options.active ?? 1],
+  );
 }
 
 export async function seedAliasDomain(db: Db, alias: string, target: string, options: { active?: number } = {}) {

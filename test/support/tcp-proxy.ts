@@ -37,8 +37,9 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
         server = undefined;
         reject(error);
       });
-      server.listen(port, '127.0.0.1', () => {
-        port = (server?.address() as net.AddressInfo).port;
+      const listening = server;
+      listening.listen(port, '127.0.0.1', () => {
+        port = (listening.address() as net.AddressInfo).port;
         resolve();
       });
     });

@@ -2,13 +2,14 @@
 // request exactly as SOGo would receive it (raw header lines, so duplicates and spellings show)
 // and answers with a tiny page, or forwards to a real SOGo (still recording). startSogo: Debian's
 // real sogod on a free loopback port, configured only by command-line defaults (nothing in /etc).
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, request as httpRequest, type IncomingMessage } from 'node:http';
-import { type AddressInfo, connect } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { type ChildOutput, canConnect, freePort, hasExited, sleep, spawnLogged } from './processes.js';
 
 export interface RecordedRequest {
   method: string;
@@ -131,41 +132,6 @@ export interface RunningSogo {
   stop(): Promise<void>;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolvePort(port));
-    });
-  });
-}
-
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolveConnect) => {
-    const socket = connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolveConnect(true);
-    });
-    socket.once('error', () => resolveConnect(false));
-  });
-}
-
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  child.kill('SIGTERM');
-  const timedOut = await Promise.race([exited.then(() => false), sleep(5000).then(() => true)]);
-  if (timedOut) {
-    child.kill('SIGKILL');
-    await exited;
-  }
-}
-
 function idOf(flag: '-u' | '-g', user: string): number {
   const result = spawnSync('id', [flag, user], { encoding: 'utf8' });
   if (result.status !== 0)
@@ -213,14 +179,14 @@ export async function startSogo(options: StartSogoOptions): Promise<RunningSogo>
   const [sogoPort, memcachedPort] = [await freePort(), await freePort()];
   const base = `mysql://${user}:${password}@${root.hostname}:${root.port || 3306}/${db}`;
 
-  let output = '';
-  const collect = (chunk: Buffer) => {
-    output += chunk.toString('utf8');
-  };
-  const memcached = spawn('memcached', ['-u', 'nobody', '-l', '127.0.0.1', '-p', String(memcachedPort), '-U', '0'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  memcached.stderr?.on('data', collect);
+  // One log for both, in arrival order.
+  const output: ChildOutput = { text: '' };
+  const memcached = spawnLogged(
+    'memcached',
+    ['-u', 'nobody', '-l', '127.0.0.1', '-p', String(memcachedPort), '-U', '0'],
+    {},
+    { output },
+  );
   // Every setting as a command-line default: the argument domain outranks /etc/sogo/sogo.conf.
   const defaults: Record<string, string> = {
     WONoDetach: 'YES',
@@ -244,46 +210,41 @@ export async function startSogo(options: StartSogoOptions): Promise<RunningSogo>
     SOGoUserSources: `({type = sql; id = postern_mailboxes; viewURL = "${base}/sogo_users"; canAuthenticate = YES; isAddressBook = NO; userPasswordAlgorithm = ssha256; LoginFieldNames = (c_uid); IMAPLoginFieldName = c_uid;})`,
   };
   const args = Object.entries(defaults).flatMap(([key, value]) => [`-${key}`, value]);
-  const sogod = spawn('/usr/sbin/sogod', args, {
-    uid,
-    gid,
-    env: { ...process.env, HOME: dir },
-    cwd: dir,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  sogod.stdout?.on('data', collect);
-  sogod.stderr?.on('data', collect);
-  const killOnExit = () => {
-    sogod.kill('SIGKILL');
-    memcached.kill('SIGKILL');
-  };
-  process.once('exit', killOnExit);
+  const sogod = spawnLogged(
+    '/usr/sbin/sogod',
+    args,
+    { uid, gid, env: { ...process.env, HOME: dir }, cwd: dir },
+    { output },
+  );
 
   let stopped = false;
   const stop = async () => {
     if (stopped) return;
     stopped = true;
-    process.removeListener('exit', killOnExit);
-    await stopChild(sogod);
-    await stopChild(memcached);
+    await sogod.stop();
+    await memcached.stop();
     await admin.query(`DROP USER IF EXISTS '${user}'@'%'`).catch(() => undefined);
     await admin.query(`DROP USER IF EXISTS '${user}'@'localhost'`).catch(() => undefined);
     await admin.end().catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
   };
-  const logs = () => output;
+  const logs = () => output.text;
 
   const deadline = Date.now() + (options.startTimeoutMs ?? 20_000);
   for (;;) {
-    if (sogod.exitCode !== null || sogod.signalCode !== null || memcached.exitCode !== null) {
+    if (hasExited(sogod.child) || memcached.child.exitCode !== null) {
       await stop();
-      throw new Error(`startSogo: sogod or memcached exited:\n${output}`);
+      throw new Error(`startSogo: sogod or memcached exited:\n${output.text}`);
     }
-    if (/WOHttpAdaptor listening/.test(output) && (await canConnect(sogoPort)) && (await canConnect(memcachedPort)))
+    if (
+      /WOHttpAdaptor listening/.test(output.text) &&
+      (await canConnect(sogoPort)) &&
+      (await canConnect(memcachedPort))
+    )
       break;
     if (Date.now() > deadline) {
       await stop();
-      throw new Error(`startSogo: not ready within ${options.startTimeoutMs ?? 20_000} ms:\n${output}`);
+      throw new Error(`startSogo: not ready within ${options.startTimeoutMs ?? 20_000} ms:\n${output.text}`);
     }
     await sleep(50);
   }
