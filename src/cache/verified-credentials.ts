@@ -210,14 +210,17 @@ export async function createCachingVerifier(
  * Bytes are bytes: nothing is trimmed or case-folded (DESIGN §2.6).
  */
 function digestOf(secret: Buffer, username: string, candidate: string, storedHash: string): string {
-  const hmac = createHmac('sha256', secret);
+  // One buffer for the three length-prefixed fields: this runs on every login.
+  const message = Buffer.allocUnsafe(
+    12 + Buffer.byteLength(username) + Buffer.byteLength(candidate) + Buffer.byteLength(storedHash),
+  );
+  let offset = 0;
   for (const field of [username, candidate, storedHash]) {
-    const bytes = Buffer.from(field, 'utf8');
-    const length = Buffer.alloc(4);
-    length.writeUInt32BE(bytes.length);
-    hmac.update(length).update(bytes);
+    const length = Buffer.byteLength(field);
+    offset = message.writeUInt32BE(length, offset);
+    offset += message.write(field, offset, 'utf8');
   }
-  return hmac.digest('base64url');
+  return createHmac('sha256', secret).update(message).digest('base64url');
 }
 
 /**

@@ -92,20 +92,23 @@ export function createDovecotRoutes(
     }
     const seconds = (performance.now() - started) / 1000;
     deps.observe?.({ service: request.service, source: outcome.source, outcome, seconds });
-    deps.log.info(
-      {
-        event: 'auth',
-        user: request.username,
-        service: request.service,
-        rip: request.realRip,
-        result: outcome.result,
-        ...(outcome.result === 'ok'
-          ? { via: outcome.via, appPasswordId: outcome.appPasswordId || undefined }
-          : { reason: outcome.reason }),
-        ms: Math.round(seconds * 1000),
-      },
-      'passdb',
-    );
+    // Built only when it will be written: this runs on every login.
+    if (deps.log.isLevelEnabled('info')) {
+      deps.log.info(
+        {
+          event: 'auth',
+          user: request.username,
+          service: request.service,
+          rip: request.realRip,
+          result: outcome.result,
+          ...(outcome.result === 'ok'
+            ? { via: outcome.via, appPasswordId: outcome.appPasswordId || undefined }
+            : { reason: outcome.reason }),
+          ms: Math.round(seconds * 1000),
+        },
+        'passdb',
+      );
+    }
     if (outcome.result === 'ok') {
       return c.json({ success: true, result: 'ok', username: outcome.username });
     }
