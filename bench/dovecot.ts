@@ -3,46 +3,19 @@
 // Prints IMAP logins/s with Dovecot's own auth cache off, so every login asks postern, for a
 // mailbox with a BLF-CRYPT cost-10 hash: first logins (each a bcrypt) and repeat logins
 // (postern's verified-credential cache). Figures only.
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import mysql from 'mysql2/promise';
 import { createLogger } from '../src/log.js';
 import { createHashPool } from '../src/passwords/hash-pool.js';
 import { createDb } from '../src/storage/db.js';
 import { applyMigrations } from '../src/storage/migrate.js';
 import { startDovecot } from '../test/support/dovecot.js';
 import { imapLogin } from '../test/support/mail-clients.js';
-import { freePort } from '../test/support/processes.js';
 import { startStubPassdbServer } from '../test/support/stub-passdb-server.js';
+import { startCompiledPostern } from './compiled-postern.js';
 
 const DATABASE = `postern_bench_dovecot_${randomBytes(3).toString('hex')}`;
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 16);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
-
-async function startPostern(port: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['dist/main.js'], {
-    env: {
-      PATH: process.env.PATH,
-      POSTERN_DB_URL: `mysql://root@127.0.0.1:3306/${DATABASE}`,
-      POSTERN_REDIS_PREFIX: `${DATABASE}:`,
-      POSTERN_INTERNAL_LISTEN: `127.0.0.1:${port}`,
-      POSTERN_WEB_LISTEN: `127.0.0.1:${await freePort()}`,
-      POSTERN_LOG_LEVEL: 'warn',
-      // The bench logs in a few users thousands of times from loopback.
-      POSTERN_BAN_EXEMPT_NETWORKS: '127.0.0.0/8',
-    },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  for (let attempt = 0; attempt < 150; attempt += 1) {
-    try {
-      if ((await fetch(`http://127.0.0.1:${port}/healthz`)).ok) return child;
-    } catch {
-      // not up yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  throw new Error('postern did not start');
-}
 
 /** CLIENTS loops of LOGIN/LOGOUT; `userFor(n)` picks the n-th login's user. */
 async function drive(imapPort: number, userFor: (n: number) => { user: string; password: string }, untilMs: number) {
@@ -84,9 +57,9 @@ async function main() {
   }
   await pool.close();
 
-  const port = await freePort();
-  const postern = await startPostern(port);
-  const dovecot = await startDovecot({ authUrl: `http://127.0.0.1:${port}/`, submission: false });
+  // The bench logs in a few users thousands of times from loopback.
+  const postern = await startCompiledPostern(DATABASE, { POSTERN_BAN_EXEMPT_NETWORKS: '127.0.0.0/8' });
+  const dovecot = await startDovecot({ authUrl: `${postern.base}/`, submission: false });
   try {
     console.log(`IMAP logins through real Dovecot 2.3 + lua passdb + postern, ${CLIENTS} clients, auth cache off\n`);
     const first = performance.now();
@@ -137,11 +110,8 @@ async function main() {
     }
   } finally {
     await dovecot.stop();
-    postern.kill('SIGTERM');
     await db.close();
-    const admin = await mysql.createConnection({ host: '127.0.0.1', user: 'root' });
-    await admin.query(`DROP DATABASE IF EXISTS \`${DATABASE}\``);
-    await admin.end();
+    await postern.stop();
   }
 }
 

@@ -2,19 +2,17 @@
 // mailboxes, drives the passdb endpoint over HTTP with autocannon and prints, per scenario,
 // requests/s, p50/p99 latency and postern's event-loop delay p99. Figures only; no pass/fail
 // thresholds here (the targets are printed beside the figures for the reader).
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import { cpus } from 'node:os';
 import { hashSync as nativeBcryptHash, verifySync as nativeBcryptVerify } from '@node-rs/bcrypt';
 import autocannon from 'autocannon';
 import bcryptjs from 'bcryptjs';
-import mysql from 'mysql2/promise';
 import { createLogger } from '../src/log.js';
 import type { NewHashScheme } from '../src/passwords/hash-password.js';
 import { createHashPool, type HashPool } from '../src/passwords/hash-pool.js';
 import { createDb, type Db } from '../src/storage/db.js';
 import { applyMigrations } from '../src/storage/migrate.js';
+import { startCompiledPostern } from './compiled-postern.js';
 
 const DATABASE = `postern_bench_${randomBytes(3).toString('hex')}`;
 const DB_URL = `mysql://root@127.0.0.1:3306/${DATABASE}`;
@@ -38,58 +36,6 @@ interface Figures {
 }
 
 const results: Figures[] = [];
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
-}
-
-async function startPostern(
-  internalPort: number,
-  webPort: number,
-  extraEnv: Record<string, string>,
-): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['dist/main.js'], {
-    env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      POSTERN_DB_URL: DB_URL,
-      POSTERN_REDIS_PREFIX: `${DATABASE}:`,
-      POSTERN_INTERNAL_LISTEN: `127.0.0.1:${internalPort}`,
-      POSTERN_WEB_LISTEN: `127.0.0.1:${webPort}`,
-      POSTERN_LOG_LEVEL: 'warn',
-      POSTERN_BCRYPT_IMPL: BCRYPT_IMPL,
-      ...extraEnv,
-    },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    try {
-      const response = await fetch(`http://127.0.0.1:${internalPort}/healthz`);
-      if (response.ok) return child;
-    } catch {
-      // not up yet
-    }
-    if (child.exitCode !== null) throw new Error(`postern exited with ${child.exitCode}`);
-    if (Date.now() > deadline) throw new Error('postern did not start within 30 s');
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
-
-async function stopProcess(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  await new Promise<void>((resolve) => {
-    child.once('exit', () => resolve());
-    child.kill('SIGTERM');
-  });
-}
 
 /** postern's event-loop delay p99 since the previous scrape (prom-client resets it per scrape). */
 async function scrapeLoopP99Ms(base: string): Promise<number> {
@@ -233,8 +179,6 @@ async function main() {
     `single-thread bcrypt cost 10: @node-rs/bcrypt ${bcryptNativeRate.toFixed(1)}/s, bcryptjs ${bcryptJsRate.toFixed(1)}/s\n`,
   );
 
-  const internalPort = await freePort();
-  const webPort = await freePort();
   const ip = (n: number) => `198.51.${(n >> 8) & 255}.${n & 255}`;
   const body = (username: string, password: string, n: number) => ({
     username,
@@ -243,8 +187,8 @@ async function main() {
     service: 'imap',
   });
 
-  const postern = await startPostern(internalPort, webPort, {});
-  const base = `http://127.0.0.1:${internalPort}`;
+  const postern = await startCompiledPostern(DATABASE, { POSTERN_BCRYPT_IMPL: BCRYPT_IMPL });
+  const base = postern.base;
   try {
     await run({
       name: 'warm-up',
@@ -323,11 +267,8 @@ async function main() {
     );
     console.log(`  event-loop delay p99 < 20 ms: worst ${Math.max(...results.map((r) => r.loopP99Ms)).toFixed(1)} ms`);
   } finally {
-    await stopProcess(postern);
     await db.close();
-    const admin = await mysql.createConnection({ host: '127.0.0.1', user: 'root' });
-    await admin.query(`DROP DATABASE IF EXISTS \`${DATABASE}\``);
-    await admin.end();
+    await postern.stop();
   }
 }
 

@@ -77,6 +77,21 @@ describe('loadConfig', () => {
     ]);
   });
 
+  it('reads network lists, turning bare addresses into /32 or /128 networks', () => {
+    const config = loadConfig({ POSTERN_SOGO_NETWORKS: '172.22.1.248, fd4d:6169:6c63:6f77::/64,::1' });
+    expect(config.sogoNetworks).toEqual(['172.22.1.248/32', 'fd4d:6169:6c63:6f77::/64', '::1/128']);
+    expect(loadConfig({}).banExemptNetworks).toEqual(['127.0.0.0/8', '::1/128']);
+  });
+
+  it.each(['10.0.0.0/33', 'fd00::/129', '300.1.1.1', 'mail.example.org', '10.0.0.0/8/1'])(
+    'refuses the network %j, naming it',
+    (entry) => {
+      expect(problemsOf({ POSTERN_BAN_EXEMPT_NETWORKS: `127.0.0.0/8,${entry}` })).toEqual([
+        expect.stringMatching(new RegExp(`^POSTERN_BAN_EXEMPT_NETWORKS: "${entry.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}" is not an IP address or CIDR network`)),
+      ]);
+    },
+  );
+
   it('parses IPv6 listen addresses', () => {
     expect(loadConfig({ POSTERN_INTERNAL_LISTEN: '[::1]:9090' }).internalListen).toEqual({ host: '::1', port: 9090 });
   });

@@ -1,6 +1,7 @@
 // The one typed description of postern's configuration: every POSTERN_* variable, its type,
 // default and meaning. Loading (env, *_FILE secrets, error collection) lives in load.ts; this
 // file must stay free of side effects so the README reference can be generated from it.
+import { isIP } from 'node:net';
 import { z } from 'zod';
 
 /** `host:port` for a listener; IPv6 hosts in brackets (`[::1]:9082`). */
@@ -20,6 +21,29 @@ const boolean = z
   .transform((v) => v === '1' || v === 'true' || v === 'yes' || v === 'on');
 
 const positiveInt = z.coerce.number().int().positive();
+
+/** Comma-separated IPv4/IPv6 addresses or CIDR networks; a bare address becomes a /32 or /128. */
+const networkList = z.string().transform((value, ctx) => {
+  const networks: string[] = [];
+  for (const entry of value
+    .split(',')
+    .map((part) => part.trim())
+    .filter(Boolean)) {
+    const [address = '', bits, extra] = entry.split('/');
+    const family = isIP(address);
+    const width = family === 4 ? 32 : 128;
+    const isValidBits = bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= width);
+    if (family === 0 || !isValidBits || extra !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `"${entry}" is not an IP address or CIDR network, e.g. 10.0.0.0/8,fd00::/8`,
+      });
+      continue;
+    }
+    networks.push(bits === undefined ? `${address}/${width}` : entry);
+  }
+  return networks;
+});
 
 const url = (protocols: string[]) =>
   z.string().refine(
@@ -188,15 +212,7 @@ export const variables = {
   },
   banExemptNetworks: {
     env: 'POSTERN_BAN_EXEMPT_NETWORKS',
-    schema: z
-      .string()
-      .transform((value) =>
-        value
-          .split(',')
-          .map((part) => part.trim())
-          .filter(Boolean),
-      )
-      .pipe(z.array(z.string().regex(/^[0-9a-fA-F:.]+\/\d{1,3}$/, 'expected CIDR networks, e.g. 10.0.0.0/8,fd00::/8'))),
+    schema: networkList,
     defaultValue: '127.0.0.0/8,::1/128',
     description:
       'Client networks never counted or banned by IP (webmail, trusted relays). Per-user limits still apply.',
@@ -248,15 +264,7 @@ export const variables = {
   },
   sogoNetworks: {
     env: 'POSTERN_SOGO_NETWORKS',
-    schema: z
-      .string()
-      .transform((value) =>
-        value
-          .split(',')
-          .map((part) => part.trim())
-          .filter(Boolean),
-      )
-      .pipe(z.array(z.string().regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?$/, 'expected IPs or CIDR networks'))),
+    schema: networkList,
     defaultValue: '',
     description:
       "Addresses SOGo connects to Dovecot from; only logins from there may use a webmail session's IMAP secret (empty = handoff IMAP logins disabled).",

@@ -409,17 +409,8 @@ export function createSogoHandoff(deps: SogoHandoffDeps, options: SogoHandoffOpt
  */
 export function createWebmailSecretChecker(deps: Pick<SogoHandoffDeps, 'redis' | 'config'>): WebmailSecretChecker {
   const ks = { prefix: deps.config.redisPrefix };
-  const networks = deps.config.sogoNetworks.map((entry) =>
-    entry.includes('/') ? entry : `${entry}/${entry.includes(':') ? 128 : 32}`,
-  );
-  let isSogoAddress: ReturnType<typeof createNetworkList> = () => false;
-  try {
-    if (networks.length > 0) isSogoAddress = createNetworkList(networks);
-  } catch {
-    throw new Error(
-      `POSTERN_SOGO_NETWORKS: "${deps.config.sogoNetworks.join(',')}" holds an entry that is no IPv4/IPv6 address or network`,
-    );
-  }
+  // The configuration has validated the networks and made bare addresses /32 or /128.
+  const isSogoAddress = createNetworkList(deps.config.sogoNetworks);
   return {
     async isWebmailSecret(username, password, realRip) {
       const address = parseClientAddress(realRip);

@@ -1,0 +1,58 @@
+// What the benchmarks share: postern run as production runs it (the compiled dist/, its own
+// process, a database of the run's own) and the clean-up afterwards.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { dropDatabase } from '../test/support/env.js';
+import { freePort } from '../test/support/processes.js';
+
+export interface CompiledPostern {
+  /** http://127.0.0.1:<port> of the internal listener. */
+  base: string;
+  port: number;
+  /** SIGTERM, then wait for the exit; drops the run's database. */
+  stop(): Promise<void>;
+}
+
+export async function startCompiledPostern(
+  database: string,
+  env: Record<string, string> = {},
+): Promise<CompiledPostern> {
+  const port = await freePort();
+  const child: ChildProcess = spawn(process.execPath, ['dist/main.js'], {
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      POSTERN_DB_URL: `mysql://root@127.0.0.1:3306/${database}`,
+      POSTERN_REDIS_PREFIX: `${database}:`,
+      POSTERN_INTERNAL_LISTEN: `127.0.0.1:${port}`,
+      POSTERN_WEB_LISTEN: `127.0.0.1:${await freePort()}`,
+      POSTERN_LOG_LEVEL: 'warn',
+      ...env,
+    },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const base = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      if ((await fetch(`${base}/healthz`)).ok) break;
+    } catch {
+      // not up yet
+    }
+    if (child.exitCode !== null) throw new Error(`postern exited with ${child.exitCode}`);
+    if (Date.now() > deadline) throw new Error('postern did not start within 30 s');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  return {
+    base,
+    port,
+    async stop() {
+      if (child.exitCode === null) {
+        await new Promise<void>((resolve) => {
+          child.once('exit', () => resolve());
+          child.kill('SIGTERM');
+        });
+      }
+      await dropDatabase(database);
+    },
+  };
+}
