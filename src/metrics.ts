@@ -9,12 +9,15 @@ export interface Metrics {
   credentialCache: Counter<'layer'>;
   bans: Counter<'scope'>;
   rateLimited: Counter<'scope'>;
+  /** One passdb decision: counts it and records its latency (label sets resolved once each). */
+  observeAuth(service: string, source: string, result: string, seconds: number): void;
 }
 
 export function createMetrics(options: { hashQueueDepth: () => number; hashThreads: number }): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'postern_' });
   const metrics: Metrics = {
+    observeAuth: () => undefined,
     registry,
     authAttempts: new Counter({
       name: 'postern_auth_attempts_total',
@@ -47,6 +50,24 @@ export function createMetrics(options: { hashQueueDepth: () => number; hashThrea
       labelNames: ['scope'],
       registers: [registry],
     }),
+  };
+  // prom-client hashes the label object on every call; the few label sets seen are kept instead.
+  const attemptCounters = new Map<string, ReturnType<Metrics['authAttempts']['labels']>>();
+  const durationHistograms = new Map<string, ReturnType<Metrics['authDuration']['labels']>>();
+  metrics.observeAuth = (service, source, result, seconds) => {
+    const key = `${service}\u0000${source}\u0000${result}`;
+    let counter = attemptCounters.get(key);
+    if (!counter) {
+      counter = metrics.authAttempts.labels({ service, source, result });
+      if (attemptCounters.size < 1000) attemptCounters.set(key, counter);
+    }
+    counter.inc();
+    let histogram = durationHistograms.get(result);
+    if (!histogram) {
+      histogram = metrics.authDuration.labels({ result });
+      durationHistograms.set(result, histogram);
+    }
+    histogram.observe(seconds);
   };
   new Gauge({
     name: 'postern_hash_pool_queue_depth',

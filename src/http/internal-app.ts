@@ -31,7 +31,8 @@ export function createInternalApp(deps: Deps) {
   );
 
   const guarded = new Hono();
-  guarded.use('*', requireInternalToken(deps.config.internalToken));
+  // Without a configured token there is nothing to check: no middleware on the hot path.
+  if (deps.config.internalToken) guarded.use('*', requireInternalToken(deps.config.internalToken));
   guarded.route(
     '/',
     createDovecotRoutes({
@@ -44,10 +45,9 @@ export function createInternalApp(deps: Deps) {
       maxBodyBytes: deps.config.maxBodyBytes,
       webmailSecrets: createWebmailSecretChecker(deps),
       observe: ({ service, source, outcome, seconds }) => {
-        deps.metrics.authAttempts.inc({ service, source, result: outcome.result });
+        deps.metrics.observeAuth(service, source, outcome.result, seconds);
         if ('bannedScope' in outcome && outcome.bannedScope)
           deps.metrics.rateLimited.inc({ scope: outcome.bannedScope });
-        deps.metrics.authDuration.observe({ result: outcome.result }, seconds);
       },
     }),
   );

@@ -3,9 +3,8 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { MiddlewareHandler } from 'hono';
 import { AppError } from '../errors.js';
 
-/** Constant-time check of `Authorization: Bearer <token>`; no token configured = open. */
-export function requireInternalToken(token: string | undefined): MiddlewareHandler {
-  if (!token) return async (_c, next) => next();
+/** Constant-time check of `Authorization: Bearer <token>`. */
+export function requireInternalToken(token: string): MiddlewareHandler {
   // Comparing fixed-length digests keeps the comparison constant-time whatever the input length.
   const expected = createHash('sha256').update(token).digest();
   return async (c, next) => {
