@@ -87,7 +87,11 @@ describe('loadConfig', () => {
     'refuses the network %j, naming it',
     (entry) => {
       expect(problemsOf({ POSTERN_BAN_EXEMPT_NETWORKS: `127.0.0.0/8,${entry}` })).toEqual([
-        expect.stringMatching(new RegExp(`^POSTERN_BAN_EXEMPT_NETWORKS: "${entry.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}" is not an IP address or CIDR network`)),
+        expect.stringMatching(
+          new RegExp(
+            `^POSTERN_BAN_EXEMPT_NETWORKS: "${entry.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}" is not an IP address or CIDR network`,
+          ),
+        ),
       ]);
     },
   );
