@@ -6,7 +6,7 @@ import type { RateLimiter } from '../rate-limit/limiter.js';
 import type { SourceRegistry } from '../sources/registry.js';
 import type { AppPasswordRecord } from '../storage/app-passwords.js';
 import type { LoginMailbox } from '../storage/mailboxes.js';
-import type { SaslLogEntry, SaslLogWriter } from '../storage/sasl-log.js';
+import type { SaslLogWriter } from '../storage/sasl-log.js';
 import type { LoginData, LoginDataSource } from './login-data.js';
 import { isServiceAllowedForAppPassword, isServiceAllowedForMailbox } from './services.js';
 
@@ -143,7 +143,7 @@ async function decide(deps: MailLoginDeps, request: MailLoginRequest, data: Logi
     // The handoff checked sogo_access when it was minted; the mailbox must still be usable now.
     const refusal = refusalFor(mailbox, 'SOGO');
     if (refusal) return { result: 'user_disabled', reason: refusal, source };
-    recordLogin(deps, { username: mailbox.username, realRip: request.realRip, service: 'SOGO', appPasswordId: 0 });
+    deps.saslLog.record({ username: mailbox.username, realRip: request.realRip, service: 'SOGO', appPasswordId: 0 });
     return { result: 'ok', username: mailbox.username, via: 'webmail_session', appPasswordId: 0, source };
   }
   const lookup = await deps.sources.sourceFor(mailbox).lookupPasswordHash(mailbox);
@@ -180,7 +180,12 @@ async function decide(deps: MailLoginDeps, request: MailLoginRequest, data: Logi
   if (refusal) return { result: 'user_disabled', reason: refusal, source };
 
   const appPasswordId = match.appPassword?.id ?? 0;
-  recordLogin(deps, { username: mailbox.username, realRip: request.realRip, service: request.service, appPasswordId });
+  deps.saslLog.record({
+    username: mailbox.username,
+    realRip: request.realRip,
+    service: request.service,
+    appPasswordId,
+  });
 
   return {
     result: 'ok',
@@ -216,11 +221,6 @@ async function verifyCandidates(
 }
 
 const MISMATCH: HashVerdict = { ok: false, reason: 'mismatch' };
-
-/** sasl_log is a record, not a gate: it is buffered, and a failed write never fails the login. */
-function recordLogin(deps: MailLoginDeps, entry: SaslLogEntry): void {
-  deps.saslLog.record(entry);
-}
 
 function refusalFor(mailbox: LoginMailbox, service: string): DenialReason | undefined {
   // active = 2 means "receives mail, no login" in mailcow.

@@ -411,10 +411,14 @@ export function createWebmailSecretChecker(deps: Pick<SogoHandoffDeps, 'redis' |
   const ks = { prefix: deps.config.redisPrefix };
   // The configuration has validated the networks and made bare addresses /32 or /128.
   const isSogoAddress = createNetworkList(deps.config.sogoNetworks);
+  const hasSogoNetworks = deps.config.sogoNetworks.length > 0;
   return {
     async isWebmailSecret(username, password, realRip) {
+      // Every passdb login passes here: the cheap tests (any SOGo configured, the secret's shape)
+      // come before parsing the address.
+      if (!hasSogoNetworks || !TOKEN.test(password)) return false;
       const address = parseClientAddress(realRip);
-      if (!address || !isSogoAddress(address) || !TOKEN.test(password)) return false;
+      if (!address || !isSogoAddress(address)) return false;
       const imapSecretDigest = sha256(password);
       try {
         const idDigest = await deps.redis.get(keys.sogoImapSecret(ks, imapSecretDigest));
