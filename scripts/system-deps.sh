@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the test suite drives for real (Dovecot with Lua, nginx,
+# Installs the Debian packages the test suite drives for real (Dovecot with Lua, nginx, SOGo,
 # Chromium) and starts MariaDB and Redis if they are not running. Idempotent; needs root.
 set -euo pipefail
 
@@ -8,6 +8,7 @@ packages=(
   lua5.4 lua-socket lua-cjson
   whois
   nginx-light
+  sogo memcached
   chromium
   mariadb-server redis-server
 )
