@@ -1,6 +1,7 @@
 // What the benchmarks share: postern run as production runs it (the compiled dist/, its own
 // process, a database of the run's own) and the clean-up afterwards.
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { dropDatabase } from '../test/support/env.js';
 import { freePort } from '../test/support/processes.js';
 
@@ -8,6 +9,8 @@ export interface CompiledPostern {
   /** http://127.0.0.1:<port> of the internal listener. */
   base: string;
   port: number;
+  /** CPU seconds postern's process has used so far (all threads; Linux /proc), for per-request cost. */
+  cpuSeconds(): Promise<number>;
   /** SIGTERM, then wait for the exit; drops the run's database. */
   stop(): Promise<void>;
 }
@@ -15,11 +18,12 @@ export interface CompiledPostern {
 export async function startCompiledPostern(
   database: string,
   env: Record<string, string> = {},
+  nodeFlags: string[] = [],
 ): Promise<CompiledPostern> {
   const port = await freePort();
   // The same flags as `npm start` (package.json): a larger young generation means fewer
   // scavenges for a server that allocates a little per request.
-  const child: ChildProcess = spawn(process.execPath, ['--max-semi-space-size=32', 'dist/main.js'], {
+  const child: ChildProcess = spawn(process.execPath, ['--max-semi-space-size=32', ...nodeFlags, 'dist/main.js'], {
     env: {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
@@ -47,6 +51,12 @@ export async function startCompiledPostern(
   return {
     base,
     port,
+    async cpuSeconds() {
+      // Fields 14 and 15 of /proc/<pid>/stat: user and system time in clock ticks (USER_HZ = 100).
+      const stat = await readFile(`/proc/${child.pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return (Number(fields[11]) + Number(fields[12])) / 100;
+    },
     async stop() {
       if (child.exitCode === null) {
         await new Promise<void>((resolve) => {

@@ -10,7 +10,7 @@
 // test password guesses at HMAC speed for that user until the entry expires, and whoever holds the
 // secret and can write to Redis can forge an entry (a login with any password). With the generated
 // secret, Redis access is enough for both; set POSTERN_CACHE_KEY (kept outside Redis) to prevent it.
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac, createSecretKey, type KeyObject, randomBytes } from 'node:crypto';
 import type { Logger } from '../log.js';
 import type { CredentialVerifier } from '../login/mail-login.js';
 import { type KeySpace, keys } from './keys.js';
@@ -70,20 +70,21 @@ export async function createCachingVerifier(
   // a private random secret, use only the local layer (entries under a private secret are useless
   // to other replicas), and keep trying to load the shared one; once loaded, the local layer is
   // cleared because its digests were made under the old secret.
-  let secret: Buffer;
+  // A KeyObject, made once per secret: createHmac with raw bytes would copy and check them per login.
+  let secret: KeyObject;
   let isSecretShared: boolean;
   let nextSecretAttemptMs = 0;
   let secretAttempt: Promise<void> | undefined;
   if (options.secret !== undefined) {
-    secret = Buffer.from(options.secret, 'utf8');
+    secret = createSecretKey(Buffer.from(options.secret, 'utf8'));
     isSecretShared = true;
   } else {
     try {
       if (!(await waitUntilReady(redis, CONNECT_WAIT_MS))) throw new Error(`redis is ${redis.status}`);
-      secret = Buffer.from(await fetchSharedSecret(redis, keys.cacheSecret(keySpace)), 'utf8');
+      secret = createSecretKey(Buffer.from(await fetchSharedSecret(redis, keys.cacheSecret(keySpace)), 'utf8'));
       isSecretShared = true;
     } catch (error) {
-      secret = randomBytes(SECRET_BYTES);
+      secret = createSecretKey(randomBytes(SECRET_BYTES));
       isSecretShared = false;
       nextSecretAttemptMs = now() + SECRET_RETRY_MS;
       log.warn(
@@ -98,7 +99,7 @@ export async function createCachingVerifier(
     nextSecretAttemptMs = now() + SECRET_RETRY_MS;
     secretAttempt = fetchSharedSecret(redis, keys.cacheSecret(keySpace))
       .then((shared) => {
-        secret = Buffer.from(shared, 'utf8');
+        secret = createSecretKey(Buffer.from(shared, 'utf8'));
         isSecretShared = true;
         local.clear();
         log.info('credential cache: shared secret loaded from redis');
@@ -209,7 +210,7 @@ export async function createCachingVerifier(
  * The cache key: HMAC-SHA256 over length-prefixed fields, so ("ab","c") and ("a","bc") differ.
  * Bytes are bytes: nothing is trimmed or case-folded (DESIGN §2.6).
  */
-function digestOf(secret: Buffer, username: string, candidate: string, storedHash: string): string {
+function digestOf(secret: KeyObject, username: string, candidate: string, storedHash: string): string {
   // One buffer for the three length-prefixed fields: this runs on every login.
   const message = Buffer.allocUnsafe(
     12 + Buffer.byteLength(username) + Buffer.byteLength(candidate) + Buffer.byteLength(storedHash),

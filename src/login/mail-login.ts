@@ -68,8 +68,11 @@ export interface CredentialVerifier {
  * for its user, from SOGo's addresses, while the web session lives.
  */
 export interface WebmailSecretChecker {
-  /** True when `password` is a live webmail secret of `username` presented from `realRip`. */
-  isWebmailSecret(username: string, password: string, realRip: string): Promise<boolean>;
+  /**
+   * Whether `password` is a live webmail secret of `username` presented from `realRip`: `false`
+   * at once when it cannot be one (every ordinary login), else the answer of a Redis lookup.
+   */
+  isWebmailSecret(username: string, password: string, realRip: string): false | Promise<boolean>;
 }
 
 export interface MailLoginDeps {
@@ -136,10 +139,8 @@ async function decide(deps: MailLoginDeps, request: MailLoginRequest, data: Logi
   }
 
   const source = mailbox.authSource ?? 'none';
-  if (
-    deps.webmailSecrets &&
-    (await deps.webmailSecrets.isWebmailSecret(mailbox.username, request.password, request.realRip))
-  ) {
+  const webmailSecret = deps.webmailSecrets?.isWebmailSecret(mailbox.username, request.password, request.realRip);
+  if (webmailSecret && (await webmailSecret)) {
     // The handoff checked sogo_access when it was minted; the mailbox must still be usable now.
     const refusal = refusalFor(mailbox, 'SOGO');
     if (refusal) return { result: 'user_disabled', reason: refusal, source };
@@ -217,6 +218,7 @@ async function verifyCandidates(
       if (hit >= 0) return candidates.map((_, index) => (index === hit ? (cached[hit] as HashVerdict) : MISMATCH));
     }
   }
+  if (candidates.length === 1) return [await verifier.verify(username, (candidates[0] as Candidate).hash, password)];
   return Promise.all(candidates.map((candidate) => verifier.verify(username, candidate.hash, password)));
 }
 

@@ -407,36 +407,43 @@ export function createSogoHandoff(deps: SogoHandoffDeps, options: SogoHandoffOpt
  * only, while the webmail session and its portal session live. Logins from anywhere else never
  * touch Redis.
  */
-export function createWebmailSecretChecker(deps: Pick<SogoHandoffDeps, 'redis' | 'config'>): WebmailSecretChecker {
+export function createWebmailSecretChecker(deps: {
+  redis: Redis;
+  config: Pick<Config, 'redisPrefix' | 'sogoNetworks'>;
+}): WebmailSecretChecker {
   const ks = { prefix: deps.config.redisPrefix };
   // The configuration has validated the networks and made bare addresses /32 or /128.
   const isSogoAddress = createNetworkList(deps.config.sogoNetworks);
   const hasSogoNetworks = deps.config.sogoNetworks.length > 0;
   return {
-    async isWebmailSecret(username, password, realRip) {
-      // Every passdb login passes here: the cheap tests (any SOGo configured, the secret's shape)
-      // come before parsing the address.
+    isWebmailSecret(username, password, realRip) {
+      // Every passdb login passes here: the cheap tests (any SOGo configured, the secret's shape,
+      // a SOGo address) answer without a promise.
       if (!hasSogoNetworks || !TOKEN.test(password)) return false;
       const address = parseClientAddress(realRip);
       if (!address || !isSogoAddress(address)) return false;
-      const imapSecretDigest = sha256(password);
-      try {
-        const idDigest = await deps.redis.get(keys.sogoImapSecret(ks, imapSecretDigest));
-        if (!idDigest) return false;
-        const record = parseJson<WebmailRecord>(
-          await deps.redis.get(keys.sogoWebmailSession(ks, idDigest)),
-          isWebmailRecord,
-        );
-        if (!record || record.imapSecretDigest !== imapSecretDigest || record.username !== username.toLowerCase())
-          return false;
-        const portal = parseJson<{ username: string }>(
-          await deps.redis.get(keys.webSession(ks, record.portalRef)),
-          (v) => typeof v.username === 'string',
-        );
-        return portal?.username === record.username;
-      } catch (error) {
-        throw toBackendFault('Redis', error);
-      }
+      return isLiveWebmailSecret(username, password);
     },
   };
+
+  async function isLiveWebmailSecret(username: string, password: string): Promise<boolean> {
+    const imapSecretDigest = sha256(password);
+    try {
+      const idDigest = await deps.redis.get(keys.sogoImapSecret(ks, imapSecretDigest));
+      if (!idDigest) return false;
+      const record = parseJson<WebmailRecord>(
+        await deps.redis.get(keys.sogoWebmailSession(ks, idDigest)),
+        isWebmailRecord,
+      );
+      if (!record || record.imapSecretDigest !== imapSecretDigest || record.username !== username.toLowerCase())
+        return false;
+      const portal = parseJson<{ username: string }>(
+        await deps.redis.get(keys.webSession(ks, record.portalRef)),
+        (v) => typeof v.username === 'string',
+      );
+      return portal?.username === record.username;
+    } catch (error) {
+      throw toBackendFault('Redis', error);
+    }
+  }
 }
