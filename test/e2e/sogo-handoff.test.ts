@@ -322,7 +322,7 @@ describe('SOGo handoff through nginx', () => {
     expect((await imapLogin(dovecot.imapPort, OTHER, secret)).ok).toBe(false);
   });
 
-  it('refuses a replayed handoff and sends the browser to the portal login', async () => {
+  it('refuses a replayed handoff and sends the browser back through the portal', async () => {
     const client = new Client();
     await client.signIn(ME);
     await client.request(`/sogo-auth?login=${encodeURIComponent(ME)}`);
@@ -334,12 +334,29 @@ describe('SOGo handoff through nginx', () => {
     attacker.cookies.set('postern_sogo_handoff', { value: handoff, path: '/SOGo' });
     const replay = await attacker.request('/SOGo/so/');
     expect(replay.status).toBe(302);
-    expect(replay.location).toBe('/login?next=/SOGo/so/');
+    expect(replay.location).toBe('/sogo-auth');
     expect(replay.setCookies).toContain('postern_sogo_handoff=; Max-Age=0; Path=/SOGo; HttpOnly; SameSite=Lax');
     expect(upstream.requests).toHaveLength(0);
     const refusal = await lastRefusal();
     expect(refusal.detail?.reason).toBe('handoff_replayed');
     expect(JSON.stringify(refusal)).not.toContain(handoff);
+  });
+
+  it('sends a signed-in browser without a webmail session through /sogo-auth into webmail, without a loop', async () => {
+    const client = new Client();
+    await client.signIn(ME);
+    const bounced = await client.request('/SOGo/so/');
+    expect(bounced.status).toBe(302);
+    expect(bounced.location).toBe('/sogo-auth');
+    const handoff = await client.request('/sogo-auth');
+    expect(handoff.status).toBe(303);
+    upstream.clear();
+    expect((await client.request('/SOGo/so/')).status).toBe(200);
+    expect(upstream.headerValues('x-webobjects-remote-user')).toEqual([ME]);
+
+    // Not signed in: the sign-in page, which continues to /sogo-auth afterwards.
+    const stranger = await new Client().request('/sogo-auth');
+    expect(stranger.location).toBe(`/login?next=${encodeURIComponent('/sogo-auth')}`);
   });
 
   it("refuses another mailbox's login= with a 403 page that says admin login-as is not available", async () => {
@@ -397,7 +414,7 @@ describe('SOGo handoff through nginx', () => {
     client.cookies.set(name, { value, path: '/SOGo' });
     const response = await client.request('/SOGo/so/');
     expect(response.status).toBe(302);
-    expect(response.location).toBe('/login?next=/SOGo/so/');
+    expect(response.location).toBe('/sogo-auth');
     expect(upstream.requests).toHaveLength(0);
     expect((await lastRefusal()).detail?.reason).toBe(reason);
   });

@@ -111,8 +111,9 @@ async function ssoLogin(
   username: string,
   password = 'idp-pw',
   beforeSubmit?: () => Promise<void>,
+  startAt = '/login',
 ): Promise<PwResponse> {
-  await p.goto(`${web}/login`);
+  await p.goto(`${web}${startAt}`);
   await p.click('#sso-login');
   await p.waitForSelector('#idp-login');
   await p.fill('#username', username);
@@ -315,6 +316,18 @@ describe('SSO login through a real OpenID provider', () => {
     expect(await mailbox('carol@unknown.test')).toBeUndefined();
   });
 
+  it('returns to the page that sent the browser to sign in (next= through the IdP round trip)', async () => {
+    await page.goto(`${web}/login?next=${encodeURIComponent('/?from=webmail')}`);
+    await expect(page.getAttribute('#sso-login', 'href')).resolves.toBe('/login/sso?next=%2F%3Ffrom%3Dwebmail');
+    const response = await ssoLogin(page, 'alice', 'idp-pw', undefined, '/login?next=%2F%3Ffrom%3Dwebmail');
+    expect(response.status()).toBe(303);
+    expect(response.headers().location).toBe('/?from=webmail');
+    await expect(page.textContent('#mailbox-address')).resolves.toBe('alice@example.org');
+    // Used once: the next-path cookie is gone with the pre-login one.
+    const names = (await context.cookies(`${web}/login/sso`)).map((cookie) => cookie.name);
+    expect(names).not.toContain('postern_sso_next');
+  });
+
   it('refuses a callback whose state was tampered with', async () => {
     const state = captureState(page);
     await page.goto(`${web}/login/sso`);
@@ -435,6 +448,37 @@ describe('password sign-in and CSRF', () => {
     await expect(page.textContent('#mailbox-address')).resolves.toBe('bob@example.org');
     const cookie = (await context.cookies(web)).find((c) => c.name === 'postern_session');
     expect(cookie).toMatchObject({ httpOnly: true, sameSite: 'Lax' });
+  });
+
+  it('continues to a local next= after sign-in and ignores one that leaves the site', async () => {
+    const signIn = (next: string) =>
+      fetch(`${web}/login`, {
+        method: 'POST',
+        headers: { origin: web, 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ username: 'bob@example.org', password: 'bob local pw', next }),
+        redirect: 'manual',
+      });
+    const back = '/sogo-auth?login=bob%40example.org';
+    const local = await signIn(back);
+    expect(local.status).toBe(303);
+    expect(local.headers.get('location')).toBe(back);
+    for (const foreign of ['//evil.example/', 'https://evil.example/', '/\\evil.example']) {
+      const response = await signIn(foreign);
+      expect(response.status, foreign).toBe(303);
+      expect(response.headers.get('location'), foreign).toBe('/');
+    }
+
+    // The page carries next= into both ways of signing in; a signed-in visit goes straight on.
+    await page.goto(`${web}/login?next=${encodeURIComponent(back)}`);
+    await expect(page.getAttribute('input[name=next]', 'value')).resolves.toBe(back);
+    await page.fill('#username', 'bob@example.org');
+    await page.fill('#password', 'bob local pw');
+    const posted = page.waitForResponse((r) => r.url() === `${web}/login` && r.request().method() === 'POST');
+    await page.click('#password-login');
+    expect((await posted).headers().location).toBe(back);
+    const again = await context.request.get(`${web}/login?next=%2F%3Fagain%3D1`, { maxRedirects: 0 });
+    expect(again.status()).toBe(303);
+    expect(again.headers().location).toBe('/?again=1');
   });
 
   it('refuses cross-site POSTs to the sign-in, logout and app-password forms', async () => {

@@ -10,6 +10,7 @@ import { AppError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { createWebLogin, recordWebAudit, SSO_TRANSACTION_TTL_SECONDS, type WebRefusal } from '../../login/web-login.js';
 import { loadIdpSettings } from '../../sources/idp-settings.js';
+import { safeNextPath } from '../next-path.js';
 import {
   destroyWebSession,
   getWebSession,
@@ -24,6 +25,8 @@ import { LoginPage } from '../views/login-page.js';
 /** Binds an SSO transaction to the browser that started it; lives only during the round trip. */
 const PRELOGIN_COOKIE = 'postern_sso';
 const PRELOGIN_PATH = '/login/sso';
+/** Where an SSO sign-in continues to (a local path, checked again when used); same scope as above. */
+const NEXT_COOKIE = 'postern_sso_next';
 
 /** The TCP peer. X-Forwarded-For is not trusted: a proxy in front is covered by the exempt networks. */
 export function clientIp(c: Context): string | undefined {
@@ -81,10 +84,11 @@ export function createSsoRoutes(deps: Deps) {
   app.onError((error, c) => renderPageError(error, c, deps.log));
 
   app.get('/login', async (c) => {
-    if (await getWebSession(c)) return c.redirect('/', 303);
+    const next = safeNextPath(c.req.query('next'));
+    if (await getWebSession(c)) return c.redirect(next ?? '/', 303);
     const loaded = await loadIdpSettings(deps.db, deps.secretBox);
     c.header('cache-control', 'no-store');
-    return c.html(LoginPage({ hasSso: loaded.state !== 'none' }));
+    return c.html(LoginPage({ hasSso: loaded.state !== 'none', ...(next ? { next } : {}) }));
   });
 
   app.post('/login', async (c) => {
@@ -92,6 +96,7 @@ export function createSsoRoutes(deps: Deps) {
     const form = await c.req.parseBody();
     const username = typeof form.username === 'string' ? form.username : '';
     const password = typeof form.password === 'string' ? form.password : '';
+    const next = safeNextPath(form.next);
     const ip = clientIp(c);
     // Clients in POSTERN_BAN_EXEMPT_NETWORKS (a reverse proxy in front) are counted per user only.
     const outcome = await webLogin.checkPassword({ username, password, ...(ip ? { ip } : {}) });
@@ -99,37 +104,47 @@ export function createSsoRoutes(deps: Deps) {
       if (outcome.status === 401 || outcome.status === 429) {
         const loaded = await loadIdpSettings(deps.db, deps.secretBox);
         c.header('cache-control', 'no-store');
-        return c.html(LoginPage({ hasSso: loaded.state !== 'none', error: outcome.message, username }), outcome.status);
+        return c.html(
+          LoginPage({ hasSso: loaded.state !== 'none', error: outcome.message, username, ...(next ? { next } : {}) }),
+          outcome.status,
+        );
       }
       return renderRefusal(c, outcome);
     }
     await startWebSession(c, { username: outcome.username, via: 'password' });
-    return c.redirect('/', 303);
+    return c.redirect(next ?? '/', 303);
   });
 
   app.get('/login/sso', async (c) => {
     const outcome = await webLogin.beginSso();
     if (!outcome.ok) return renderRefusal(c, outcome);
-    setCookie(c, PRELOGIN_COOKIE, outcome.binding, {
+    const prelogin = {
       httpOnly: true,
       // Lax: the IdP sends the browser back with a top-level GET, which carries Lax cookies.
       sameSite: 'Lax',
       secure,
       path: PRELOGIN_PATH,
       maxAge: SSO_TRANSACTION_TTL_SECONDS,
-    });
+    } as const;
+    setCookie(c, PRELOGIN_COOKIE, outcome.binding, prelogin);
+    const next = safeNextPath(c.req.query('next'));
+    if (next) setCookie(c, NEXT_COOKIE, next, prelogin);
+    else deleteCookie(c, NEXT_COOKIE, prelogin);
     c.header('cache-control', 'no-store');
     return c.redirect(outcome.authorizationUrl, 302);
   });
 
   app.get('/login/sso/callback', async (c) => {
     const binding = getCookie(c, PRELOGIN_COOKIE);
-    deleteCookie(c, PRELOGIN_COOKIE, { path: PRELOGIN_PATH, secure, httpOnly: true, sameSite: 'Lax' });
+    const next = safeNextPath(getCookie(c, NEXT_COOKIE));
+    for (const name of [PRELOGIN_COOKIE, NEXT_COOKIE]) {
+      deleteCookie(c, name, { path: PRELOGIN_PATH, secure, httpOnly: true, sameSite: 'Lax' });
+    }
     const ip = clientIp(c);
     const outcome = await webLogin.completeSso({ callbackUrl: new URL(c.req.url), binding, ...(ip ? { ip } : {}) });
     if (!outcome.ok) return renderRefusal(c, outcome);
     await startWebSession(c, { username: outcome.username, via: 'sso' });
-    return c.redirect('/', 303);
+    return c.redirect(next ?? '/', 303);
   });
 
   app.post('/logout', async (c) => {
