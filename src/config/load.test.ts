@@ -46,6 +46,16 @@ describe('loadConfig', () => {
     expect(problems[0]).not.toContain('short-secret');
   });
 
+  it('refuses a session cap shorter than the idle lifetime', () => {
+    expect(problemsOf({ POSTERN_SESSION_TTL_SECONDS: '7200', POSTERN_SESSION_MAX_SECONDS: '3600' })).toEqual([
+      'POSTERN_SESSION_MAX_SECONDS: must be at least POSTERN_SESSION_TTL_SECONDS (7200) (got 3600)',
+    ]);
+    expect(loadConfig({ POSTERN_SESSION_TTL_SECONDS: '3600' })).toMatchObject({
+      sessionTtlSeconds: 3600,
+      sessionMaxSeconds: 86_400,
+    });
+  });
+
   it('rejects unknown POSTERN_ variables so typos do not fall back to defaults', () => {
     expect(problemsOf({ POSTERN_DB_ULR: 'mysql://x' })).toEqual([
       expect.stringMatching(/^POSTERN_DB_ULR: unknown variable/),

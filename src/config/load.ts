@@ -44,6 +44,12 @@ export function loadConfig(env: Env = process.env): Config {
     }
   }
 
+  const { sessionTtlSeconds, sessionMaxSeconds } = parsed as { sessionTtlSeconds?: number; sessionMaxSeconds?: number };
+  if (sessionTtlSeconds !== undefined && sessionMaxSeconds !== undefined && sessionMaxSeconds < sessionTtlSeconds) {
+    problems.push(
+      `POSTERN_SESSION_MAX_SECONDS: must be at least POSTERN_SESSION_TTL_SECONDS (${sessionTtlSeconds}) (got ${sessionMaxSeconds})`,
+    );
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   parsed.hashThreads ??= Math.max(1, cpus().length);
   return Object.freeze(parsed) as Config;

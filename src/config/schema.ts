@@ -254,7 +254,15 @@ export const variables = {
     env: 'POSTERN_SESSION_TTL_SECONDS',
     schema: positiveInt.max(30 * 86_400),
     defaultValue: '10800',
-    description: "Lifetime of a web session (mailcow's is 3 h).",
+    description:
+      "A web session ends after this long unused (mailcow's is 3 h); using the portal or webmail extends it, up to POSTERN_SESSION_MAX_SECONDS.",
+  },
+  sessionMaxSeconds: {
+    env: 'POSTERN_SESSION_MAX_SECONDS',
+    schema: positiveInt.max(90 * 86_400),
+    defaultValue: '86400',
+    description:
+      'Longest a web session lives however much it is used, counted from sign-in; at least POSTERN_SESSION_TTL_SECONDS.',
   },
   idpTimeoutMs: {
     env: 'POSTERN_IDP_TIMEOUT_MS',

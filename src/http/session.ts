@@ -8,6 +8,7 @@ import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import { keys } from '../cache/keys.js';
 import type { Redis } from '../cache/redis.js';
 import type { Config } from '../config/schema.js';
+import { sessionLimitsOf, slidingLifetimeMs } from '../login/session-lifetime.js';
 
 export const SESSION_COOKIE = 'postern_session';
 
@@ -52,16 +53,21 @@ export function isCookieSecure(config: Pick<Config, 'cookieSecure' | 'publicUrl'
 
 export function createWebSessionStore(deps: {
   redis: Redis;
-  config: Pick<Config, 'redisPrefix' | 'sessionTtlSeconds' | 'cookieSecure' | 'publicUrl'>;
+  config: Pick<Config, 'redisPrefix' | 'sessionTtlSeconds' | 'sessionMaxSeconds' | 'cookieSecure' | 'publicUrl'>;
+  /** Milliseconds; injectable for tests. */
+  now?: () => number;
 }): WebSessionStore {
   const ks = { prefix: deps.config.redisPrefix };
   const ttlSeconds = deps.config.sessionTtlSeconds;
+  const limits = sessionLimitsOf(deps.config);
+  const now = deps.now ?? Date.now;
   const isSecure = isCookieSecure(deps.config);
   const keyOf = (id: string) => keys.webSession(ks, digest(id));
   const cookieId = (c: Context) => {
     const id = getCookie(c, SESSION_COOKIE);
     return id && SESSION_ID.test(id) ? id : undefined;
   };
+  const cookieOptions = { httpOnly: true, sameSite: 'Lax', secure: isSecure, path: '/' } as const;
 
   const store: WebSessionStore = {
     isSecure,
@@ -69,8 +75,26 @@ export function createWebSessionStore(deps: {
       const memo = c.get('webSession');
       if (memo !== undefined) return memo ?? undefined;
       const id = cookieId(c);
-      const text = id ? await deps.redis.get(keyOf(id)) : null;
-      const session = text ? parseSession(text) : undefined;
+      if (!id) {
+        c.set('webSession', null);
+        return undefined;
+      }
+      const key = keyOf(id);
+      const replies = await deps.redis.pipeline().get(key).pttl(key).exec();
+      const text = replies?.[0]?.[1];
+      const session = typeof text === 'string' ? parseSession(text) : undefined;
+      if (session) {
+        // Use keeps a session alive (up to its cap); the cookie is renewed with it.
+        const lifetimeMs = slidingLifetimeMs(limits, session.createdAt, Number(replies?.[1]?.[1] ?? -2), now());
+        if (lifetimeMs === 0) {
+          await store.destroy(c);
+          return undefined;
+        }
+        if (lifetimeMs !== undefined) {
+          await deps.redis.pexpire(key, lifetimeMs);
+          setCookie(c, SESSION_COOKIE, id, { ...cookieOptions, maxAge: Math.floor(lifetimeMs / 1000) });
+        }
+      }
       c.set('webSession', session ?? null);
       return session;
     },
@@ -81,24 +105,18 @@ export function createWebSessionStore(deps: {
       const session: WebSession = {
         username: input.username,
         via: input.via,
-        createdAt: Date.now(),
+        createdAt: now(),
         csrfToken: randomBytes(24).toString('base64url'),
       };
       await deps.redis.set(keyOf(id), JSON.stringify(session), 'EX', ttlSeconds);
-      setCookie(c, SESSION_COOKIE, id, {
-        httpOnly: true,
-        sameSite: 'Lax',
-        secure: isSecure,
-        path: '/',
-        maxAge: ttlSeconds,
-      });
+      setCookie(c, SESSION_COOKIE, id, { ...cookieOptions, maxAge: Math.min(ttlSeconds, limits.maxSeconds) });
       c.set('webSession', session);
       return session;
     },
     async destroy(c) {
       const id = cookieId(c);
       if (id) await deps.redis.del(keyOf(id));
-      deleteCookie(c, SESSION_COOKIE, { path: '/', secure: isSecure, httpOnly: true, sameSite: 'Lax' });
+      deleteCookie(c, SESSION_COOKIE, cookieOptions);
       c.set('webSession', null);
     },
   };

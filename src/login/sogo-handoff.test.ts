@@ -28,7 +28,8 @@ async function startPortalSession(username: string): Promise<{ ref: string; end(
   const id = randomBytes(32).toString('base64url');
   const ref = portalSessionRefOf(id);
   const session = { username, via: 'password', createdAt: Date.now(), csrfToken: 'x' };
-  await postern.deps.redis.set(keys.webSession(ks(), ref), JSON.stringify(session), 'EX', 600);
+  const ttl = postern.deps.config.sessionTtlSeconds;
+  await postern.deps.redis.set(keys.webSession(ks(), ref), JSON.stringify(session), 'EX', ttl);
   return { ref, end: async () => void (await postern.deps.redis.del(keys.webSession(ks(), ref))) };
 }
 
@@ -183,6 +184,35 @@ describe('the webmail session', () => {
       clearWebmail: true,
     });
     expect(await postern.deps.redis.exists(keys.sogoWebmailSession(ks(), sha256(id)))).toBe(0);
+  });
+
+  it('keeps the portal session alive while webmail is in use, up to the session cap', async () => {
+    const { redis, config } = postern.deps;
+    const portal = await startPortalSession(ME);
+    const started = accepted(await handoff.verifyWebmailRequest({ handoffSecret: await mint(ME, portal.ref) }));
+    const id = started.newSession?.id as string;
+    const sessionKeys = [
+      keys.webSession(ks(), portal.ref),
+      keys.sogoWebmailSession(ks(), sha256(id)),
+      keys.sogoImapSecret(ks(), sha256(started.imapSecret)),
+    ];
+    // An hour on, with two hours left in Redis: reading mail extends all three and the cookie.
+    const hourLater = createSogoHandoff(postern.deps, { now: () => Date.now() + 3_600_000 });
+    for (const key of sessionKeys) await redis.pexpire(key, 2 * 3_600_000);
+    const extended = accepted(await hourLater.verifyWebmailRequest({ webmailId: id }));
+    expect(extended.newSession).toEqual({ id, maxAgeSeconds: config.sessionTtlSeconds });
+    for (const key of sessionKeys) expect(await redis.pttl(key)).toBeGreaterThan((config.sessionTtlSeconds - 5) * 1000);
+    // Just extended: the next request writes nothing.
+    expect(accepted(await hourLater.verifyWebmailRequest({ webmailId: id })).newSession).toBeUndefined();
+
+    // Past POSTERN_SESSION_MAX_SECONDS from sign-in, use no longer helps.
+    const pastCap = createSogoHandoff(postern.deps, { now: () => Date.now() + (config.sessionMaxSeconds + 1) * 1000 });
+    expect(await pastCap.verifyWebmailRequest({ webmailId: id })).toMatchObject({
+      ok: false,
+      reason: 'portal_session_ended',
+      clearWebmail: true,
+    });
+    expect(await redis.exists(sessionKeys[1] as string, sessionKeys[2] as string)).toBe(0);
   });
 
   it('is replaced by a newer handoff in the same browser', async () => {

@@ -14,6 +14,7 @@ import { findLoginMailbox } from '../storage/mailboxes.js';
 import { recordSaslLogin } from '../storage/sasl-log.js';
 import type { WebmailSecretChecker } from './mail-login.js';
 import { isServiceAllowedForMailbox } from './services.js';
+import { sessionLimitsOf, slidingLifetimeMs } from './session-lifetime.js';
 import { recordWebAudit } from './web-login.js';
 
 /** The handoff travels only from /sogo-auth to the first webmail request. */
@@ -52,12 +53,14 @@ export interface SogoHandoffDeps {
   db: Db;
   redis: Redis;
   log: Logger;
-  config: Pick<Config, 'redisPrefix' | 'sogoNetworks'>;
+  config: Pick<Config, 'redisPrefix' | 'sogoNetworks' | 'sessionTtlSeconds' | 'sessionMaxSeconds'>;
 }
 
 export interface SogoHandoffOptions {
   /** 1..60 s; default 60. Tests shorten it. */
   handoffTtlSeconds?: number;
+  /** Milliseconds; injectable for tests. */
+  now?: () => number;
 }
 
 /** A refusal shown to the browser as a page; `reason` goes to the audit. */
@@ -164,6 +167,8 @@ export interface SogoHandoff {
 }
 
 export function createSogoHandoff(deps: SogoHandoffDeps, options: SogoHandoffOptions = {}): SogoHandoff {
+  const now = options.now ?? Date.now;
+  const sessionLimits = sessionLimitsOf(deps.config);
   const ks = { prefix: deps.config.redisPrefix };
   const handoffTtlSeconds = Math.min(
     Math.max(1, Math.floor(options.handoffTtlSeconds ?? MAX_HANDOFF_TTL_SECONDS)),
@@ -194,17 +199,40 @@ export function createSogoHandoff(deps: SogoHandoffDeps, options: SogoHandoffOpt
     return undefined;
   }
 
-  /** The portal session's remaining lifetime in ms, or 0 when it is gone or belongs to someone else. */
-  async function portalSessionMs(portalRef: string, username: string): Promise<number> {
+  /** The portal session's remaining lifetime in ms (0 when it is gone or someone else's), and its start. */
+  async function portalSession(portalRef: string, username: string): Promise<{ ms: number; createdAt: number }> {
     const key = keys.webSession(ks, portalRef);
     const [text, pttl] = await redis(async () => {
       const results = await deps.redis.multi().get(key).pttl(key).exec();
       return [results?.[0]?.[1] as string | null, Number(results?.[1]?.[1] ?? -2)] as const;
     });
-    const session = parseJson<{ username: string }>(text, (v) => typeof v.username === 'string');
-    if (!session || session.username !== username) return 0;
+    const session = parseJson<{ username: string; createdAt?: unknown }>(text, (v) => typeof v.username === 'string');
+    if (!session || session.username !== username) return { ms: 0, createdAt: 0 };
+    const createdAt = typeof session.createdAt === 'number' ? session.createdAt : 0;
     // -1 = no expiry (not how session.ts writes it); treat as alive, capped by the cookie's own lifetime.
-    return pttl === -1 ? 3_600_000 : Math.max(0, pttl);
+    return { ms: pttl === -1 ? 3_600_000 : Math.max(0, pttl), createdAt };
+  }
+
+  async function portalSessionMs(portalRef: string, username: string): Promise<number> {
+    return (await portalSession(portalRef, username)).ms;
+  }
+
+  /**
+   * Webmail in use keeps the portal session alive as the portal itself does (session.ts), and
+   * the webmail session and its IMAP secret with it; returns the new lifetime when extended.
+   */
+  async function slideWithPortal(record: WebmailRecord, idDigest: string, portal: { ms: number; createdAt: number }) {
+    const lifetimeMs = slidingLifetimeMs(sessionLimits, portal.createdAt, portal.ms, now());
+    if (!lifetimeMs) return lifetimeMs;
+    await redis(() =>
+      deps.redis
+        .multi()
+        .pexpire(keys.webSession(ks, record.portalRef), lifetimeMs)
+        .pexpire(keys.sogoWebmailSession(ks, idDigest), lifetimeMs)
+        .pexpire(keys.sogoImapSecret(ks, record.imapSecretDigest), lifetimeMs)
+        .exec(),
+    );
+    return lifetimeMs;
   }
 
   async function refuseWebmail(
@@ -232,7 +260,7 @@ export function createSogoHandoff(deps: SogoHandoffDeps, options: SogoHandoffOpt
       username: record.username,
       portalRef: record.portalRef,
       imapSecretDigest,
-      createdAt: Date.now(),
+      createdAt: now(),
     };
     await redis(() =>
       deps.redis
@@ -388,7 +416,9 @@ export function createSogoHandoff(deps: SogoHandoffDeps, options: SogoHandoffOpt
         clearWebmail = true;
         return refuseWebmail('webmail_session_unknown', { clearHandoff, clearWebmail }, context);
       }
-      if ((await portalSessionMs(record.portalRef, record.username)) <= 0) {
+      const portal = await portalSession(record.portalRef, record.username);
+      const lifetimeMs = portal.ms > 0 ? await slideWithPortal(record, idDigest, portal) : 0;
+      if (lifetimeMs === 0) {
         await endWebmailSession(idDigest, record);
         clearWebmail = true;
         return refuseWebmail(
@@ -397,7 +427,17 @@ export function createSogoHandoff(deps: SogoHandoffDeps, options: SogoHandoffOpt
           { ...context, username: record.username },
         );
       }
-      return { ok: true, username: record.username, imapSecret: imapSecretOf(webmailId), clearHandoff, clearWebmail };
+      return {
+        ok: true,
+        username: record.username,
+        imapSecret: imapSecretOf(webmailId),
+        // Extended: the browser's cookie gets the new lifetime too.
+        ...(lifetimeMs !== undefined
+          ? { newSession: { id: webmailId, maxAgeSeconds: Math.max(1, Math.floor(lifetimeMs / 1000)) } }
+          : {}),
+        clearHandoff,
+        clearWebmail,
+      };
     },
   };
 }
