@@ -10,6 +10,7 @@ import type { Redis } from '../cache/redis.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { createRateLimiter, limitsFromConfig, type RateLimiter } from '../rate-limit/limiter.js';
+import { idpFetch, UNVERIFIED_TLS_WARNING } from '../sources/idp-fetch.js';
 import {
   type GenericOidcSettings,
   type IdpSettings,
@@ -180,9 +181,7 @@ function createClientCache(deps: Pick<WebLoginDeps, 'config' | 'log'>) {
   async function build(settings: IdpSettings): Promise<ClientSetup> {
     const redirectUri = redirectUriFor(settings, deps.config.publicUrl);
     const scope = scopesFor(settings);
-    if (settings.ignore_ssl_error) {
-      warnOnce('ssl', 'identity_provider.ignore_ssl_error is set but not honoured: postern always verifies TLS', {});
-    }
+    if (settings.ignore_ssl_error) warnOnce('ssl', UNVERIFIED_TLS_WARNING, {});
     if (settings.authsource === 'generic-oidc' && !settings.postern_issuer_url) {
       return buildManualConfiguration(settings, { scope, redirectUri, timeoutSeconds, warnOnce });
     }
@@ -196,6 +195,7 @@ function createClientCache(deps: Pick<WebLoginDeps, 'config' | 'log'>) {
     const discovered = await oidc.discovery(new URL(issuer), settings.client_id, undefined, undefined, {
       timeout: timeoutSeconds,
       ...(insecure ? { execute: [oidc.allowInsecureRequests] } : {}),
+      [oidc.customFetch]: idpFetch(settings),
     });
     const methods = discovered.serverMetadata().token_endpoint_auth_methods_supported;
     // client_secret_basic is the spec's default; fall back to _post (what mailcow sends) when
@@ -206,6 +206,7 @@ function createClientCache(deps: Pick<WebLoginDeps, 'config' | 'log'>) {
         : oidc.ClientSecretPost(settings.client_secret);
     const configuration = new oidc.Configuration(discovered.serverMetadata(), settings.client_id, undefined, auth);
     configuration.timeout = timeoutSeconds;
+    configuration[oidc.customFetch] = idpFetch(settings);
     if (insecure) oidc.allowInsecureRequests(configuration);
     return { configuration, scope, redirectUri, mode: 'discovery' };
   }
@@ -272,8 +273,9 @@ function buildManualConfiguration(
   );
   configuration.timeout = options.timeoutSeconds;
   if (insecure) oidc.allowInsecureRequests(configuration);
+  const fetchFromIdp = idpFetch(settings);
   configuration[oidc.customFetch] = async (url, init) => {
-    const response = await fetch(url, init as RequestInit);
+    const response = await fetchFromIdp(url, init as RequestInit);
     if (url !== new URL(tokenUrl).href || !response.ok) return response;
     const body = (await response.json()) as Record<string, unknown>;
     delete body.id_token;

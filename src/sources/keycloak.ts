@@ -6,6 +6,7 @@ import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { Db } from '../storage/db.js';
 import type { LoginMailbox } from '../storage/mailboxes.js';
+import { idpFetch } from './idp-fetch.js';
 import { type KeycloakSettings, loadIdpSettings } from './idp-settings.js';
 import { createKeycloakAdminClient, type KeycloakAdminClient, type KeycloakAdminOptions } from './keycloak-admin.js';
 import type { SecretBox } from './secret-box.js';
@@ -81,7 +82,13 @@ export function createKeycloakPasswordSource(
   function clientFor(settings: KeycloakSettings): KeycloakAdminClient {
     // A new client (and token) whenever the connection settings change; the secret is part of
     // the signature only in memory.
-    const signature = JSON.stringify([settings.server_url, settings.realm, settings.client_id, settings.client_secret]);
+    const signature = JSON.stringify([
+      settings.server_url,
+      settings.realm,
+      settings.client_id,
+      settings.client_secret,
+      settings.ignore_ssl_error,
+    ]);
     if (client?.signature !== signature) {
       users.clear();
       client = {
@@ -94,6 +101,7 @@ export function createKeycloakPasswordSource(
           timeoutMs: deps.config.idpTimeoutMs,
           // Dovecot waits for this answer: retry once, quickly, then report a temporary failure.
           retry: { attempts: 2, baseDelayMs: 100, maxDelayMs: 500 },
+          fetch: idpFetch(settings),
           ...options.clientOptions,
         }),
       };

@@ -3,6 +3,7 @@
 // (that is the report's content) and never puts the client secret into a detail.
 // mailcow's own test is a single client_credentials POST (reference/mailcow-compat.md §5.11).
 import * as client from 'openid-client';
+import { idpFetch } from './idp-fetch.js';
 import type { GenericOidcSettings, IdpSettings, KeycloakSettings } from './idp-settings.js';
 
 export type ConnectionStepName =
@@ -89,7 +90,7 @@ async function testKeycloak(settings: KeycloakSettings, options: TestConnectionO
   const usersUrl = `${settings.server_url}/admin${realmPath}/users?max=1`;
   let response: Response;
   try {
-    response = await fetch(usersUrl, {
+    response = await idpFetch(settings)(usersUrl, {
       headers: { authorization: `Bearer ${accessToken}`, accept: 'application/json' },
       redirect: 'manual',
       signal: AbortSignal.timeout(options.timeoutMs),
@@ -148,7 +149,10 @@ async function checkEndpoints(
     ['userinfo_url', userinfo],
   ] as const) {
     try {
-      const response = await fetch(url, { redirect: 'manual', signal: AbortSignal.timeout(options.timeoutMs) });
+      const response = await idpFetch(settings)(url, {
+        redirect: 'manual',
+        signal: AbortSignal.timeout(options.timeoutMs),
+      });
       await response.body?.cancel().catch(() => undefined);
       if (response.status >= 500) {
         steps.push({ step: 'endpoints', ok: false, detail: `${name}: HTTP ${response.status} from ${url}` });
@@ -270,6 +274,7 @@ async function discover(
     const config = await client.discovery(issuerUrl, settings.client_id, undefined, client.None(), {
       timeout: options.timeoutMs / 1000,
       execute: issuerUrl.protocol === 'http:' ? [client.allowInsecureRequests] : [],
+      [client.customFetch]: idpFetch(settings),
     });
     const metadata = config.serverMetadata();
     const missing = (['authorization_endpoint', 'token_endpoint'] as const).filter((key) => !metadata[key]);
@@ -299,6 +304,7 @@ function configure(
 ): client.Configuration {
   const config = new client.Configuration(metadata, settings.client_id, undefined, auth);
   config.timeout = options.timeoutMs / 1000;
+  config[client.customFetch] = idpFetch(settings);
   const urls = [metadata.issuer, metadata.token_endpoint].filter((url): url is string => typeof url === 'string');
   if (urls.some((url) => url.startsWith('http:'))) client.allowInsecureRequests(config);
   return config;
@@ -332,6 +338,10 @@ function httpStatusOf(error: unknown): number | undefined {
 }
 
 /** One sentence for a failed request: unreachable, timed out, HTTP status, or bad document. */
+/** Node's codes for a server certificate that does not verify (self-signed, unknown CA, expired, wrong name). */
+const CERTIFICATE_ERRORS =
+  /SELF_SIGNED|UNABLE_TO_(VERIFY|GET_ISSUER)|CERT_(HAS_EXPIRED|NOT_YET_VALID|UNTRUSTED|REJECTED)|ERR_TLS_CERT_ALTNAME_INVALID/;
+
 export function describeFailure(error: unknown, url: string, options: TestConnectionOptions): string {
   const refusal = oauthRefusal(error);
   if (refusal) return `${refusal.text} from ${url}`;
@@ -339,6 +349,9 @@ export function describeFailure(error: unknown, url: string, options: TestConnec
   if (error instanceof TypeError) {
     const cause = (error as { cause?: { code?: string; message?: string } }).cause;
     const reason = cause?.code ?? cause?.message ?? error.message;
+    if (cause?.code && CERTIFICATE_ERRORS.test(cause.code)) {
+      return `the TLS certificate of ${url} is not trusted (${cause.code}): give the provider a certificate from a trusted CA, or set ignore_ssl_error for a lab provider`;
+    }
     return `cannot reach ${url} (${reason})`;
   }
   const code = (error as { code?: string }).code;

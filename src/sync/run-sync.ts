@@ -5,6 +5,7 @@ import { keys } from '../cache/keys.js';
 import type { Redis } from '../cache/redis.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
+import { idpFetch } from '../sources/idp-fetch.js';
 import { type KeycloakSettings, loadIdpSettings } from '../sources/idp-settings.js';
 import { createKeycloakAdminClient, type KeycloakAdminClient } from '../sources/keycloak-admin.js';
 import type { SecretBox } from '../sources/secret-box.js';
@@ -83,6 +84,7 @@ export async function runSync(deps: SyncDeps, options: RunSyncOptions): Promise<
           clientId: settings.client_id,
           clientSecret: settings.client_secret,
           timeoutMs: deps.config.idpTimeoutMs,
+          fetch: idpFetch(settings),
         });
     const signal = options.signal ? AbortSignal.any([lock.signal, options.signal]) : lock.signal;
     const report = await applySync(

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { keys } from '../../src/cache/keys.js';
 import { ssoTransactionKey } from '../../src/login/web-login.js';
 import { idpSettingsSchema, saveIdpSettings } from '../../src/sources/idp-settings.js';
+import { testIdpConnection } from '../../src/sources/test-connection.js';
 import { insertMailboxTemplate } from '../../src/storage/templates.js';
 import { launchChromium } from '../support/browser.js';
 import { type RunningDovecot, startDovecot } from '../support/dovecot.js';
@@ -14,6 +15,7 @@ import { imapLogin, imapSelectInbox, submissionAuthPlain } from '../support/mail
 import { startOidcProvider, type TestOidcProvider } from '../support/oidc-provider.js';
 import { freePort } from '../support/processes.js';
 import { seedDomain, seedMailbox } from '../support/seed.js';
+import { selfSignedCertificate } from '../support/tls.js';
 
 const PREMIUM = {
   quota: 2 * 1024 ** 3,
@@ -490,6 +492,64 @@ describe('password sign-in and CSRF', () => {
         redirect: 'manual',
       });
       expect(response.status, path).toBe(403);
+    }
+  });
+});
+
+describe('an identity provider with a self-signed certificate (ignore_ssl_error)', () => {
+  let labIdp: TestOidcProvider;
+
+  beforeAll(async () => {
+    labIdp = await startOidcProvider({
+      redirectUris: [`${web}/login/sso/callback`],
+      accounts: [{ username: 'erin', password: 'lab-pw', email: 'erin@example.org', mailcow_template: 'premium' }],
+      tls: selfSignedCertificate(),
+    });
+  });
+
+  afterAll(async () => {
+    await labIdp?.close();
+  });
+
+  async function useLabIdp(ignoreSslError: boolean) {
+    const { db, secretBox } = postern.deps;
+    await db.execute('DELETE FROM identity_provider');
+    const settings = idpSettingsSchema.parse({
+      authsource: 'generic-oidc',
+      postern_issuer_url: labIdp.issuer,
+      client_id: labIdp.clientId,
+      client_secret: labIdp.clientSecret,
+      redirect_url: `${web}/login/sso/callback`,
+      mappers: ['premium'],
+      templates: ['Premium'],
+      ignore_ssl_error: ignoreSslError,
+    });
+    await saveIdpSettings(db, settings, secretBox);
+    return settings;
+  }
+
+  it('is refused while certificates are verified, with a clear page and test-connection step', async () => {
+    const settings = await useLabIdp(false);
+    const response = await page.goto(`${web}/login/sso`);
+    expect(response?.status()).toBe(502);
+    const report = await testIdpConnection(settings, { timeoutMs: 3000 });
+    expect(report.steps[0]).toMatchObject({ step: 'discovery', ok: false });
+    expect(report.steps[0]?.detail).toMatch(/certificate/i);
+  });
+
+  it('signs in through it when ignore_ssl_error is set', async () => {
+    const settings = await useLabIdp(true);
+    const report = await testIdpConnection(settings, { timeoutMs: 3000 });
+    expect(report.steps[0]).toMatchObject({ step: 'discovery', ok: true });
+    // The browser must accept the lab certificate too, as its users would.
+    const labContext = await browser.newContext({ ignoreHTTPSErrors: true });
+    try {
+      const labPage = await labContext.newPage();
+      const callback = await ssoLogin(labPage, 'erin', 'lab-pw');
+      expect(callback.status()).toBe(303);
+      await expect(labPage.textContent('#mailbox-address')).resolves.toBe('erin@example.org');
+    } finally {
+      await labContext.close();
     }
   });
 });

@@ -31,6 +31,7 @@
 // them as opaque); one realm; no `search`/`q`/count endpoints (postern does not call them).
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import type { Config } from '../../src/config/schema.js';
@@ -102,6 +103,8 @@ export interface FakeKeycloakOptions {
   clients?: FakeClient[];
   users?: FakeDirectory | readonly FakeKeycloakUser[];
   tokenLifetimeSeconds?: number;
+  /** Serve https with this key and certificate (a lab Keycloak with a self-signed one). */
+  tls?: { key: string; cert: string };
 }
 
 export interface RecordedRequest {
@@ -303,7 +306,7 @@ export async function startFakeKeycloak(options: FakeKeycloakOptions = {}): Prom
     send(res, 200, page);
   };
 
-  const server = createServer((req, res) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://fake');
     if (requests.length < REQUEST_LOG_LIMIT) {
       requests.push({ method: req.method ?? '', path: url.pathname, query: Object.fromEntries(url.searchParams) });
@@ -322,13 +325,14 @@ export async function startFakeKeycloak(options: FakeKeycloakOptions = {}): Prom
     handle().catch(() => {
       if (!res.headersSent) send(res, 500, { error: 'unknown_error' });
     });
-  });
+  };
+  const server = options.tls ? createTlsServer(options.tls, onRequest) : createServer(onRequest);
   server.keepAliveTimeout = 5_000;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
 
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     realm,
     setUsers(users) {
       directory = toDirectory(users);

@@ -6,6 +6,7 @@
 // between logins.
 import { generateKeyPairSync } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import Provider, { type Configuration } from 'oidc-provider';
 
@@ -43,6 +44,8 @@ export async function startOidcProvider(options: {
   clientId?: string;
   clientSecret?: string;
   accounts?: TestAccount[];
+  /** Serve https with this key and certificate (e.g. a self-signed one) instead of http. */
+  tls?: { key: string; cert: string };
 }): Promise<TestOidcProvider> {
   const realm = options.realm ?? 'mail';
   const prefix = `/realms/${realm}`;
@@ -55,12 +58,14 @@ export async function startOidcProvider(options: {
     res.statusCode = 503;
     res.end();
   };
-  const server = createServer((req, res) => handler(req, res));
+  const server = options.tls
+    ? createTlsServer(options.tls, (req, res) => handler(req, res))
+    : createServer((req, res) => handler(req, res));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => resolve());
   });
-  const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const baseUrl = `${options.tls ? 'https' : 'http'}://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const issuer = `${baseUrl}${prefix}`;
 
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
