@@ -115,8 +115,43 @@ describe('/api/v1/sync/runs', () => {
     );
   });
 
+  it('answers 202 with the run id when asked not to wait, and the run finishes on its own', async () => {
+    // A slow Keycloak: the answer must not wait for the listing.
+    env.kc.injectFaults({ endpoint: 'users', delayMs: 1000 });
+    const started = Date.now();
+    const response = await app.request('/api/v1/sync/runs', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-api-key': API_KEY },
+      body: JSON.stringify({ dry_run: true, wait: false }),
+    });
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(response.status).toBe(202);
+    const body = (await response.json()) as { id: number; status: string };
+    expect(body).toEqual({ id: expect.any(Number), status: 'running' });
+    expect(response.headers.get('location')).toBe(`/api/v1/sync/runs/${body.id}`);
+
+    let run = (await call('GET', `/api/v1/sync/runs/${body.id}`)).body;
+    expect(run.status).toBe('running');
+    for (let tries = 0; run.status === 'running' && tries < 100; tries += 1) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      run = (await call('GET', `/api/v1/sync/runs/${body.id}`)).body;
+    }
+    expect(run).toMatchObject({ status: 'succeeded', dry_run: true, finished_at: expect.any(String) });
+  });
+
+  it('answers 409 at once, not 202, when no run can start', async () => {
+    const lockKey = keys.syncLock({ prefix: env.config.redisPrefix });
+    await env.deps.redis.set(lockKey, 'another-replica', 'PX', 10_000);
+    try {
+      expect((await call('POST', '/api/v1/sync/runs', { body: { wait: false } })).status).toBe(409);
+    } finally {
+      await env.deps.redis.del(lockKey);
+    }
+  });
+
   it.each([
     ['a non-boolean dry_run', { dry_run: 'yes' }, 'dry_run'],
+    ['a non-boolean wait', { wait: 'no' }, 'wait'],
     ['an unknown field', { dryrun: true }, 'dryrun'],
     ['a body that is not JSON', '{oops', 'JSON'],
   ])('answers 400 for %s', async (_title, body, mention) => {

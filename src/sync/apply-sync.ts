@@ -80,6 +80,8 @@ export interface ApplySyncOptions {
   cronLogKey?: string;
   /** Mailbox changes in flight at once within a page (each its own transaction). */
   concurrency?: number;
+  /** Called once the run has its postern_sync_runs row (an API caller that does not wait gets the id). */
+  onStarted?: (runId: number) => void;
 }
 
 const SOURCE = 'keycloak';
@@ -91,6 +93,7 @@ export async function applySync(deps: ApplySyncDeps, options: ApplySyncOptions):
   const { db, log } = deps;
   const { settings, dryRun } = options;
   const runId = await startSyncRun(db, { source: SOURCE, triggeredBy: options.triggeredBy, dryRun });
+  options.onStarted?.(runId);
   const abandoned = await failAbandonedSyncRuns(db, SOURCE, runId);
   if (abandoned > 0) log.warn({ runs: abandoned }, 'closed sync runs left running by a stopped process');
 

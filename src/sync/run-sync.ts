@@ -34,6 +34,8 @@ export interface RunSyncOptions {
   signal?: AbortSignal;
   now?: () => number;
   cronLogKey?: string;
+  /** Called once the run has its row, before any user is read. */
+  onStarted?: (runId: number) => void;
   /** Tests: a client against a fake, or retry settings. */
   createClient?: (settings: KeycloakSettings, timeoutMs: number) => Pick<KeycloakAdminClient, 'listUserPages'>;
 }
@@ -96,6 +98,7 @@ export async function runSync(deps: SyncDeps, options: RunSyncOptions): Promise<
         triggeredBy: options.triggeredBy,
         signal,
         ...(options.cronLogKey ? { cronLogKey: options.cronLogKey } : {}),
+        ...(options.onStarted ? { onStarted: options.onStarted } : {}),
       },
     );
     return { state: 'ran', report };

@@ -11,7 +11,11 @@ import { type RunSyncOptions, runSync } from '../../sync/run-sync.js';
 import { requireAdmin } from '../admin-auth.js';
 import { changeOrigin, parseWith } from './admin-request.js';
 
-const runBody = z.strictObject({ dry_run: z.boolean().optional() });
+const runBody = z.strictObject({
+  dry_run: z.boolean().optional(),
+  /** false: answer 202 with the run's id as soon as it has started (a large import takes minutes). */
+  wait: z.boolean().optional(),
+});
 const listQuery = z.object({ limit: z.coerce.number().int().min(1).max(500).default(20) });
 const runId = z.coerce.number().int().positive();
 
@@ -31,24 +35,42 @@ export function createSyncRoutes(deps: Deps, options: { runOptions?: Partial<Run
     }
     const body = parseWith(runBody, json);
     const origin = changeOrigin(c);
-    const result = await runSync(deps, {
+    let onStarted: (runId: number) => void = () => undefined;
+    const started = new Promise<number>((resolve) => {
+      onStarted = resolve;
+    });
+    const run = runSync(deps, {
       ...options.runOptions,
       triggeredBy: origin.actor,
       dryRun: body.dry_run ?? false,
+      onStarted,
+    }).then(async (result) => {
+      if (result.state === 'ran' && !result.report.dryRun) {
+        await recordAudit(deps.db, {
+          actor: origin.actor,
+          action: 'sync.run',
+          target: `sync_run:${result.report.runId}`,
+          detail: { status: result.report.status },
+          ...(origin.ip ? { ip: origin.ip } : {}),
+        }).catch((error: unknown) => deps.log.warn({ err: error }, 'audit write failed'));
+      }
+      return result;
     });
+    if (body.wait === false) {
+      // Whichever comes first: the run's row (then it goes on without this request), or an
+      // answer that no run started (busy, disabled, or a fault before the row was written).
+      const first = await Promise.race([started.then((id) => ({ id })), run.then((result) => ({ result }))]);
+      if ('id' in first) {
+        run.catch((error: unknown) => deps.log.error({ err: error, runId: first.id }, 'sync run failed'));
+        c.header('location', `/api/v1/sync/runs/${first.id}`);
+        return c.json({ id: first.id, status: 'running' }, 202);
+      }
+    }
+    const result = await run;
     if (result.state === 'busy')
       throw new AppError('conflict', 'a sync is already running (on this or another replica)');
     if (result.state === 'disabled') throw new AppError('conflict', `sync is not enabled: ${result.reason}`);
     if (result.state === 'not_due') throw new AppError('internal', 'unexpected sync state');
-    if (!result.report.dryRun) {
-      await recordAudit(deps.db, {
-        actor: origin.actor,
-        action: 'sync.run',
-        target: `sync_run:${result.report.runId}`,
-        detail: { status: result.report.status },
-        ...(origin.ip ? { ip: origin.ip } : {}),
-      }).catch((error: unknown) => deps.log.warn({ err: error }, 'audit write failed'));
-    }
     return c.json(renderReport(result.report), 200);
   });
 
