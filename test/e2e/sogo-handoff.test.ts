@@ -510,7 +510,7 @@ describe('SOGo handoff through nginx', () => {
       await context.close();
     } catch (error) {
       throw new Error(
-        `${String(error)}\n--- sogo ---\n${sogo.logs().slice(-4000)}\n--- nginx ---\n${nginx.logs().slice(-3000)}`,
+        `${String(error)}\n--- sogo ---\n${sogo.logs().slice(-4000)}\n--- nginx ---\n${nginx.logs().slice(-3000)}\n--- dovecot ---\n${dovecot.logs().slice(-6000)}`,
       );
     } finally {
       upstream.forwardTo(undefined);

@@ -64,6 +64,9 @@ export async function startWebmailUpstream(): Promise<WebmailUpstream> {
           method: recorded.method,
           path: recorded.url,
           headers: request.rawHeaders,
+          // A connection per request, as nginx's HTTP/1.0 upstream does: a kept-alive socket that
+          // sogod closes while idle would turn the next request on it into a hang-up (a 502).
+          agent: false,
         },
         (answer) => {
           response.writeHead(answer.statusCode ?? 502, answer.rawHeaders);
