@@ -64,8 +64,9 @@ export async function startWebmailUpstream(): Promise<WebmailUpstream> {
           method: recorded.method,
           path: recorded.url,
           headers: request.rawHeaders,
-          // A connection per request, as nginx's HTTP/1.0 upstream does: a kept-alive socket that
-          // sogod closes while idle would turn the next request on it into a hang-up (a 502).
+          // A connection per request: when sogod closes a kept-alive socket while idle, the next
+          // request on it hangs up. nginx retries such a request on a new connection; this
+          // stand-in would answer 502 instead.
           agent: false,
         },
         (answer) => {
