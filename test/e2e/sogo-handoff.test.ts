@@ -13,7 +13,7 @@ import { MYSQL_ROOT_URL, startTestPostern, type TestPostern } from '../support/e
 import { imapLogin, imapSelectInbox } from '../support/mail-clients.js';
 import { type RunningNginx, startNginx } from '../support/nginx.js';
 import { freePort } from '../support/processes.js';
-import { seedDomain, seedMailbox } from '../support/seed.js';
+import { seedAppPassword, seedDomain, seedMailbox } from '../support/seed.js';
 import {
   type RunningSogo,
   startSogo,
@@ -27,6 +27,10 @@ const OTHER = `other@${DOMAIN}`;
 const NO_SOGO = `nosogo@${DOMAIN}`;
 const PASSWORD = 'correct horse battery staple';
 const TOKEN = randomBytes(24).toString('hex');
+const DAV_APP_PASSWORD = 'calendar sync app password';
+const EAS_APP_PASSWORD = 'activesync app password';
+const basic = (user: string, password: string) =>
+  `Basic ${Buffer.from(`${user}:${password}`, 'utf8').toString('base64')}`;
 
 let postern: TestPostern;
 let nginx: RunningNginx;
@@ -204,6 +208,16 @@ beforeAll(async () => {
   await seedMailbox(db, { username: ME, passwordHash });
   await seedMailbox(db, { username: OTHER, passwordHash });
   await seedMailbox(db, { username: NO_SOGO, passwordHash, attributes: { sogo_access: '0' } });
+  await seedAppPassword(db, {
+    mailbox: ME,
+    passwordHash: await hashPassword(DAV_APP_PASSWORD, 'SSHA256'),
+    protocols: ['dav_access'],
+  });
+  await seedAppPassword(db, {
+    mailbox: ME,
+    passwordHash: await hashPassword(EAS_APP_PASSWORD, 'SSHA256'),
+    protocols: ['eas_access', 'imap_access'],
+  });
   nginx = await startNginx({
     port,
     webUrl: postern.webUrl,
@@ -357,6 +371,72 @@ describe('SOGo handoff through nginx', () => {
     // Not signed in: the sign-in page, which continues to /sogo-auth afterwards.
     const stranger = await new Client().request('/sogo-auth');
     expect(stranger.location).toBe(`/login?next=${encodeURIComponent('/sogo-auth')}`);
+  });
+
+  it('admits CalDAV/CardDAV clients by HTTP Basic (app password with dav_access), passing their credentials to SOGo', async () => {
+    upstream.clear();
+    const client = new Client();
+    const authorization = basic(ME, DAV_APP_PASSWORD);
+    const response = await client.request(`/SOGo/dav/${ME}/Calendar/`, {
+      method: 'PROPFIND',
+      headers: { authorization, depth: '0' },
+    });
+    expect(response.status, nginx.logs()).toBe(200);
+    expect(upstream.headerValues('x-webobjects-remote-user')).toEqual([ME]);
+    expect(upstream.headerValues('authorization')).toEqual([authorization]);
+    // sasl_log is written in batches.
+    const sasl = await eventually(
+      () => postern.deps.db.many("SELECT 1 FROM sasl_log WHERE username = ? AND service = 'DAV'", [ME]),
+      (rows) => rows.length > 0,
+    );
+    expect(sasl.length).toBeGreaterThan(0);
+  });
+
+  it.each([
+    ['no credentials', undefined],
+    ['a wrong password', basic(ME, 'wrong')],
+    ['an app password without dav_access', basic(ME, EAS_APP_PASSWORD)],
+    ['a mailbox that does not exist', basic(`nobody@${DOMAIN}`, PASSWORD)],
+    ['a malformed header', 'Basic !!!'],
+  ])('answers a DAV client with %s with a 401 Basic challenge, never a redirect', async (_label, authorization) => {
+    upstream.clear();
+    const response = await fetch(`${nginx.url}/SOGo/dav/${ME}/Contacts/`, {
+      method: 'PROPFIND',
+      redirect: 'manual',
+      headers: authorization ? { authorization } : {},
+    });
+    expect(response.status).toBe(401);
+    expect(response.headers.get('www-authenticate')).toBe('Basic realm="SOGo", charset="UTF-8"');
+    expect(upstream.requests).toHaveLength(0);
+  });
+
+  it('admits ActiveSync at /Microsoft-Server-ActiveSync with an app password that has eas_access', async () => {
+    upstream.clear();
+    const path = '/Microsoft-Server-ActiveSync?Cmd=FolderSync&User=me&DeviceId=x1&DeviceType=phone';
+    const refused = await fetch(`${nginx.url}${path}`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { authorization: basic(ME, DAV_APP_PASSWORD) },
+    });
+    expect(refused.status).toBe(401);
+    const admitted = await new Client().request(path, {
+      method: 'POST',
+      headers: { authorization: basic(ME, EAS_APP_PASSWORD) },
+      body: '',
+    });
+    expect(admitted.status, nginx.logs()).toBe(200);
+    expect(upstream.requests.map((r) => r.url)).toEqual([
+      '/SOGo/Microsoft-Server-ActiveSync?Cmd=FolderSync&User=me&DeviceId=x1&DeviceType=phone',
+    ]);
+    expect(upstream.headerValues('x-webobjects-remote-user')).toEqual([ME]);
+  });
+
+  it('ignores HTTP Basic on webmail pages: the browser goes through the portal', async () => {
+    upstream.clear();
+    const response = await new Client().request('/SOGo/so/', { headers: { authorization: basic(ME, PASSWORD) } });
+    expect(response.status).toBe(302);
+    expect(response.location).toBe('/sogo-auth');
+    expect(upstream.requests).toHaveLength(0);
   });
 
   it("refuses another mailbox's login= with a 403 page that says admin login-as is not available", async () => {

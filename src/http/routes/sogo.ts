@@ -6,6 +6,7 @@ import { isIP } from 'node:net';
 import { type Context, Hono } from 'hono';
 import { getCookie, setCookie } from 'hono/cookie';
 import type { Deps } from '../../deps.js';
+import { checkMailLogin } from '../../login/mail-login.js';
 import {
   createSogoHandoff,
   HANDOFF_COOKIE,
@@ -31,7 +32,34 @@ export const VERIFY_HEADERS = {
   webmailCookie: 'X-Postern-Webmail-Cookie',
   /** A complete Set-Cookie value expiring the handoff cookie. */
   handoffCookie: 'X-Postern-Handoff-Cookie',
+  /** On a refused DAV/EAS request: the WWW-Authenticate value nginx answers with (a 401, not a redirect). */
+  challenge: 'X-Postern-Challenge',
 } as const;
+
+/** The client's own Authorization header, which nginx passes under this name (its own is the token). */
+const ORIGINAL_AUTHORIZATION = 'x-original-authorization';
+const BASIC_CHALLENGE = 'Basic realm="SOGo", charset="UTF-8"';
+
+/**
+ * CalDAV/CardDAV and ActiveSync clients sign in with HTTP Basic on every request, as with
+ * mailcow's sogo-auth.php; the browser's webmail uses the handoff. By the original URI.
+ */
+function basicAuthServiceOf(uri: string | undefined): 'DAV' | 'EAS' | undefined {
+  if (!uri) return undefined;
+  if (/^(\/SOGo)?\/dav(\/|\?|$)/i.test(uri)) return 'DAV';
+  if (/^(\/SOGo)?\/Microsoft-Server-ActiveSync(\/|\?|$)/i.test(uri)) return 'EAS';
+  return undefined;
+}
+
+/** user and password of a `Basic` header (UTF-8, split at the first colon), or undefined. */
+function basicCredentials(header: string | undefined): { username: string; password: string } | undefined {
+  const match = header ? /^Basic\s+([A-Za-z0-9+/]+={0,2})\s*$/i.exec(header) : null;
+  if (!match) return undefined;
+  const decoded = Buffer.from(match[1] as string, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon <= 0) return undefined;
+  return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+}
 
 function cookieLine(name: string, value: string, maxAgeSeconds: number, secure: boolean): string {
   // Path=/SOGo: only the webmail location sees these cookies; HttpOnly: SOGo's scripts cannot read
@@ -103,9 +131,46 @@ export function createSogoVerifyRoutes(deps: Deps, options: SogoHandoffOptions =
   const handoff = createSogoHandoff(deps, options);
   const secure = isCookieSecure(deps.config);
 
+  const loginDeps = {
+    loginData: deps.loginData,
+    verifier: deps.verifier,
+    limiter: deps.limiter,
+    saslLog: deps.saslLog,
+    sources: deps.sources,
+    log: deps.log,
+  };
+
   app.get('/sogo/verify', async (c) => {
     const ip = originalClientIp(c);
     const uri = c.req.header('x-original-uri');
+    c.header('cache-control', 'no-store');
+
+    const basicService = basicAuthServiceOf(uri);
+    if (basicService) {
+      // The same decision as Dovecot's passdb (access flags dav_access / eas_access, app passwords,
+      // brute-force limits on the client's address); SOGo gets the client's own credentials.
+      const credentials = basicCredentials(c.req.header(ORIGINAL_AUTHORIZATION));
+      const outcome =
+        credentials && ip && credentials.username.length <= 255 && credentials.password.length <= 4096
+          ? await checkMailLogin(loginDeps, { ...credentials, realRip: ip, service: basicService })
+          : undefined;
+      if (outcome?.result !== 'ok') {
+        if (outcome) {
+          deps.log.info(
+            { event: 'sogo', result: outcome.result, service: basicService, user: credentials?.username, rip: ip },
+            'DAV/EAS request refused',
+          );
+        }
+        c.header(VERIFY_HEADERS.challenge, BASIC_CHALLENGE);
+        return c.body(null, 401);
+      }
+      c.header(VERIFY_HEADERS.remoteUser, outcome.username);
+      c.header(VERIFY_HEADERS.user, outcome.username);
+      c.header(VERIFY_HEADERS.auth, c.req.header(ORIGINAL_AUTHORIZATION) as string);
+      c.header(VERIFY_HEADERS.authType, 'Basic');
+      return c.body(null, 200);
+    }
+
     const handoffSecret = getCookie(c, HANDOFF_COOKIE);
     const webmailId = getCookie(c, WEBMAIL_COOKIE);
     const verdict = await handoff.verifyWebmailRequest({
@@ -114,7 +179,6 @@ export function createSogoVerifyRoutes(deps: Deps, options: SogoHandoffOptions =
       ...(ip ? { ip } : {}),
       ...(uri ? { uri } : {}),
     });
-    c.header('cache-control', 'no-store');
     if (verdict.clearHandoff) c.header(VERIFY_HEADERS.handoffCookie, cookieLine(HANDOFF_COOKIE, '', 0, secure));
     if (verdict.ok && verdict.newSession) {
       c.header(
