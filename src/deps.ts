@@ -1,5 +1,6 @@
 // Composition root: the only place that opens pools and clients and wires them together.
 // Everything it opens is closed by the returned close(), in reverse order.
+import { type BackgroundWork, createBackgroundWork } from './background.js';
 import { keys } from './cache/keys.js';
 import { createRedis, type Redis } from './cache/redis.js';
 import { loadSharedSecret } from './cache/shared-secret.js';
@@ -33,12 +34,19 @@ export interface Deps {
   sources: SourceRegistry;
   secretBox: SecretBox;
   metrics: Metrics;
+  /** Work that outlives its request; close() aborts it and waits for it first. */
+  background: BackgroundWork;
   close(): Promise<void>;
 }
 
+/** How long shutdown waits for background work (a sync run ends at its next page). */
+const BACKGROUND_STOP_MS = 10_000;
+
 export async function createDeps(config: Config, log: Logger): Promise<Deps> {
   const closers: (() => Promise<unknown>)[] = [];
+  const background = createBackgroundWork(log);
   const close = async () => {
+    await background.stop(BACKGROUND_STOP_MS);
     for (const closer of closers.reverse()) await closer().catch(() => undefined);
   };
   try {
@@ -107,6 +115,7 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
       sources: createSourceRegistry({ keycloak: createKeycloakPasswordSource({ db, secretBox, config, log }) }),
       secretBox,
       metrics,
+      background,
       close,
     };
   } catch (error) {

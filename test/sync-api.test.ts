@@ -139,6 +139,34 @@ describe('/api/v1/sync/runs', () => {
     expect(run).toMatchObject({ status: 'succeeded', dry_run: true, finished_at: expect.any(String) });
   });
 
+  it('ends a run nobody waits for at shutdown, recorded as failed, before the pools close', async () => {
+    const replica = await env.replica();
+    const replicaApp = new Hono();
+    replicaApp.onError((error, c) => renderError(error, c, replica.log));
+    replicaApp.route('/api/v1/sync', createSyncRoutes(replica, { runOptions: { cronLogKey: env.cronLogKey } }));
+    // Two pages, the second slow: shutdown arrives while the run waits for it.
+    env.kc.setUsers(Array.from({ length: 150 }, (_, i) => ({ username: `u${i}`, email: `u${i}@elsewhere.example` })));
+    env.kc.injectFaults({ endpoint: 'users', delayMs: 0 }, { endpoint: 'users', delayMs: 1000 });
+    try {
+      const response = await replicaApp.request('/api/v1/sync/runs', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-api-key': API_KEY },
+        body: JSON.stringify({ dry_run: true, wait: false }),
+      });
+      expect(response.status).toBe(202);
+      const { id } = (await response.json()) as { id: number };
+      await replica.background.stop(10_000);
+      const run = (await call('GET', `/api/v1/sync/runs/${id}`)).body;
+      expect(run).toMatchObject({ status: 'failed', finished_at: expect.any(String) });
+      expect(JSON.stringify(run.errors)).toContain('shutting down');
+    } finally {
+      env.kc.setUsers([
+        { username: 'ada', email: 'ada@api.example', attributes: { mailcow_template: ['standard'] } },
+        { username: 'bo', email: 'bo@elsewhere.example', attributes: { mailcow_template: ['standard'] } },
+      ]);
+    }
+  });
+
   it('answers 409 at once, not 202, when no run can start', async () => {
     const lockKey = keys.syncLock({ prefix: env.config.redisPrefix });
     await env.deps.redis.set(lockKey, 'another-replica', 'PX', 10_000);

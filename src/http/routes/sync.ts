@@ -44,6 +44,8 @@ export function createSyncRoutes(deps: Deps, options: { runOptions?: Partial<Run
       triggeredBy: origin.actor,
       dryRun: body.dry_run ?? false,
       onStarted,
+      // Shutdown ends the run between pages, recorded as such, even when nobody waits for it.
+      signal: deps.background.signal,
     }).then(async (result) => {
       if (result.state === 'ran' && !result.report.dryRun) {
         await recordAudit(deps.db, {
@@ -61,7 +63,7 @@ export function createSyncRoutes(deps: Deps, options: { runOptions?: Partial<Run
       // answer that no run started (busy, disabled, or a fault before the row was written).
       const first = await Promise.race([started.then((id) => ({ id })), run.then((result) => ({ result }))]);
       if ('id' in first) {
-        run.catch((error: unknown) => deps.log.error({ err: error, runId: first.id }, 'sync run failed'));
+        deps.background.track(run, `sync run ${first.id}`);
         c.header('location', `/api/v1/sync/runs/${first.id}`);
         return c.json({ id: first.id, status: 'running' }, 202);
       }
