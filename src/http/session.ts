@@ -81,6 +81,9 @@ export function createWebSessionStore(deps: {
       }
       const key = keyOf(id);
       const replies = await deps.redis.pipeline().get(key).pttl(key).exec();
+      // A command's own error is a fault, as a failed GET was before: not "signed out".
+      const failed = replies?.find(([error]) => error)?.[0];
+      if (failed) throw failed;
       const text = replies?.[0]?.[1];
       const session = typeof text === 'string' ? parseSession(text) : undefined;
       if (session) {
