@@ -131,15 +131,6 @@ export function createSogoVerifyRoutes(deps: Deps, options: SogoHandoffOptions =
   const handoff = createSogoHandoff(deps, options);
   const secure = isCookieSecure(deps.config);
 
-  const loginDeps = {
-    loginData: deps.loginData,
-    verifier: deps.verifier,
-    limiter: deps.limiter,
-    saslLog: deps.saslLog,
-    sources: deps.sources,
-    log: deps.log,
-  };
-
   app.get('/sogo/verify', async (c) => {
     const ip = originalClientIp(c);
     const uri = c.req.header('x-original-uri');
@@ -149,10 +140,11 @@ export function createSogoVerifyRoutes(deps: Deps, options: SogoHandoffOptions =
     if (basicService) {
       // The same decision as Dovecot's passdb (access flags dav_access / eas_access, app passwords,
       // brute-force limits on the client's address); SOGo gets the client's own credentials.
+      // deps carries no webmailSecrets: a webmail IMAP secret is never a DAV/EAS password.
       const credentials = basicCredentials(c.req.header(ORIGINAL_AUTHORIZATION));
       const outcome =
         credentials && ip && credentials.username.length <= 255 && credentials.password.length <= 4096
-          ? await checkMailLogin(loginDeps, { ...credentials, realRip: ip, service: basicService })
+          ? await checkMailLogin(deps, { ...credentials, realRip: ip, service: basicService })
           : undefined;
       if (outcome?.result !== 'ok') {
         if (outcome) {
