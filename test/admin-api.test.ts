@@ -629,6 +629,16 @@ describe('mailbox templates', () => {
   });
 });
 
+describe('admin webmail links', () => {
+  it('are refused while POSTERN_ADMIN_WEBMAIL is off (the default), and the mailbox is untouched', async () => {
+    const response = await api('POST', '/mailboxes/bob@example.org/webmail-link');
+    expect(response.status).toBe(403);
+    expect(JSON.stringify(response.body)).toContain('POSTERN_ADMIN_WEBMAIL');
+    const links = await postern.deps.db.many("SELECT 1 FROM postern_audit WHERE action LIKE 'sogo.admin%'");
+    expect(links).toHaveLength(0);
+  });
+});
+
 describe('app passwords of a mailbox', () => {
   let ids: number[] = [];
 

@@ -31,6 +31,8 @@ export const keys = {
   syncLock: (ks: KeySpace) => `${ks.prefix}sync:lock`,
   /** A SOGo handoff (username + portal session ref), keyed by a hash of its secret; TTL <= 60 s, GETDEL once. */
   sogoHandoff: (ks: KeySpace, secretDigest: string) => `${ks.prefix}sogo:handoff:${secretDigest}`,
+  /** An admin's single-use link into a mailbox's webmail; keyed by a hash of the link's secret. */
+  adminWebmailTicket: (ks: KeySpace, secretDigest: string) => `${ks.prefix}sogo:admin-ticket:${secretDigest}`,
   /** What became of a handoff ("issued" / "used"), for auditing replay vs expiry; 10 min, no secret. */
   sogoHandoffState: (ks: KeySpace, secretDigest: string) => `${ks.prefix}sogo:handoff-state:${secretDigest}`,
   /** A webmail session (user, portal session ref, IMAP secret digest), keyed by a hash of its cookie id; dies with the portal session. */

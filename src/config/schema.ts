@@ -264,6 +264,13 @@ export const variables = {
     description:
       'Longest a web session lives however much it is used, counted from sign-in; at least POSTERN_SESSION_TTL_SECONDS.',
   },
+  adminWebmail: {
+    env: 'POSTERN_ADMIN_WEBMAIL',
+    schema: z.enum(['off', 'on']),
+    defaultValue: 'off',
+    description:
+      "`on`: a read-write API key may open a mailbox's webmail (POST /api/v1/mailboxes/:username/webmail-link), audited; mailcow's ALLOW_ADMIN_EMAIL_LOGIN.",
+  },
   idpTimeoutMs: {
     env: 'POSTERN_IDP_TIMEOUT_MS',
     schema: positiveInt.max(120_000),

@@ -15,7 +15,10 @@ export const SESSION_COOKIE = 'postern_session';
 export interface WebSession {
   /** The mailbox (lower case) this session belongs to. */
   username: string;
-  via: 'sso' | 'password';
+  /** `admin`: opened through an admin's webmail link (POSTERN_ADMIN_WEBMAIL); the portal is read-only. */
+  via: 'sso' | 'password' | 'admin';
+  /** The admin acting for the mailbox, when via is `admin`. */
+  actingAdmin?: string;
   /** Unix milliseconds. */
   createdAt: number;
   /** Per-session token for forms (defence in depth next to the same-origin check). */
@@ -26,7 +29,7 @@ export interface WebSessionStore {
   /** The session behind the request's cookie, if any and not expired. */
   read(c: Context): Promise<WebSession | undefined>;
   /** Rotate: any session the request carries is destroyed, a new id is issued in the cookie. */
-  start(c: Context, input: { username: string; via: WebSession['via'] }): Promise<WebSession>;
+  start(c: Context, input: { username: string; via: WebSession['via']; actingAdmin?: string }): Promise<WebSession>;
   /** Delete the request's session (if any) and expire its cookie. */
   destroy(c: Context): Promise<void>;
   /** Whether cookies get the Secure flag (POSTERN_COOKIE_SECURE, auto = https public URL). */
@@ -108,6 +111,7 @@ export function createWebSessionStore(deps: {
       const session: WebSession = {
         username: input.username,
         via: input.via,
+        ...(input.actingAdmin ? { actingAdmin: input.actingAdmin } : {}),
         createdAt: now(),
         csrfToken: randomBytes(24).toString('base64url'),
       };
@@ -129,7 +133,9 @@ export function createWebSessionStore(deps: {
 function parseSession(text: string): WebSession | undefined {
   try {
     const value = JSON.parse(text) as Partial<WebSession>;
-    if (typeof value.username !== 'string' || (value.via !== 'sso' && value.via !== 'password')) return undefined;
+    if (typeof value.username !== 'string' || !['sso', 'password', 'admin'].includes(value.via as string))
+      return undefined;
+    if (value.via === 'admin' && typeof value.actingAdmin !== 'string') return undefined;
     if (typeof value.createdAt !== 'number' || typeof value.csrfToken !== 'string') return undefined;
     return value as WebSession;
   } catch {
@@ -157,7 +163,10 @@ export function getWebSession(c: Context): Promise<WebSession | undefined> {
 }
 
 /** Sign the user in with a fresh session id (rotation: the old id, if any, stops working). */
-export function startWebSession(c: Context, input: { username: string; via: WebSession['via'] }): Promise<WebSession> {
+export function startWebSession(
+  c: Context,
+  input: { username: string; via: WebSession['via']; actingAdmin?: string },
+): Promise<WebSession> {
   return storeOf(c).start(c, input);
 }
 

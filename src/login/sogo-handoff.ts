@@ -74,6 +74,20 @@ export interface HandoffRefusal {
 
 export type HandoffOutcome = { ok: true; username: string; secret: string; ttlSeconds: number } | HandoffRefusal;
 
+/** An admin's link into a mailbox's webmail (POSTERN_ADMIN_WEBMAIL): minted by the API, used once. */
+export type AdminTicketOutcome =
+  | { ok: true; ticket: string; ttlSeconds: number }
+  | { ok: false; reason: 'mailbox_unavailable' | 'sogo_access_off'; message: string };
+
+export type AdminTicketRedemption =
+  | { ok: true; username: string; actingAdmin: string }
+  | { ok: false; reason: 'ticket_malformed' | 'ticket_unknown' | 'mailbox_unavailable' | 'sogo_access_off' };
+
+interface AdminTicketRecord {
+  username: string;
+  actingAdmin: string;
+}
+
 export type WebmailRefusalReason =
   | 'handoff_malformed'
   | 'handoff_replayed'
@@ -113,7 +127,7 @@ const REFUSALS = {
   other_user: {
     title: 'Not your mailbox',
     message:
-      'You can only open the webmail of the mailbox you are signed in with. Opening another mailbox (an admin acting for a user) is not available yet.',
+      'You can only open the webmail of the mailbox you are signed in with. Admins open a mailbox through its webmail link from the admin API.',
   },
   mailbox_unavailable: {
     title: 'Mailbox unavailable',
@@ -153,7 +167,14 @@ const isWebmailRecord = (v: Partial<WebmailRecord>) =>
 
 export interface SogoHandoff {
   /** /sogo-auth: may this portal user open webmail as `login`? If so, mint the handoff. */
-  openWebmail(input: { sessionUser: string; login: string; portalRef: string; ip?: string }): Promise<HandoffOutcome>;
+  openWebmail(input: {
+    sessionUser: string;
+    login: string;
+    portalRef: string;
+    ip?: string;
+    /** The admin acting for the session's mailbox (a session opened by an admin link): the audit's actor. */
+    actingAdmin?: string;
+  }): Promise<HandoffOutcome>;
   /** Audit a /sogo-auth without a portal session (the browser is sent to the login). */
   recordNoSession(input: { login: string; ip?: string }): Promise<void>;
   /** nginx auth_request: redeem the handoff or check the webmail session. */
@@ -163,6 +184,10 @@ export interface SogoHandoff {
     ip?: string;
     uri?: string;
   }): Promise<WebmailVerdict>;
+  /** Admin API: a single-use link that opens `username`'s webmail, valid as long as a handoff. */
+  mintAdminTicket(input: { username: string; actingAdmin: string; ip?: string }): Promise<AdminTicketOutcome>;
+  /** The link opened in a browser: consumed whatever the outcome, audited either way. */
+  redeemAdminTicket(input: { ticket: string; ip?: string }): Promise<AdminTicketRedemption>;
   readonly handoffTtlSeconds: number;
 }
 
@@ -286,8 +311,9 @@ export function createSogoHandoff(deps: SogoHandoffDeps, options: SogoHandoffOpt
   return {
     handoffTtlSeconds,
 
-    async openWebmail({ sessionUser, login, portalRef, ip }) {
+    async openWebmail({ sessionUser, login, portalRef, ip, actingAdmin }) {
       const username = sessionUser.toLowerCase();
+      const actor = actingAdmin ?? username;
       const requested = login.trim().toLowerCase() || username;
       let reason: HandoffRefusal['reason'] | undefined;
       if (requested !== username) reason = 'other_user';
@@ -295,7 +321,7 @@ export function createSogoHandoff(deps: SogoHandoffDeps, options: SogoHandoffOpt
       if (reason) {
         deps.log.info({ event: 'sogo', result: 'refused', reason, user: username }, 'webmail handoff refused');
         await audit({
-          actor: username,
+          actor,
           action: 'sogo.handoff.refused',
           target: requested.slice(0, 255),
           detail: { reason },
@@ -318,9 +344,59 @@ export function createSogoHandoff(deps: SogoHandoffDeps, options: SogoHandoffOpt
       recordSaslLogin(deps.db, { username, realRip: ip ?? '', service: 'SSO', appPasswordId: 0 }).catch(
         (error: unknown) => deps.log.warn({ err: error, user: username }, 'sasl_log write failed'),
       );
-      await audit({ actor: username, action: 'sogo.handoff', target: username, ...(ip ? { ip } : {}) });
+      await audit({ actor, action: 'sogo.handoff', target: username, ...(ip ? { ip } : {}) });
       deps.log.info({ event: 'sogo', result: 'handoff', user: username }, 'webmail handoff minted');
       return { ok: true, username, secret, ttlSeconds: handoffTtlSeconds };
+    },
+
+    async mintAdminTicket({ username, actingAdmin, ip }) {
+      const target = username.toLowerCase();
+      const reason = await checkMailbox(target);
+      if (reason) {
+        await audit({
+          actor: actingAdmin,
+          action: 'sogo.admin_link.refused',
+          target,
+          detail: { reason },
+          ...(ip ? { ip } : {}),
+        });
+        return { ok: false, reason, message: REFUSALS[reason].message };
+      }
+      const ticket = newToken();
+      const record: AdminTicketRecord = { username: target, actingAdmin };
+      await redis(() =>
+        deps.redis.set(keys.adminWebmailTicket(ks, sha256(ticket)), JSON.stringify(record), 'EX', handoffTtlSeconds),
+      );
+      await audit({ actor: actingAdmin, action: 'sogo.admin_link', target, ...(ip ? { ip } : {}) });
+      return { ok: true, ticket, ttlSeconds: handoffTtlSeconds };
+    },
+
+    async redeemAdminTicket({ ticket, ip }) {
+      const refuse = async (reason: Exclude<AdminTicketRedemption, { ok: true }>['reason'], actor = 'anonymous') => {
+        await audit({ actor, action: 'sogo.admin_login.refused', detail: { reason }, ...(ip ? { ip } : {}) });
+        return { ok: false, reason } as const;
+      };
+      if (!TOKEN.test(ticket)) return refuse('ticket_malformed');
+      const text = await redis(() => deps.redis.getdel(keys.adminWebmailTicket(ks, sha256(ticket))));
+      const record = parseJson<AdminTicketRecord>(
+        text,
+        (v) => typeof v.username === 'string' && typeof v.actingAdmin === 'string',
+      );
+      if (!record) return refuse('ticket_unknown');
+      // The mailbox may have been switched off between the link and its use.
+      const reason = await checkMailbox(record.username);
+      if (reason) return refuse(reason, record.actingAdmin);
+      await audit({
+        actor: record.actingAdmin,
+        action: 'sogo.admin_login',
+        target: record.username,
+        ...(ip ? { ip } : {}),
+      });
+      deps.log.info(
+        { event: 'sogo', result: 'admin_login', user: record.username, admin: record.actingAdmin },
+        'admin opened a mailbox',
+      );
+      return { ok: true, username: record.username, actingAdmin: record.actingAdmin };
     },
 
     async recordNoSession({ login, ip }) {

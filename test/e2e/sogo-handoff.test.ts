@@ -27,6 +27,7 @@ const OTHER = `other@${DOMAIN}`;
 const NO_SOGO = `nosogo@${DOMAIN}`;
 const PASSWORD = 'correct horse battery staple';
 const TOKEN = randomBytes(24).toString('hex');
+const API_KEY = 'handoff-test-api-key-0123456789abcdefghij';
 const DAV_APP_PASSWORD = 'calendar sync app password';
 const EAS_APP_PASSWORD = 'activesync app password';
 const basic = (user: string, password: string) =>
@@ -201,6 +202,8 @@ beforeAll(async () => {
     POSTERN_INTERNAL_TOKEN: TOKEN,
     POSTERN_WEBMAIL_URL: '/SOGo/so/',
     POSTERN_BAN_EXEMPT_NETWORKS: '127.0.0.0/8',
+    POSTERN_API_KEY: API_KEY,
+    POSTERN_ADMIN_WEBMAIL: 'on',
   });
   const db = postern.deps.db;
   await seedDomain(db, DOMAIN);
@@ -439,13 +442,67 @@ describe('SOGo handoff through nginx', () => {
     expect(upstream.requests).toHaveLength(0);
   });
 
-  it("refuses another mailbox's login= with a 403 page that says admin login-as is not available", async () => {
+  it('lets an admin open a mailbox through a single-use webmail link, audited, with a read-only portal', async () => {
+    const mint = (username: string) =>
+      fetch(`${postern.webUrl}/api/v1/mailboxes/${encodeURIComponent(username)}/webmail-link`, {
+        method: 'POST',
+        headers: { 'x-api-key': API_KEY },
+      });
+    expect((await mint(NO_SOGO)).status).toBe(409);
+    const minted = await mint(OTHER);
+    expect(minted.status).toBe(200);
+    const { url, expires_in } = (await minted.json()) as { url: string; expires_in: number };
+    expect(expires_in).toBe(60);
+    expect(url).toMatch(new RegExp(`^${nginx.url}/sogo-auth/admin/[A-Za-z0-9_-]{43}$`));
+    const path = new URL(url).pathname;
+
+    upstream.clear();
+    const admin = new Client();
+    const opened = await admin.request(path);
+    expect(opened.status).toBe(303);
+    expect(opened.location).toBe(`/sogo-auth?login=${encodeURIComponent(OTHER)}`);
+    expect((await admin.request(opened.location as string)).status).toBe(303);
+    expect((await admin.request('/SOGo/so/')).status).toBe(200);
+    expect(upstream.headerValues('x-webobjects-remote-user')).toEqual([OTHER]);
+
+    // Used once; the link's secret is nowhere in the audit.
+    expect((await new Client().request(path)).status).toBe(403);
+    const audit = await postern.deps.db.many<{ action: string; target: string | null }>(
+      "SELECT action, target FROM postern_audit WHERE actor = 'api:config' ORDER BY id",
+    );
+    expect(audit.map((row) => row.action)).toEqual([
+      'sogo.admin_link.refused',
+      'sogo.admin_link',
+      'sogo.admin_login',
+      'sogo.handoff',
+    ]);
+    expect(audit.slice(1).every((row) => row.target === OTHER)).toBe(true);
+    const refusals = await postern.deps.db.many<{ detail: { reason: string } }>(
+      "SELECT detail FROM postern_audit WHERE action = 'sogo.admin_login.refused'",
+    );
+    expect(refusals.map((row) => row.detail.reason)).toEqual(['ticket_unknown']);
+    expect(JSON.stringify(await postern.deps.db.many('SELECT * FROM postern_audit'))).not.toContain(path.slice(-43));
+
+    // The admin's portal session may look, not change the mailbox's credentials.
+    const portal = await admin.request('/');
+    expect(portal.status).toBe(200);
+    const csrf = /name="csrf" value="([^"]+)"/.exec(portal.text)?.[1] as string;
+    const create = await admin.request('/app-passwords', {
+      method: 'POST',
+      headers: { origin: nginx.url, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ csrf, name: 'sneaky', protocols: 'imap' }).toString(),
+    });
+    expect(create.status).toBe(403);
+    expect(await postern.deps.db.many("SELECT 1 FROM app_passwd WHERE name = 'sneaky'")).toHaveLength(0);
+  });
+
+  it("refuses another mailbox's login= with a 403 page that points admins to their webmail link", async () => {
     const client = new Client();
     await client.signIn(ME);
     const response = await client.request(`/sogo-auth?login=${encodeURIComponent(OTHER)}`);
     expect(response.status).toBe(403);
     expect(response.text).toContain('Not your mailbox');
-    expect(response.text).toContain('not available yet');
+    expect(response.text).toContain('webmail link from the admin API');
     expect(response.setCookies.some((line) => line.startsWith('postern_sogo_handoff='))).toBe(false);
     const refusal = await lastRefusal('sogo.handoff.refused');
     expect(refusal).toMatchObject({ actor: ME, target: OTHER, detail: { reason: 'other_user' } });

@@ -5,12 +5,13 @@ import { Hono } from 'hono';
 import { z } from 'zod';
 import type { Deps } from '../../deps.js';
 import { AppError } from '../../errors.js';
+import { createSogoHandoff } from '../../login/sogo-handoff.js';
 import { APP_PASSWORD_PROTOCOLS, deleteAppPassword, listAppPasswords } from '../../storage/app-passwords.js';
 import { recordAudit } from '../../storage/audit.js';
 import { type AdminMailbox, findAdminMailbox, readIdpRows, setMailboxAuthSource } from '../../storage/mailbox-admin.js';
 import { changeOrigin, parseWith, readBody } from './admin-request.js';
 
-type MailboxDeps = Pick<Deps, 'db'>;
+type MailboxDeps = Pick<Deps, 'db' | 'redis' | 'log' | 'config'>;
 
 const username = z
   .string()
@@ -44,6 +45,26 @@ function view(mailbox: AdminMailbox) {
 
 export function createMailboxRoutes(deps: MailboxDeps) {
   const app = new Hono();
+  const handoff = createSogoHandoff(deps);
+
+  // An admin opens a mailbox's webmail (support): a single-use link, valid for a minute, for a
+  // browser. Off unless POSTERN_ADMIN_WEBMAIL=on; read-write keys only (POST); audited.
+  app.post('/:username/webmail-link', async (c) => {
+    if (deps.config.adminWebmail !== 'on') {
+      throw new AppError('forbidden', 'admin webmail links are off (POSTERN_ADMIN_WEBMAIL)');
+    }
+    const mailbox = await findOrFail(deps, c.req.param('username'));
+    const origin = changeOrigin(c);
+    const outcome = await handoff.mintAdminTicket({
+      username: mailbox.username,
+      actingAdmin: origin.actor,
+      ...(origin.ip ? { ip: origin.ip } : {}),
+    });
+    if (!outcome.ok) throw new AppError('conflict', outcome.message);
+    const url = new URL(`/sogo-auth/admin/${outcome.ticket}`, deps.config.publicUrl).href;
+    c.header('cache-control', 'no-store');
+    return c.json({ url, expires_in: outcome.ttlSeconds });
+  });
 
   app.get('/:username', async (c) => c.json(view(await findOrFail(deps, c.req.param('username')))));
 

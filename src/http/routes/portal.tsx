@@ -42,6 +42,18 @@ export function createPortalRoutes(deps: Deps) {
     const current = await signedIn(c);
     if (current instanceof Response) return current;
     if (!isValidCsrfToken(current.session, form.csrf)) return renderRefusal(c, CROSS_SITE_REFUSAL);
+    // An admin acting for the mailbox may look and open webmail, not create or revoke credentials.
+    if (current.session.via === 'admin') {
+      return renderRefusal(
+        c,
+        {
+          status: 403,
+          title: 'Read-only',
+          message: 'An admin acting for this mailbox cannot change its app passwords.',
+        },
+        { href: '/', label: 'Back' },
+      );
+    }
     return current;
   }
 

@@ -15,7 +15,7 @@ import {
   WEBMAIL_COOKIE,
   WEBMAIL_COOKIE_PATH,
 } from '../../login/sogo-handoff.js';
-import { getWebSession, isCookieSecure, SESSION_COOKIE } from '../session.js';
+import { getWebSession, isCookieSecure, SESSION_COOKIE, startWebSession } from '../session.js';
 import { clientIp, renderPageError, renderRefusal } from './sso.js';
 
 /**
@@ -86,6 +86,26 @@ export function createSogoRoutes(deps: Deps, options: SogoHandoffOptions = {}) {
     );
   }
 
+  // An admin's webmail link (POST /api/v1/mailboxes/:username/webmail-link): a read-only portal
+  // session for the mailbox, marked as the admin's, then the usual handoff.
+  app.get('/sogo-auth/admin/:ticket', async (c) => {
+    c.header('cache-control', 'no-store');
+    if (deps.config.adminWebmail !== 'on') {
+      return renderRefusal(c, { status: 404, title: 'Not available', message: 'Admin webmail links are off.' });
+    }
+    const ip = clientIp(c);
+    const redeemed = await handoff.redeemAdminTicket({ ticket: c.req.param('ticket'), ...(ip ? { ip } : {}) });
+    if (!redeemed.ok) {
+      return renderRefusal(c, {
+        status: 403,
+        title: 'Link not valid',
+        message: 'This webmail link is unknown, expired or was already used, or the mailbox cannot open webmail now.',
+      });
+    }
+    await startWebSession(c, { username: redeemed.username, via: 'admin', actingAdmin: redeemed.actingAdmin });
+    return c.redirect(`/sogo-auth?login=${encodeURIComponent(redeemed.username)}`, 303);
+  });
+
   app.get('/sogo-auth', async (c) => {
     const login = c.req.query('login') ?? '';
     const ip = clientIp(c);
@@ -102,6 +122,7 @@ export function createSogoRoutes(deps: Deps, options: SogoHandoffOptions = {}) {
       login,
       portalRef: portalSessionRefOf(sessionCookie),
       ...(ip ? { ip } : {}),
+      ...(session.actingAdmin ? { actingAdmin: session.actingAdmin } : {}),
     });
     if (!outcome.ok) return renderRefusal(c, outcome, { href: '/', label: 'Back to the portal' });
     setCookie(c, HANDOFF_COOKIE, outcome.secret, {
