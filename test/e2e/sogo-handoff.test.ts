@@ -486,6 +486,7 @@ describe('SOGo handoff through nginx', () => {
     // The admin's portal session may look, not change the mailbox's credentials.
     const portal = await admin.request('/');
     expect(portal.status).toBe(200);
+    expect(portal.text).toMatch(/id="acting-admin"[^>]*>An admin \(api:config\) is acting for this mailbox/);
     const csrf = /name="csrf" value="([^"]+)"/.exec(portal.text)?.[1] as string;
     const create = await admin.request('/app-passwords', {
       method: 'POST',

@@ -66,7 +66,12 @@ export function createPortalRoutes(deps: Deps) {
     const current = await signedIn(c);
     if (current instanceof Response) return current;
     const appPasswords: AppPasswordSummary[] = await listOwnAppPasswords(deps.db, current.mailbox.username);
-    return renderPortal(c, { mailbox: current.mailbox, appPasswords, csrfToken: current.session.csrfToken });
+    return renderPortal(c, {
+      mailbox: current.mailbox,
+      appPasswords,
+      csrfToken: current.session.csrfToken,
+      ...(current.session.actingAdmin ? { actingAdmin: current.session.actingAdmin } : {}),
+    });
   });
 
   app.post('/app-passwords', async (c) => {

@@ -46,6 +46,8 @@ export interface PortalProps {
   problems?: string[];
   /** Values to re-show after a refused create. */
   draft?: { name: string; protocols: string[] };
+  /** Set when an admin's webmail link opened this session: the page says so. */
+  actingAdmin?: string;
 }
 
 export function PortalPage(props: PortalProps) {
@@ -53,6 +55,11 @@ export function PortalPage(props: PortalProps) {
   const draftProtocols = new Set(props.draft?.protocols ?? ['imap', 'smtp']);
   return (
     <Layout title="Your mailbox">
+      {props.actingAdmin ? (
+        <div class="error" role="status" id="acting-admin">
+          An admin ({props.actingAdmin}) is acting for this mailbox: read-only, every step is audited.
+        </div>
+      ) : null}
       <div class="topbar">
         <h1>{mailbox.name || mailbox.username}</h1>
         <form method="post" action="/logout">
