@@ -2,7 +2,7 @@
 // process, a database of the run's own) and the clean-up afterwards.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import { dropDatabase } from '../test/support/env.js';
+import { dropDatabase, MYSQL_ROOT_URL, REDIS_URL } from '../test/support/env.js';
 import { freePort } from '../test/support/processes.js';
 
 export interface CompiledPostern {
@@ -27,7 +27,8 @@ export async function startCompiledPostern(
     env: {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
-      POSTERN_DB_URL: `mysql://root@127.0.0.1:3306/${database}`,
+      POSTERN_DB_URL: `${MYSQL_ROOT_URL}/${database}`,
+      POSTERN_REDIS_URL: REDIS_URL,
       POSTERN_REDIS_PREFIX: `${database}:`,
       POSTERN_INTERNAL_LISTEN: `127.0.0.1:${port}`,
       POSTERN_WEB_LISTEN: `127.0.0.1:${await freePort()}`,

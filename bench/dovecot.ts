@@ -9,6 +9,7 @@ import { createHashPool } from '../src/passwords/hash-pool.js';
 import { createDb } from '../src/storage/db.js';
 import { applyMigrations } from '../src/storage/migrate.js';
 import { startDovecot } from '../test/support/dovecot.js';
+import { MYSQL_ROOT_URL } from '../test/support/env.js';
 import { imapLogin } from '../test/support/mail-clients.js';
 import { startStubPassdbServer } from '../test/support/stub-passdb-server.js';
 import { startCompiledPostern } from './compiled-postern.js';
@@ -38,7 +39,7 @@ async function drive(imapPort: number, userFor: (n: number) => { user: string; p
 
 async function main() {
   const log = createLogger('warn');
-  const db = await createDb({ url: `mysql://root@127.0.0.1:3306/${DATABASE}`, poolSize: 2, createDatabase: true });
+  const db = await createDb({ url: `${MYSQL_ROOT_URL}/${DATABASE}`, poolSize: 2, createDatabase: true });
   await applyMigrations(db, log);
   await db.execute("INSERT INTO domain (domain, active, created) VALUES ('bench.example', 1, NOW())");
   const pool = createHashPool({ threads: 2, allowPlaintext: false, bcryptCost: 10, bcryptImpl: 'native' });

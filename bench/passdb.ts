@@ -12,10 +12,11 @@ import type { NewHashScheme } from '../src/passwords/hash-password.js';
 import { createHashPool, type HashPool } from '../src/passwords/hash-pool.js';
 import { createDb, type Db } from '../src/storage/db.js';
 import { applyMigrations } from '../src/storage/migrate.js';
+import { MYSQL_ROOT_URL } from '../test/support/env.js';
 import { type CompiledPostern, startCompiledPostern } from './compiled-postern.js';
 
 const DATABASE = `postern_bench_${randomBytes(3).toString('hex')}`;
-const DB_URL = `mysql://root@127.0.0.1:3306/${DATABASE}`;
+const DB_URL = `${MYSQL_ROOT_URL}/${DATABASE}`;
 const DURATION_SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const BCRYPT_IMPL = (process.env.BENCH_BCRYPT_IMPL ?? 'native') as 'native' | 'js';

@@ -3,7 +3,6 @@
 // the claim "a 50k realm syncs well within the 15-minute default interval" is measured here.
 // Figures only, no pass/fail. BENCH_SYNC_USERS and BENCH_SYNC_CONCURRENCY change the set-up.
 import { randomBytes } from 'node:crypto';
-import mysql from 'mysql2/promise';
 import { createRedis } from '../src/cache/redis.js';
 import { createLogger } from '../src/log.js';
 import { createKeycloakAdminClient } from '../src/sources/keycloak-admin.js';
@@ -12,13 +11,12 @@ import { applyMigrations } from '../src/storage/migrate.js';
 import { insertMailboxTemplate } from '../src/storage/templates.js';
 import { applySync, type SyncReport } from '../src/sync/apply-sync.js';
 import type { SyncSettings } from '../src/sync/plan-sync.js';
+import { dropDatabase, MYSQL_ROOT_URL, REDIS_URL } from '../test/support/env.js';
 import { generatedDirectory, startFakeKeycloak } from '../test/support/fake-keycloak.js';
 
 const USERS = Number(process.env.BENCH_SYNC_USERS ?? 50_000);
 const CONCURRENCY = Number(process.env.BENCH_SYNC_CONCURRENCY ?? 4);
 const DATABASE = `postern_bench_sync_${randomBytes(3).toString('hex')}`;
-const MYSQL_URL = process.env.TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306';
-const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 const settings = (overrides: Partial<SyncSettings> = {}): SyncSettings => ({
   importUsers: true,
@@ -40,7 +38,7 @@ const user = (domain: (i: number) => string, template: string) => (i: number) =>
 
 async function main() {
   const log = createLogger('warn');
-  const db = await createDb({ url: `${MYSQL_URL}/${DATABASE}`, poolSize: 10, createDatabase: true });
+  const db = await createDb({ url: `${MYSQL_ROOT_URL}/${DATABASE}`, poolSize: 10, createDatabase: true });
   const redis = createRedis(REDIS_URL);
   const kc = await startFakeKeycloak();
   const cronLogKey = `${DATABASE}:CRON_LOG`;
@@ -124,9 +122,7 @@ async function main() {
     redis.disconnect();
     await kc.close();
     await db.close();
-    const admin = await mysql.createConnection(MYSQL_URL);
-    await admin.query(`DROP DATABASE IF EXISTS \`${DATABASE}\``);
-    await admin.end();
+    await dropDatabase(DATABASE);
   }
   const header = [
     'scenario',
