@@ -218,7 +218,6 @@ async function verifyCandidates(
       if (hit >= 0) return candidates.map((_, index) => (index === hit ? (cached[hit] as HashVerdict) : MISMATCH));
     }
   }
-  if (candidates.length === 1) return [await verifier.verify(username, (candidates[0] as Candidate).hash, password)];
   return Promise.all(candidates.map((candidate) => verifier.verify(username, candidate.hash, password)));
 }
 

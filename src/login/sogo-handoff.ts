@@ -238,10 +238,6 @@ export function createSogoHandoff(deps: SogoHandoffDeps, options: SogoHandoffOpt
     return { ms: pttl === -1 ? 3_600_000 : Math.max(0, pttl), createdAt };
   }
 
-  async function portalSessionMs(portalRef: string, username: string): Promise<number> {
-    return (await portalSession(portalRef, username)).ms;
-  }
-
   /**
    * Webmail in use keeps the portal session alive as the portal itself does (session.ts), and
    * the webmail session and its IMAP secret with it; returns the new lifetime when extended.
@@ -439,7 +435,7 @@ export function createSogoHandoff(deps: SogoHandoffDeps, options: SogoHandoffOpt
             const who = { ...context, username: record.username };
             // sogo_access or the mailbox may have been switched off since the handoff was minted.
             const mailboxRefusal = await checkMailbox(record.username);
-            const portalMs = mailboxRefusal ? 0 : await portalSessionMs(record.portalRef, record.username);
+            const portalMs = mailboxRefusal ? 0 : (await portalSession(record.portalRef, record.username)).ms;
             if (mailboxRefusal || portalMs <= 0) {
               return refuseWebmail(
                 mailboxRefusal ?? 'portal_session_ended',

@@ -162,7 +162,8 @@ export function createSogoVerifyRoutes(deps: Deps, options: SogoHandoffOptions =
       // The same decision as Dovecot's passdb (access flags dav_access / eas_access, app passwords,
       // brute-force limits on the client's address); SOGo gets the client's own credentials.
       // deps carries no webmailSecrets: a webmail IMAP secret is never a DAV/EAS password.
-      const credentials = basicCredentials(c.req.header(ORIGINAL_AUTHORIZATION));
+      const authorization = c.req.header(ORIGINAL_AUTHORIZATION);
+      const credentials = basicCredentials(authorization);
       const outcome =
         credentials && ip && credentials.username.length <= 255 && credentials.password.length <= 4096
           ? await checkMailLogin(deps, { ...credentials, realRip: ip, service: basicService })
@@ -179,7 +180,7 @@ export function createSogoVerifyRoutes(deps: Deps, options: SogoHandoffOptions =
       }
       c.header(VERIFY_HEADERS.remoteUser, outcome.username);
       c.header(VERIFY_HEADERS.user, outcome.username);
-      c.header(VERIFY_HEADERS.auth, c.req.header(ORIGINAL_AUTHORIZATION) as string);
+      c.header(VERIFY_HEADERS.auth, authorization as string);
       c.header(VERIFY_HEADERS.authType, 'Basic');
       return c.body(null, 200);
     }
