@@ -116,7 +116,7 @@ export function createWebSessionStore(deps: {
         csrfToken: randomBytes(24).toString('base64url'),
       };
       await deps.redis.set(keyOf(id), JSON.stringify(session), 'EX', ttlSeconds);
-      setCookie(c, SESSION_COOKIE, id, { ...cookieOptions, maxAge: Math.min(ttlSeconds, limits.maxSeconds) });
+      setCookie(c, SESSION_COOKIE, id, { ...cookieOptions, maxAge: ttlSeconds });
       c.set('webSession', session);
       return session;
     },
