@@ -1,9 +1,11 @@
 // Starts postern's listeners over a set of deps; main.ts and the end-to-end tests both use it.
+import { createServer, type RequestListener, type ServerOptions } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import type { Config } from './config/schema.js';
 import { createDeps, type Deps } from './deps.js';
-import { createInternalApp } from './http/internal-app.js';
+import { createInternalApp, createInternalFastPath, createInternalPassdb } from './http/internal-app.js';
+import type { FastPath } from './http/passdb-fast-path.js';
 import { createWebApp } from './http/web-app.js';
 import type { Logger } from './log.js';
 import { startSyncScheduler } from './sync/scheduler.js';
@@ -24,7 +26,16 @@ export async function startPostern(config: Config, log: Logger): Promise<Running
   const servers: Server[] = [];
   const inFlight = createInFlightCounter();
   try {
-    const internal = await listen(inFlight.wrap(createInternalApp(deps).fetch), config.internalListen, 'internal', log);
+    const passdb = createInternalPassdb(deps);
+    const internal = await listen(
+      inFlight.wrap(createInternalApp(deps, passdb).fetch),
+      config.internalListen,
+      'internal',
+      log,
+      {
+        fastPath: inFlight.wrapFastPath(createInternalFastPath(deps, passdb)),
+      },
+    );
     servers.push(internal);
     const web = await listen(inFlight.wrap(createWebApp(deps).fetch), config.webListen, 'web', log);
     servers.push(web);
@@ -65,6 +76,17 @@ function createInFlightCounter() {
         }
       };
     },
+    wrapFastPath(fastPath: FastPath): FastPath {
+      return (incoming, outgoing) => {
+        const served = fastPath(incoming, outgoing);
+        if (!served) return undefined;
+        count += 1;
+        return served.finally(() => {
+          count -= 1;
+          if (count === 0) onIdle?.();
+        });
+      };
+    },
     drained(timeoutMs: number): Promise<void> {
       if (count === 0) return Promise.resolve();
       return new Promise((resolve) => {
@@ -85,7 +107,14 @@ function urlOf(server: Server): string {
   return `http://${host}:${address.port}`;
 }
 
-function listen(fetch: Fetch, address: { host: string; port: number }, name: string, log: Logger): Promise<Server> {
+function listen(
+  fetch: Fetch,
+  address: { host: string; port: number },
+  name: string,
+  log: Logger,
+  options: { fastPath?: FastPath } = {},
+): Promise<Server> {
+  const { fastPath } = options;
   return new Promise((resolve, reject) => {
     const server = serve(
       {
@@ -94,6 +123,19 @@ function listen(fetch: Fetch, address: { host: string; port: number }, name: str
         port: address.port,
         // Dovecot's auth workers burst; the default backlog of 511 is fine, keep-alive matters more.
         serverOptions: { keepAliveTimeout: 65_000, requestTimeout: 30_000 },
+        // Requests the fast path takes never reach hono; the rest go to hono's listener.
+        ...(fastPath && {
+          createServer: ((serverOptions: ServerOptions, honoListener: RequestListener) =>
+            createServer(serverOptions, (incoming, outgoing) => {
+              const served = fastPath(incoming, outgoing);
+              if (!served) return honoListener(incoming, outgoing);
+              served.catch((error: unknown) => {
+                // Only writing the reply can get here; the endpoint itself renders its errors.
+                log.error({ err: error, listener: name }, 'passdb reply could not be written');
+                outgoing.destroy();
+              });
+            })) as typeof createServer,
+        }),
       },
       (info: AddressInfo) => {
         log.info({ listener: name, address: `${info.address}:${info.port}` }, 'listening');

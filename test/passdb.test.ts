@@ -219,6 +219,46 @@ describe('POST / (Dovecot passdb)', () => {
   });
 });
 
+describe('the listener fast path', () => {
+  // The internal listener answers POST / and /dovecot/passdb itself, before hono; a URL with a
+  // query string is not taken by the fast path and reaches the hono route instead.
+  const post = async (path: string, body: string, contentType = 'application/json') => {
+    const response = await fetch(`${postern.internalUrl}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': contentType },
+      body,
+    });
+    return { status: response.status, type: response.headers.get('content-type'), body: await response.json() };
+  };
+  const good = JSON.stringify({ username: 'alice@example.org', password: 'alice pw', real_rip: RIP, service: 'imap' });
+  const wrong = JSON.stringify({ username: 'alice@example.org', password: 'nope', real_rip: RIP, service: 'imap' });
+
+  it.each([
+    { name: 'a success', body: good, status: 200 },
+    { name: 'a wrong password', body: wrong, status: 401 },
+    { name: 'a body that is not JSON', body: '{"username":', status: 400 },
+    {
+      name: 'an invalid field',
+      body: '{"username":"a b","password":"x","real_rip":"::1","service":"imap"}',
+      status: 400,
+    },
+    { name: 'a body not declared as JSON', body: good, contentType: 'text/plain', status: 400 },
+  ])('answers $name exactly as the hono route does', async ({ body, contentType, status }) => {
+    for (const path of ['/', '/dovecot/passdb']) {
+      const fast = await post(path, body, contentType);
+      const viaHono = await post(`${path}?through=hono`, body, contentType);
+      expect(fast.status).toBe(status);
+      expect(fast).toEqual(viaHono);
+    }
+  });
+
+  it('leaves other methods and paths to hono', async () => {
+    const response = await fetch(`${postern.internalUrl}/dovecot/passdb`, { method: 'GET' });
+    expect(response.status).toBe(404);
+    expect(((await response.json()) as { error: { code: string } }).error.code).toBe('not_found');
+  });
+});
+
 describe('POST / with malformed requests', () => {
   it.each([
     { name: 'a non-JSON body', body: 'username=alice', message: /not valid JSON/ },

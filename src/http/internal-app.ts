@@ -4,14 +4,15 @@ import { Hono } from 'hono';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
 import { createWebmailSecretChecker } from '../login/sogo-handoff.js';
-import { requireInternalToken } from './internal-token.js';
+import { createTokenCheck, requireInternalToken } from './internal-token.js';
+import { createPassdbFastPath, type FastPath } from './passdb-fast-path.js';
 import { renderError } from './render-error.js';
 import { createBanRoutes } from './routes/bans.js';
-import { createDovecotRoutes } from './routes/dovecot.js';
+import { createDovecotRoutes, createPassdbEndpoint, type PassdbEndpoint } from './routes/dovecot.js';
 import { createHealthRoutes } from './routes/health.js';
 import { createSogoVerifyRoutes } from './routes/sogo.js';
 
-export function createInternalApp(deps: Deps) {
+export function createInternalApp(deps: Deps, passdb = createInternalPassdb(deps)) {
   const app = new Hono();
   app.onError((error, c) => renderError(error, c, deps.log));
   app.notFound(() => {
@@ -33,27 +34,38 @@ export function createInternalApp(deps: Deps) {
   const guarded = new Hono();
   // Without a configured token there is nothing to check: no middleware on the hot path.
   if (deps.config.internalToken) guarded.use('*', requireInternalToken(deps.config.internalToken));
-  guarded.route(
-    '/',
-    createDovecotRoutes({
-      loginData: deps.loginData,
-      verifier: deps.verifier,
-      limiter: deps.limiter,
-      saslLog: deps.saslLog,
-      sources: deps.sources,
-      log: deps.log,
-      maxBodyBytes: deps.config.maxBodyBytes,
-      webmailSecrets: createWebmailSecretChecker(deps),
-      observe: ({ service, source, outcome, seconds }) => {
-        deps.metrics.observeAuth(service, source, outcome.result, seconds);
-        if ('bannedScope' in outcome && outcome.bannedScope)
-          deps.metrics.rateLimited.inc({ scope: outcome.bannedScope });
-      },
-    }),
-  );
+  guarded.route('/', createDovecotRoutes(passdb));
   guarded.route('/', createBanRoutes({ limiter: deps.limiter, log: deps.log }));
   // nginx's auth_request for SOGo; nginx sends the token with proxy_set_header Authorization.
   guarded.route('/', createSogoVerifyRoutes(deps));
   app.route('/', guarded);
   return app;
+}
+
+/** The passdb endpoint of the internal listener, wired to the deps and the metrics. */
+export function createInternalPassdb(deps: Deps): PassdbEndpoint {
+  return createPassdbEndpoint({
+    loginData: deps.loginData,
+    verifier: deps.verifier,
+    limiter: deps.limiter,
+    saslLog: deps.saslLog,
+    sources: deps.sources,
+    log: deps.log,
+    maxBodyBytes: deps.config.maxBodyBytes,
+    webmailSecrets: createWebmailSecretChecker(deps),
+    observe: ({ service, source, outcome, seconds }) => {
+      deps.metrics.observeAuth(service, source, outcome.result, seconds);
+      if ('bannedScope' in outcome && outcome.bannedScope) deps.metrics.rateLimited.inc({ scope: outcome.bannedScope });
+    },
+  });
+}
+
+/** The internal listener's passdb POSTs, answered before hono (see passdb-fast-path.ts). */
+export function createInternalFastPath(deps: Deps, passdb: PassdbEndpoint): FastPath {
+  const token = deps.config.internalToken;
+  return createPassdbFastPath({
+    endpoint: passdb,
+    ...(token ? { isValidToken: createTokenCheck(token) } : {}),
+    log: deps.log,
+  });
 }

@@ -6,14 +6,29 @@ import type { Context } from 'hono';
 import { AppError } from '../errors.js';
 
 export async function readBodyText(c: Context, maxBytes: number): Promise<string> {
-  const tooLarge = () => new AppError('bad_request', `request body larger than ${maxBytes} bytes`);
-  const declared = Number(c.req.header('content-length') ?? Number.NaN);
-  if (declared > maxBytes) throw tooLarge();
   const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
-  if (!incoming || typeof incoming.on !== 'function' || incoming.readableEnded) {
-    const text = await c.req.text();
-    if (Buffer.byteLength(text) > maxBytes) throw tooLarge();
-    return text;
+  if (incoming && typeof incoming.on === 'function' && !incoming.readableEnded) {
+    return readIncomingText(incoming, maxBytes, () => c.header('connection', 'close'));
+  }
+  if (Number(c.req.header('content-length') ?? Number.NaN) > maxBytes) throw tooLarge(maxBytes);
+  const text = await c.req.text();
+  if (Buffer.byteLength(text) > maxBytes) throw tooLarge(maxBytes);
+  return text;
+}
+
+/**
+ * The body of a Node request as UTF-8 text. Past maxBytes (declared or read) it rejects with a
+ * 400 and calls closeConnection first: the rest of the body is left unread, so the connection
+ * must close after the answer rather than parse it as the next request.
+ */
+export function readIncomingText(
+  incoming: IncomingMessage,
+  maxBytes: number,
+  closeConnection: () => void,
+): Promise<string> {
+  if (Number(incoming.headers['content-length'] ?? Number.NaN) > maxBytes) {
+    closeConnection();
+    return Promise.reject(tooLarge(maxBytes));
   }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -22,10 +37,9 @@ export async function readBodyText(c: Context, maxBytes: number): Promise<string
       size += chunk.length;
       if (size > maxBytes) {
         cleanup();
-        // Stop reading; the connection is closed after the 400 so the rest is not parsed as a request.
-        c.header('connection', 'close');
+        closeConnection();
         incoming.resume();
-        reject(tooLarge());
+        reject(tooLarge(maxBytes));
         return;
       }
       chunks.push(chunk);
@@ -47,4 +61,8 @@ export async function readBodyText(c: Context, maxBytes: number): Promise<string
     incoming.on('end', onEnd);
     incoming.on('error', onError);
   });
+}
+
+function tooLarge(maxBytes: number): AppError {
+  return new AppError('bad_request', `request body larger than ${maxBytes} bytes`);
 }

@@ -5,21 +5,32 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { AppError } from '../errors.js';
 import type { Logger } from '../log.js';
 
-export function renderError(error: unknown, c: Context, log: Logger): Response {
+export interface ErrorReply {
+  status: ContentfulStatusCode;
+  body: { success: false; result?: 'internal_failure'; error: { code: string; message: string } };
+}
+
+/** The status and JSON body for an error on `path`, logged as it deserves. */
+export function errorReply(error: unknown, path: string, log: Logger): ErrorReply {
   const appError = error instanceof AppError ? error : new AppError('internal', 'internal error', { cause: error });
   if (appError.expose) {
-    log.debug({ code: appError.code, path: c.req.path }, appError.message);
+    log.debug({ code: appError.code, path }, appError.message);
   } else {
-    log.error({ err: appError.cause ?? appError, code: appError.code, path: c.req.path }, appError.message);
+    log.error({ err: appError.cause ?? appError, code: appError.code, path }, appError.message);
   }
-  return c.json(
-    {
+  return {
+    status: appError.status as ContentfulStatusCode,
+    body: {
       success: false,
-      ...(appError.status >= 500 ? { result: 'internal_failure' } : {}),
+      ...(appError.status >= 500 ? { result: 'internal_failure' as const } : {}),
       error: { code: appError.code, message: appError.expose ? appError.message : publicFaultMessage(appError) },
     },
-    appError.status as ContentfulStatusCode,
-  );
+  };
+}
+
+export function renderError(error: unknown, c: Context, log: Logger): Response {
+  const { status, body } = errorReply(error, c.req.path, log);
+  return c.json(body, status);
 }
 
 function publicFaultMessage(error: AppError): string {
