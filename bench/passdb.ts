@@ -20,7 +20,7 @@ const DB_URL = `${MYSQL_ROOT_URL}/${DATABASE}`;
 const DURATION_SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const BCRYPT_IMPL = (process.env.BENCH_BCRYPT_IMPL ?? 'native') as 'native' | 'js';
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 /** BENCH_ONLY=a runs only the ceiling and (a) rounds (for profiling the cache hit). */
 const ONLY_CACHE_HIT = process.env.BENCH_ONLY === 'a';
 /** Extra node flags for postern, e.g. BENCH_POSTERN_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof". */
