@@ -80,6 +80,12 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
     const secretBox = createSecretBox(config.secretKey);
     const metrics = createMetrics({ hashQueueDepth: () => hashPool.queueDepth, hashThreads: hashPool.threads });
     const keySpace = { prefix: config.redisPrefix };
+    // One lookup per login: the three label sets are resolved once, not hashed on every call.
+    const cacheLookups = {
+      local: metrics.credentialCache.labels({ layer: 'local' }),
+      redis: metrics.credentialCache.labels({ layer: 'redis' }),
+      miss: metrics.credentialCache.labels({ layer: 'miss' }),
+    };
 
     const verifier = await createCachingVerifier(await createPoolVerifier(hashPool, config.passwordScheme), {
       redis,
@@ -88,7 +94,7 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
       ttlSeconds: config.cacheTtlSeconds,
       localEntries: config.cacheLocalEntries,
       log,
-      onLookup: (layer) => metrics.credentialCache.inc({ layer }),
+      onLookup: (layer) => cacheLookups[layer].inc(),
     });
     closers.push(async () => verifier.close());
 

@@ -227,7 +227,7 @@ export function createRateLimiter(options: LimiterOptions): RateLimiter {
     async check(attempt) {
       const subjects = subjectsOf(attempt);
       const nowMs = now();
-      const local = await memoryStore.snapshot(subjects, nowMs);
+      const local = memoryStore.snapshotNow(subjects, nowMs);
       const banKnownLocally = local.ipBanMs > 0 || local.userBanMs > 0;
       // While Redis is unusable, the in-process store alone decides, as it always has.
       const remote =

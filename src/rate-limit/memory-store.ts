@@ -5,20 +5,28 @@ import type { Ban, LimiterStore, Scope, StoreLimits, StoreSnapshot, Subjects } f
 /** Per map. Under a flood the oldest entries go first; bans are a separate map, so failures cannot push them out. */
 const MAX_ENTRIES = 100_000;
 
-export function createMemoryStore(limits: StoreLimits, maxEntries = MAX_ENTRIES): LimiterStore {
+export interface MemoryStore extends LimiterStore {
+  /** snapshot() without the promise: the limiter asks this on every login. */
+  snapshotNow(subjects: Subjects, nowMs: number): StoreSnapshot;
+}
+
+export function createMemoryStore(limits: StoreLimits, maxEntries = MAX_ENTRIES): MemoryStore {
   // Failure sets: member fingerprint → first seen (ms), like the Redis sorted sets.
   const failures = new ExpiringMap<Map<string, number>>(maxEntries);
   const bans = new ExpiringMap<true>(maxEntries);
   const knownGood = new ExpiringMap<true>(maxEntries);
   const thresholdOf = (scope: Scope) => (scope === 'ip' ? limits.ipThreshold : limits.userThreshold);
 
+  const snapshotNow = (subjects: Subjects, nowMs: number): StoreSnapshot => ({
+    ipBanMs: subjects.ip === undefined ? 0 : bans.remainingMs(banKey('ip', subjects.ip), nowMs),
+    userBanMs: bans.remainingMs(banKey('user', subjects.user), nowMs),
+    isKnownGoodIp: subjects.ip !== undefined && knownGood.remainingMs(goodKey(subjects), nowMs) > 0,
+  });
+
   return {
-    async snapshot(subjects, nowMs): Promise<StoreSnapshot> {
-      return {
-        ipBanMs: subjects.ip === undefined ? 0 : bans.remainingMs(banKey('ip', subjects.ip), nowMs),
-        userBanMs: bans.remainingMs(banKey('user', subjects.user), nowMs),
-        isKnownGoodIp: subjects.ip !== undefined && knownGood.remainingMs(goodKey(subjects), nowMs) > 0,
-      };
+    snapshotNow,
+    async snapshot(subjects, nowMs) {
+      return snapshotNow(subjects, nowMs);
     },
 
     async recordFailure(subjects, fingerprint, nowMs) {
