@@ -130,6 +130,51 @@ describe('createCachingVerifier', () => {
     expect(inner.calls).toBe(2);
   });
 
+  describe('findCached (a mailbox with several app passwords)', () => {
+    const HASHES = ['{SSHA256}first', '{SSHA256}second', HASH, '{SSHA256}fourth'];
+
+    it('finds the stored hash a candidate verified against, in the local layer, without the inner verifier', async () => {
+      const inner = countingVerifier();
+      const { verifier } = await cache(inner.verifier);
+      await verifier.verify(USER, HASH, PASSWORD);
+
+      await expect(verifier.findCached?.(USER, PASSWORD, HASHES)).resolves.toEqual({
+        index: 2,
+        verdict: { ok: true, scheme: 'BLF-CRYPT' },
+      });
+      // The remembered hash gone from the list (the app password deleted or changed): nothing.
+      await expect(
+        verifier.findCached?.(
+          USER,
+          PASSWORD,
+          HASHES.filter((hash) => hash !== HASH),
+        ),
+      ).resolves.toBe(undefined);
+      await expect(verifier.findCached?.(USER, `${PASSWORD}!`, HASHES)).resolves.toBe(undefined);
+      expect(inner.calls).toBe(1);
+    });
+
+    it('answers the first remembered hash in the order given', async () => {
+      const { verifier } = await cache(countingVerifier().verifier);
+      await verifier.verify(USER, '{SSHA256}fourth', PASSWORD);
+      await verifier.verify(USER, '{SSHA256}second', PASSWORD);
+
+      expect((await verifier.findCached?.(USER, PASSWORD, HASHES))?.index).toBe(1);
+    });
+
+    it("finds another instance's success in Redis, then in its own local layer", async () => {
+      const { verifier: first } = await cache(countingVerifier().verifier);
+      await first.verify(USER, HASH, PASSWORD);
+      const second = countingVerifier();
+      const { verifier, lookups } = await cache(second.verifier);
+
+      expect((await verifier.findCached?.(USER, PASSWORD, HASHES))?.index).toBe(2);
+      await expect(verifier.verify(USER, HASH, PASSWORD)).resolves.toEqual({ ok: true, scheme: 'BLF-CRYPT' });
+      expect(lookups).toEqual(['local']);
+      expect(second.calls).toBe(0);
+    });
+  });
+
   it('never caches a failure', async () => {
     const inner = countingVerifier();
     const { verifier } = await cache(inner.verifier);

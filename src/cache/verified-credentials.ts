@@ -6,6 +6,8 @@
 // clients resend the password on every connection anyway; what we keep is an HMAC under a secret
 // over (username, candidate, stored hash), never the password or an unkeyed hash of it. The stored
 // hash is part of the key, so a password change or a different hash is a miss by construction.
+// (In process the HMAC covers (username, candidate) and the entry lists the stored hashes it
+// verified against: the same rule, with one HMAC for a mailbox of many app passwords.)
 // Residual risk, stated plainly: whoever holds the secret AND a live entry AND the stored hash can
 // test password guesses at HMAC speed for that user until the entry expires, and whoever holds the
 // secret and can write to Redis can forge an entry (a login with any password). With the generated
@@ -150,6 +152,7 @@ export async function createCachingVerifier(
 
   async function verifyThroughLayers(
     digest: string,
+    localDigest: string,
     username: string,
     storedHash: string,
     candidate: string,
@@ -157,7 +160,7 @@ export async function createCachingVerifier(
     const key = keys.verifiedCredential(keySpace, digest);
     const shared = await lookUpRedis(key);
     if (shared) {
-      local.set(digest, shared.verdict, shared.expiresAtMs);
+      local.set(localDigest, storedHash, shared.verdict, shared.expiresAtMs);
       onLookup('redis');
       return shared.verdict;
     }
@@ -165,7 +168,7 @@ export async function createCachingVerifier(
     const verdict = await inner.verify(username, storedHash, candidate);
     // Failures are never cached: a wrong password must always reach the hash (and the limiter).
     if (verdict.ok) {
-      local.set(digest, verdict, now() + ttlSeconds * 1000);
+      local.set(localDigest, storedHash, verdict, now() + ttlSeconds * 1000);
       await storeRedis(key, verdict);
     }
     return verdict;
@@ -174,30 +177,40 @@ export async function createCachingVerifier(
   return {
     async verify(username, storedHash, candidate) {
       retrySharedSecret();
-      const digest = digestOf(secret, username, candidate, storedHash);
-      const remembered = local.get(digest, now());
+      const localDigest = digestOf(secret, [username, candidate]);
+      const remembered = local.get(localDigest, storedHash, now());
       if (remembered) {
         onLookup('local');
         return remembered;
       }
+      const digest = digestOf(secret, [username, candidate, storedHash]);
       // Singleflight: a client opening ten IMAP connections at once pays for one hash, not ten.
       const pending = inFlight.get(digest);
       if (pending) return pending;
-      const flight = verifyThroughLayers(digest, username, storedHash, candidate).finally(() => {
+      const flight = verifyThroughLayers(digest, localDigest, username, storedHash, candidate).finally(() => {
         inFlight.delete(digest);
       });
       inFlight.set(digest, flight);
       return flight;
     },
-    async findCached(username, storedHash, candidate, options) {
-      const digest = digestOf(secret, username, candidate, storedHash);
-      const remembered = local.get(digest, now());
-      if (remembered) return remembered;
-      if (options?.localOnly) return undefined;
-      const shared = await lookUpRedis(keys.verifiedCredential(keySpace, digest));
-      if (!shared) return undefined;
-      local.set(digest, shared.verdict, shared.expiresAtMs);
-      return shared.verdict;
+    async findCached(username, candidate, storedHashes) {
+      const localDigest = digestOf(secret, [username, candidate]);
+      const nowMs = now();
+      for (const [index, storedHash] of storedHashes.entries()) {
+        const verdict = local.get(localDigest, storedHash, nowMs);
+        if (verdict) return { index, verdict };
+      }
+      // Nothing in process: the shared entries, all asked at once; the first in order wins.
+      const shared = await Promise.all(
+        storedHashes.map((storedHash) =>
+          lookUpRedis(keys.verifiedCredential(keySpace, digestOf(secret, [username, candidate, storedHash]))),
+        ),
+      );
+      const index = shared.findIndex((found) => found !== undefined);
+      const found = shared[index];
+      if (!found) return undefined;
+      local.set(localDigest, storedHashes[index] as string, found.verdict, found.expiresAtMs);
+      return { index, verdict: found.verdict };
     },
     verifyDummy: (candidate) => inner.verifyDummy(candidate),
     close() {
@@ -207,18 +220,20 @@ export async function createCachingVerifier(
 }
 
 /**
- * The cache key: HMAC-SHA256 over length-prefixed fields, so ("ab","c") and ("a","bc") differ.
- * Bytes are bytes: nothing is trimmed or case-folded (DESIGN §2.6).
+ * HMAC-SHA256 over length-prefixed fields, so ("ab","c") and ("a","bc") differ. The Redis key
+ * covers (username, candidate, stored hash); the in-process layer is keyed by (username,
+ * candidate) and keeps the stored hashes that candidate verified against, so a mailbox with many
+ * app passwords costs one HMAC, not one per app password. Bytes are bytes: nothing is trimmed
+ * or case-folded (DESIGN §2.6).
  */
-function digestOf(secret: KeyObject, username: string, candidate: string, storedHash: string): string {
-  // One buffer for the three length-prefixed fields: this runs on every login.
-  const message = Buffer.allocUnsafe(
-    12 + Buffer.byteLength(username) + Buffer.byteLength(candidate) + Buffer.byteLength(storedHash),
-  );
+function digestOf(secret: KeyObject, fields: readonly string[]): string {
+  // One buffer for all fields: this runs on every login.
+  let size = 0;
+  for (const field of fields) size += 4 + Buffer.byteLength(field);
+  const message = Buffer.allocUnsafe(size);
   let offset = 0;
-  for (const field of [username, candidate, storedHash]) {
-    const length = Buffer.byteLength(field);
-    offset = message.writeUInt32BE(length, offset);
+  for (const field of fields) {
+    offset = message.writeUInt32BE(Buffer.byteLength(field), offset);
     offset += message.write(field, offset, 'utf8');
   }
   return createHmac('sha256', secret).update(message).digest('base64url');
@@ -237,25 +252,40 @@ function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/** In-process LRU with per-entry expiry; Map iteration order is insertion order, oldest first. */
+/** Stored hashes remembered per (username, candidate); more than a mailbox's app passwords. */
+const MAX_HASHES_PER_ENTRY = 32;
+
+/**
+ * In-process LRU of (username, candidate) digests, each with the stored hashes that candidate
+ * verified against and their expiry. Map iteration order is insertion order, oldest first.
+ */
 class LocalLayer {
-  private readonly entries = new Map<string, { verdict: SuccessVerdict; expiresAtMs: number }>();
+  private readonly entries = new Map<string, Map<string, { verdict: SuccessVerdict; expiresAtMs: number }>>();
 
   constructor(private readonly capacity: number) {}
 
-  get(digest: string, nowMs: number): SuccessVerdict | undefined {
-    const entry = this.entries.get(digest);
-    if (!entry) return undefined;
+  get(digest: string, storedHash: string, nowMs: number): SuccessVerdict | undefined {
+    const hashes = this.entries.get(digest);
+    const entry = hashes?.get(storedHash);
+    if (!hashes || !entry) return undefined;
+    if (entry.expiresAtMs <= nowMs) {
+      hashes.delete(storedHash);
+      if (hashes.size === 0) this.entries.delete(digest);
+      return undefined;
+    }
     this.entries.delete(digest);
-    if (entry.expiresAtMs <= nowMs) return undefined;
-    this.entries.set(digest, entry);
+    this.entries.set(digest, hashes);
     return entry.verdict;
   }
 
-  set(digest: string, verdict: SuccessVerdict, expiresAtMs: number): void {
+  set(digest: string, storedHash: string, verdict: SuccessVerdict, expiresAtMs: number): void {
     if (this.capacity <= 0) return;
+    const hashes = this.entries.get(digest) ?? new Map();
     this.entries.delete(digest);
-    this.entries.set(digest, { verdict, expiresAtMs });
+    this.entries.set(digest, hashes);
+    hashes.delete(storedHash);
+    hashes.set(storedHash, { verdict, expiresAtMs });
+    if (hashes.size > MAX_HASHES_PER_ENTRY) hashes.delete(hashes.keys().next().value as string);
     while (this.entries.size > this.capacity) {
       const oldest = this.entries.keys().next();
       if (oldest.done) break;

@@ -50,15 +50,15 @@ export interface CredentialVerifier {
   /** Never throws for a bad or unknown hash (that is a denial); throws only on faults. */
   verify(username: string, storedHash: string, candidate: string): Promise<HashVerdict>;
   /**
-   * A remembered success for exactly this (user, stored hash, candidate), without hashing; used
-   * to skip the other candidates of a mailbox with many app passwords. Optional.
+   * The first of storedHashes against which a success of (username, candidate) is remembered,
+   * found without hashing; used so a mailbox with many app passwords pays for none of the others.
+   * Optional.
    */
   findCached?(
     username: string,
-    storedHash: string,
     candidate: string,
-    options?: { localOnly?: boolean },
-  ): Promise<HashVerdict | undefined>;
+    storedHashes: readonly string[],
+  ): Promise<{ index: number; verdict: HashVerdict } | undefined>;
   /** Burn the time of one real verification, so unknown users cost what known ones do. */
   verifyDummy(candidate: string): Promise<void>;
 }
@@ -209,14 +209,12 @@ async function verifyCandidates(
   password: string,
 ): Promise<HashVerdict[]> {
   if (verifier.findCached && candidates.length > 1) {
-    // In-process copies first; only when none answers, one shared round trip for all of them.
-    for (const localOnly of [true, false]) {
-      const cached = await Promise.all(
-        candidates.map((candidate) => verifier.findCached?.(username, candidate.hash, password, { localOnly })),
-      );
-      const hit = cached.findIndex((verdict) => verdict?.ok);
-      if (hit >= 0) return candidates.map((_, index) => (index === hit ? (cached[hit] as HashVerdict) : MISMATCH));
-    }
+    const cached = await verifier.findCached(
+      username,
+      password,
+      candidates.map((candidate) => candidate.hash),
+    );
+    if (cached) return candidates.map((_, index) => (index === cached.index ? cached.verdict : MISMATCH));
   }
   return Promise.all(candidates.map((candidate) => verifier.verify(username, candidate.hash, password)));
 }
