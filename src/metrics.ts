@@ -13,9 +13,20 @@ export interface Metrics {
   observeAuth(service: string, source: string, result: string, seconds: number): void;
 }
 
+/**
+ * How often the event loop's delay is sampled (prom-client's default). Node records the time
+ * between two samples, so `postern_nodejs_eventloop_lag_*` include this interval: an idle loop
+ * reads about 10 ms. The delay itself is the reading minus this.
+ */
+export const EVENT_LOOP_SAMPLE_MS = 10;
+
 export function createMetrics(options: { hashQueueDepth: () => number; hashThreads: number }): Metrics {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'postern_' });
+  collectDefaultMetrics({
+    register: registry,
+    prefix: 'postern_',
+    eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS,
+  });
   const metrics: Metrics = {
     observeAuth: () => undefined,
     registry,
