@@ -296,6 +296,10 @@ async function main() {
     console.log(
       `  (b) bcrypt misses ≥ 1.6× single-thread rate (one thread just before and after: ${bcryptRateBefore.toFixed(1)}, ${bcryptRateAfter.toFixed(1)}/s): ${bcryptMiss.rps.toFixed(1)} vs ${bcryptThreadRate.toFixed(1)}/s → ${(bcryptMiss.rps / bcryptThreadRate).toFixed(2)}×`,
     );
+    // CPU per request × requests per second: how many cores postern kept busy.
+    console.log(
+      `    postern kept ${((bcryptMiss.cpuMicrosPerRequest * bcryptMiss.rps) / 1e6).toFixed(2)} of ${cpus().length} cores busy during the bcrypt misses`,
+    );
     console.log(`  event-loop delay p99 < 20 ms: worst ${Math.max(...results.map((r) => r.loopP99Ms)).toFixed(1)} ms`);
   } finally {
     await db.close();
