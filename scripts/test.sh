@@ -1,30 +1,45 @@
 #!/usr/bin/env bash
 # Sets up everything the suite needs on a fresh Debian 12 machine (packages, MariaDB, Redis,
-# npm dependencies), runs every test, and ends with the plain line "N passed, M failed".
+# npm dependencies), runs every test on the machine's Node.js and again on the LTS Node.js
+# postern ships on (.node-version), and ends with the plain line "N passed, M failed" for both
+# runs together. Extra arguments go to vitest (e.g. a file filter). POSTERN_TEST_RUNTIMES=machine
+# or =lts runs one of the two.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/system-deps.sh || { echo "system setup failed"; echo "0 passed, 1 failed"; exit 1; }
-# npm install, not npm ci: this machine's npm 11 writes lock files without the other platforms'
-# optional binaries (biome, @node-rs/*) and then refuses them in npm ci. With the lock file
-# present, npm install installs exactly the locked versions.
 if [[ ! -d node_modules ]] || [[ package-lock.json -nt node_modules/.package-lock.json ]]; then
-  npm install --no-audit --no-fund || { echo "npm install failed"; echo "0 passed, 1 failed"; exit 1; }
+  npm ci --no-audit --no-fund || { echo "npm ci failed"; echo "0 passed, 1 failed"; exit 1; }
 fi
 
-report=$(mktemp --suffix=.json)
-npx vitest run --reporter=default --reporter=json --outputFile="$report" "$@"
-status=$?
+runtimes=${POSTERN_TEST_RUNTIMES:-machine lts}
+reports=()
+status=0
+for runtime in $runtimes; do
+  case $runtime in
+    machine) node=$(command -v node) ;;
+    lts) node=$(bash scripts/lts-node.sh) || { echo "could not fetch the LTS Node.js"; echo "0 passed, 1 failed"; exit 1; } ;;
+    *) echo "unknown runtime '$runtime' in POSTERN_TEST_RUNTIMES"; echo "0 passed, 1 failed"; exit 1 ;;
+  esac
+  echo "=== vitest on Node.js $("$node" --version) ($runtime)"
+  report=$(mktemp --suffix=.json)
+  reports+=("$report")
+  PATH="$(dirname "$node"):$PATH" "$node" node_modules/vitest/vitest.mjs run \
+    --reporter=default --reporter=json --outputFile="$report" "$@" || status=1
+done
+
 node -e '
   const fs = require("node:fs");
   let passed = 0, failed = 0;
-  try {
-    const r = JSON.parse(fs.readFileSync(process.argv[1], "utf8"));
-    passed = r.numPassedTests;
-    failed = r.numFailedTests + (r.numRuntimeErrorTestSuites ?? 0);
-    for (const suite of r.testResults ?? []) if (suite.status === "failed" && (suite.assertionResults ?? []).length === 0) failed += 1;
-  } catch { failed += 1; }
+  for (const file of process.argv.slice(1)) {
+    try {
+      const r = JSON.parse(fs.readFileSync(file, "utf8"));
+      passed += r.numPassedTests;
+      failed += r.numFailedTests + (r.numRuntimeErrorTestSuites ?? 0);
+      for (const suite of r.testResults ?? []) if (suite.status === "failed" && (suite.assertionResults ?? []).length === 0) failed += 1;
+    } catch { failed += 1; }
+  }
   console.log(`${passed} passed, ${failed} failed`);
-' "$report"
-rm -f "$report"
+' "${reports[@]}"
+rm -f "${reports[@]}"
 exit $status
