@@ -185,7 +185,7 @@ async function main() {
       [`client ${index}`, appsUser?.username as string, await pool.hash(lastAppPassword, 'BLF-CRYPT')],
     );
   }
-  const bcryptHash = nativeBcryptHash('single thread', { cost: 10 }).replace(/^\$2b\$/, '$2y$');
+  const bcryptHash = nativeBcryptHash('single thread', 10).replace(/^\$2b\$/, '$2y$');
   await pool.close();
 
   const bcryptNativeRate = singleThreadRate('native bcrypt', () => nativeBcryptVerify('single thread', bcryptHash));

@@ -36,7 +36,11 @@ node -e '
       const r = JSON.parse(fs.readFileSync(file, "utf8"));
       passed += r.numPassedTests;
       failed += r.numFailedTests + (r.numRuntimeErrorTestSuites ?? 0);
-      for (const suite of r.testResults ?? []) if (suite.status === "failed" && (suite.assertionResults ?? []).length === 0) failed += 1;
+      // A file that failed outside its tests (import, beforeAll) counts once as well.
+      for (const suite of r.testResults ?? []) {
+        const failedTests = (suite.assertionResults ?? []).filter((t) => t.status === "failed").length;
+        if (suite.status === "failed" && failedTests === 0) failed += 1;
+      }
     } catch { failed += 1; }
   }
   console.log(`${passed} passed, ${failed} failed`);

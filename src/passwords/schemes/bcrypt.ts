@@ -32,6 +32,7 @@ export function hashBcrypt(password: string, cost: number, impl: BcryptImpl): st
   if (!Number.isInteger(cost) || cost < MIN_BCRYPT_COST || cost > MAX_BCRYPT_COST) {
     throw new RangeError(`bcrypt cost must be an integer from ${MIN_BCRYPT_COST} to ${MAX_BCRYPT_COST}`);
   }
-  if (impl === 'native') return hashNative(password, { cost, version: '2y' });
-  return `$2y$${bcryptjs.hashSync(password, cost).slice(4)}`;
+  // Both libraries write $2b$ (@node-rs/bcrypt 1.x takes the cost as a plain number).
+  const hashed = impl === 'native' ? hashNative(password, cost) : bcryptjs.hashSync(password, cost);
+  return `$2y$${hashed.slice(4)}`;
 }
