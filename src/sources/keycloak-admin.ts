@@ -78,6 +78,11 @@ export interface KeycloakAdminClient {
   listUsers(options?: { briefRepresentation?: boolean; signal?: AbortSignal }): AsyncGenerator<KeycloakUser>;
   /** `?email=&exact=true`; undefined when no user has that email. */
   findUserByEmail(email: string, options?: { signal?: AbortSignal }): Promise<KeycloakUser | undefined>;
+  /** Every user whose email is exactly this one (a realm may allow duplicate emails), in listing order. */
+  findUsersByEmail(
+    email: string,
+    options?: { briefRepresentation?: boolean; signal?: AbortSignal },
+  ): Promise<KeycloakUser[]>;
   /** Forget the cached token (e.g. after the settings changed). */
   resetToken(): void;
 }
@@ -247,17 +252,31 @@ export function createKeycloakAdminClient(options: KeycloakAdminOptions): Keyclo
     }
   }
 
+  async function findUsersByEmail(
+    email: string,
+    opts: { briefRepresentation?: boolean; signal?: AbortSignal } = {},
+  ): Promise<KeycloakUser[]> {
+    // `exact=true` compares the whole email, ignoring case (UsersResource.getUsers → JpaUserProvider).
+    const query = new URLSearchParams({
+      email,
+      exact: 'true',
+      briefRepresentation: String(opts.briefRepresentation ?? false),
+      max: '10',
+    });
+    const users = parseUsers(await adminGet(`${usersUrl}?${query}`, opts.signal, 'user lookup'));
+    const wanted = email.toLowerCase();
+    return users.filter((user) => user.email?.toLowerCase() === wanted);
+  }
+
   return {
     listUserPages,
     async *listUsers(opts = {}) {
       for await (const page of listUserPages(opts)) yield* page;
     },
     async findUserByEmail(email, opts = {}) {
-      const query = new URLSearchParams({ email, exact: 'true', briefRepresentation: 'false', max: '10' });
-      const users = parseUsers(await adminGet(`${usersUrl}?${query}`, opts.signal, 'user lookup'));
-      const wanted = email.toLowerCase();
-      return users.find((user) => user.email?.toLowerCase() === wanted);
+      return (await findUsersByEmail(email, { ...opts, briefRepresentation: false }))[0];
     },
+    findUsersByEmail,
     resetToken() {
       token = undefined;
     },
@@ -325,7 +344,8 @@ function parseUsers(body: unknown): KeycloakUser[] {
     // Keycloak always sends enabled; if it ever does not, treat the user as disabled (fail closed).
     const user: KeycloakUser = { id: r.id, username: r.username, enabled: r.enabled === true };
     if (typeof r.email === 'string' && r.email !== '') user.email = r.email;
-    if (typeof r.emailVerified === 'boolean') user.emailVerified = r.emailVerified;
+    // Keycloak always sends emailVerified; anything but true counts as unverified (fail closed).
+    user.emailVerified = r.emailVerified === true;
     if (typeof r.firstName === 'string') user.firstName = r.firstName;
     if (typeof r.lastName === 'string') user.lastName = r.lastName;
     if (typeof r.createdTimestamp === 'number') user.createdTimestamp = r.createdTimestamp;

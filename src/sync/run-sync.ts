@@ -37,7 +37,10 @@ export interface RunSyncOptions {
   /** Called once the run has its row, before any user is read. */
   onStarted?: (runId: number) => void;
   /** Tests: a client against a fake, or retry settings. */
-  createClient?: (settings: KeycloakSettings, timeoutMs: number) => Pick<KeycloakAdminClient, 'listUserPages'>;
+  createClient?: (
+    settings: KeycloakSettings,
+    timeoutMs: number,
+  ) => Pick<KeycloakAdminClient, 'listUserPages' | 'findUsersByEmail'>;
 }
 
 export type RunSyncResult =
