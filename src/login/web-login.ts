@@ -10,6 +10,7 @@ import type { Redis } from '../cache/redis.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { createRateLimiter, limitsFromConfig, type RateLimiter } from '../rate-limit/limiter.js';
+import { clientAuthFor } from '../sources/client-auth.js';
 import { idpFetch, UNVERIFIED_TLS_WARNING } from '../sources/idp-fetch.js';
 import {
   type GenericOidcSettings,
@@ -49,7 +50,7 @@ export interface WebLoginDeps {
 /** A refusal shown to the browser as a page; `message` is public, `reason` is for logs and tests. */
 export interface WebRefusal {
   ok: false;
-  status: 400 | 401 | 403 | 404 | 409 | 429 | 502;
+  status: 400 | 401 | 403 | 404 | 409 | 429 | 500 | 502;
   reason: string;
   title: string;
   message: string;
@@ -197,13 +198,8 @@ function createClientCache(deps: Pick<WebLoginDeps, 'config' | 'log'>) {
       ...(insecure ? { execute: [oidc.allowInsecureRequests] } : {}),
       [oidc.customFetch]: idpFetch(settings),
     });
-    const methods = discovered.serverMetadata().token_endpoint_auth_methods_supported;
-    // client_secret_basic is the spec's default; fall back to _post (what mailcow sends) when
-    // the provider does not list basic.
-    const auth =
-      !methods || methods.includes('client_secret_basic')
-        ? oidc.ClientSecretBasic(settings.client_secret)
-        : oidc.ClientSecretPost(settings.client_secret);
+    // The one client authentication shared with the test connection (client-auth.ts).
+    const auth = clientAuthFor(settings);
     const configuration = new oidc.Configuration(discovered.serverMetadata(), settings.client_id, undefined, auth);
     configuration.timeout = timeoutSeconds;
     configuration[oidc.customFetch] = idpFetch(settings);
@@ -269,7 +265,7 @@ function buildManualConfiguration(
     },
     settings.client_id,
     undefined,
-    oidc.ClientSecretPost(settings.client_secret),
+    clientAuthFor(settings),
   );
   configuration.timeout = options.timeoutSeconds;
   if (insecure) oidc.allowInsecureRequests(configuration);
@@ -498,6 +494,20 @@ function idpUnreachable(): WebRefusal {
  * not acceptable" (403): a bad nonce, issuer or audience, a rejected code, an error callback.
  */
 function classifyIdpError(error: unknown): WebRefusal {
+  // A refusal of postern's own client credentials (RFC 6749 §5.2: 401, invalid_client; openid-client
+  // reports a 401 with a WWW-Authenticate challenge separately) is a configuration problem the
+  // admin must fix, not an outage: never "unavailable".
+  if (
+    error instanceof oidc.WWWAuthenticateChallengeError ||
+    (error instanceof oidc.ResponseBodyError && (error.status === 401 || error.error === 'invalid_client'))
+  ) {
+    return refuse(
+      500,
+      'idp_client_rejected',
+      'Single sign-on is misconfigured',
+      'The identity provider rejected this site’s client credentials. An administrator must check the client secret and the client authentication method (postern_token_auth_method), with the test connection.',
+    );
+  }
   if (error instanceof oidc.AuthorizationResponseError) {
     return refuse(
       403,
