@@ -853,11 +853,13 @@ export async function checkWebPasswordLogin(
   if (!username || username.length > 255 || input.password.length === 0 || input.password.length > 4096) {
     return WRONG_CREDENTIALS;
   }
-  // An unknown address is simply not counted by IP (the limiter cannot parse it).
-  const attempt = { ip: input.ip ?? '', username };
+  const mailbox = await findLoginMailbox(deps.db, username);
+  // Count against the canonical mailbox, as the passdb does: every spelling that finds it (alias
+  // domains, letter case) shares its one budget. An unknown address is not counted by IP.
+  const attempt = { ip: input.ip ?? '', username: mailbox?.username ?? username };
   const decision = await deps.limiter.check(attempt);
   if (decision.blocked) {
-    deps.log.info({ user: username, ip: input.ip, scope: decision.scope }, 'web login rate-limited');
+    deps.log.info({ user: attempt.username, ip: input.ip, scope: decision.scope }, 'web login rate-limited');
     const minutes = Math.max(1, Math.ceil(decision.retryAfterSeconds / 60));
     return refuse(
       429,
@@ -867,7 +869,6 @@ export async function checkWebPasswordLogin(
     );
   }
 
-  const mailbox = await findLoginMailbox(deps.db, username);
   const hash = mailbox && mailbox.authSource === 'mailcow' ? mailbox.passwordHash : '';
   if (!mailbox || !hash) {
     await deps.verifier.verifyDummy(input.password);
