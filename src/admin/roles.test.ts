@@ -24,6 +24,7 @@ const mailbox: AdminObject = { kind: 'mailbox', domain: 'example.org' };
 const global: AdminObject[] = [
   { kind: 'identity_provider' },
   { kind: 'sync' },
+  { kind: 'bans' },
   { kind: 'admins' },
   { kind: 'admin', username: 'helpdesk' },
   { kind: 'api_keys' },

@@ -21,6 +21,7 @@ export type AdminObject =
   | { kind: 'identity_provider' }
   | { kind: 'templates' }
   | { kind: 'sync' }
+  | { kind: 'bans' }
   | { kind: 'admins' }
   | { kind: 'admin'; username: string }
   | { kind: 'api_keys' }
@@ -38,7 +39,7 @@ export type Permission = { allowed: true } | { allowed: false; denial: 'not_foun
 const ALLOWED: Permission = { allowed: true };
 const deny = (denial: 'not_found' | 'forbidden' | 'read_only'): Permission => ({ allowed: false, denial });
 
-/** Superadmins: everything. Domain admins: their domains' objects; templates read-only; never IdP settings, sync, admins (themselves included) or keys. */
+/** Superadmins: everything. Domain admins: their domains' objects; templates read-only; never IdP settings, sync, bans, admins (themselves included) or keys. */
 export function can(actor: Actor, action: Action, object: AdminObject): Permission {
   const scoped = roleAllows(actor, action, object);
   if (!scoped.allowed) return scoped;
@@ -60,6 +61,7 @@ function roleAllows(actor: Actor, action: Action, object: AdminObject): Permissi
       return action === 'read' ? ALLOWED : deny('forbidden');
     case 'identity_provider':
     case 'sync':
+    case 'bans':
     case 'admins':
     case 'admin':
     case 'api_keys':

@@ -66,22 +66,36 @@ async function testKeycloak(settings: KeycloakSettings, options: TestConnectionO
     });
   } catch (error) {
     const refusal = oauthRefusal(error);
-    // Keycloak answers 401 for a wrong id or secret: `invalid_client` today, `unauthorized_client`
-    // before Keycloak 24 ("Invalid client or Invalid client credentials"). It authenticates the
-    // client before it looks for a service account, so a 400 `unauthorized_client` ("Client not
-    // enabled to retrieve service account") means the credentials were right.
-    if (refusal && (refusal.status === 401 || refusal.error === 'invalid_client')) {
-      steps.push({ step: 'client_credentials', ok: false, detail: `client id or secret rejected (${refusal.text})` });
-    } else if (refusal?.error === 'unauthorized_client') {
+    const verdict = refusal ? readKeycloakRefusal(refusal) : undefined;
+    const client = `client "${settings.client_id}"`;
+    if (!refusal || !verdict) {
+      steps.push({ step: 'client_credentials', ok: false, detail: describeFailure(error, tokenEndpoint, options) });
+    } else if (verdict === 'unknown_client') {
+      steps.push({
+        step: 'client_credentials',
+        ok: false,
+        detail: `no enabled client "${settings.client_id}" in realm "${settings.realm}" (${refusal.text}): check client_id, and that the client is enabled`,
+      });
+    } else if (verdict === 'wrong_secret') {
+      steps.push({
+        step: 'client_credentials',
+        ok: false,
+        detail: `client secret rejected for ${client} (${refusal.text}): copy it again from the client's Credentials tab`,
+      });
+    } else if (verdict === 'no_service_account') {
       steps.push({
         step: 'client_credentials',
         ok: !needsServiceAccount,
         detail: needsServiceAccount
-          ? `client id and secret accepted, but the client has no service account (${refusal.text}): turn on "Service accounts roles" for client "${settings.client_id}"; periodic sync, user import and the mailpassword flow need it`
+          ? `client id and secret accepted, but the client has no service account (${refusal.text}): turn on "Service accounts roles" for ${client}; periodic sync, user import and the mailpassword flow need it`
           : `client id and secret accepted; the client has no service account (${refusal.text}), which only periodic sync, user import and the mailpassword flow need`,
       });
     } else {
-      steps.push({ step: 'client_credentials', ok: false, detail: describeFailure(error, tokenEndpoint, options) });
+      steps.push({
+        step: 'client_credentials',
+        ok: false,
+        detail: `${client} is a public or bearer-only client (${refusal.text}): turn on "Client authentication" for it, postern signs in with a client secret`,
+      });
     }
     return;
   }
@@ -115,6 +129,34 @@ async function testKeycloak(settings: KeycloakSettings, options: TestConnectionO
     }
   })();
   steps.push({ step: 'admin_api', ok: response.status === 200, detail });
+}
+
+type KeycloakRefusal = 'unknown_client' | 'wrong_secret' | 'no_service_account' | 'not_confidential';
+
+/**
+ * Keycloak's answers to a client_credentials request, from its code (2026 main):
+ * - unknown or disabled client: 401 `invalid_client` "Invalid client or Invalid client credentials"
+ *   (services/.../authentication/AuthenticationProcessor.java, handleClientAuthException);
+ * - wrong or missing secret: 401 `unauthorized_client`, same description
+ *   (services/.../authentication/authenticators/client/ClientIdAndSecretAuthenticator.java);
+ *   Keycloak before about 20 answered 400 `unauthorized_client` "Invalid client credentials";
+ * - right credentials, service accounts off: 401 `unauthorized_client` "Client not enabled to
+ *   retrieve service account"; a public or bearer-only client: "Public client not allowed to
+ *   retrieve service account" / "Bearer-only client not allowed to retrieve service account"
+ *   (services/.../protocol/oidc/grants/ClientCredentialsGrantType.java).
+ * So the error code alone does not tell a wrong secret from a missing service account: the
+ * description does. Undefined: not one of these (described as a plain failure).
+ */
+function readKeycloakRefusal(refusal: OAuthRefusal): KeycloakRefusal | undefined {
+  const description = refusal.description ?? '';
+  if (/not enabled to retrieve service account/i.test(description)) return 'no_service_account';
+  if (/^(public|bearer-only) client not allowed/i.test(description)) return 'not_confidential';
+  if (refusal.error === 'invalid_client') return 'unknown_client';
+  if (refusal.error === 'unauthorized_client' && /invalid client credentials/i.test(description)) {
+    return 'wrong_secret';
+  }
+  if (refusal.status === 401) return 'wrong_secret';
+  return undefined;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -313,6 +355,7 @@ function configure(
 interface OAuthRefusal {
   status: number;
   error: string;
+  description?: string;
   /** e.g. `HTTP 401 invalid_client: Invalid client or Invalid client credentials` */
   text: string;
 }
@@ -321,13 +364,23 @@ interface OAuthRefusal {
 function oauthRefusal(error: unknown): OAuthRefusal | undefined {
   if (error instanceof client.ResponseBodyError) {
     const description = error.error_description ? `: ${error.error_description}` : '';
-    return { status: error.status, error: error.error, text: `HTTP ${error.status} ${error.error}${description}` };
+    return {
+      status: error.status,
+      error: error.error,
+      ...(error.error_description ? { description: error.error_description } : {}),
+      text: `HTTP ${error.status} ${error.error}${description}`,
+    };
   }
   if (error instanceof client.WWWAuthenticateChallengeError) {
     const parameters = error.cause[0]?.parameters;
     const code = parameters?.error ?? (error.status === 401 ? 'invalid_client' : 'unknown_error');
     const description = parameters?.error_description ? `: ${parameters.error_description}` : '';
-    return { status: error.status, error: code, text: `HTTP ${error.status} ${code}${description}` };
+    return {
+      status: error.status,
+      error: code,
+      ...(parameters?.error_description ? { description: parameters.error_description } : {}),
+      text: `HTTP ${error.status} ${code}${description}`,
+    };
   }
   return undefined;
 }

@@ -26,8 +26,10 @@ const passdbBody = z
       .string()
       .min(1, 'must not be empty')
       .max(255)
-      // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what this refuses.
-      .regex(/^[^\s\x00-\x1f]+$/, 'must not contain spaces or control characters'),
+      // No login name has them, and they forge what a log line or an admin page shows: white space,
+      // every control character (C0, DEL, C1), format characters (bidi overrides and isolates such
+      // as U+202E, zero-width characters) and unpaired surrogates.
+      .regex(/^[^\s\p{Cc}\p{Cf}\p{Cs}]+$/u, 'must not contain spaces, control or format characters'),
     password: z.string().max(4096),
     real_rip: z.string().refine((value) => isIP(value) !== 0, 'must be an IP address'),
     service: serviceName.optional(),
