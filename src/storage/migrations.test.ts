@@ -627,6 +627,23 @@ describe('on an existing mailcow database', () => {
     ]);
   });
 
+  it('adds only postern_ triggers, one per event on each table a mail login reads (tfa included)', async () => {
+    const triggers = await select<{ name: string; event: string; table: string }>(
+      db,
+      `SELECT TRIGGER_NAME AS name, EVENT_MANIPULATION AS event, EVENT_OBJECT_TABLE AS \`table\`
+         FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? ORDER BY TRIGGER_NAME`,
+      [schema],
+    );
+    const expected = ['alias_domain', 'app_passwd', 'domain', 'mailbox', 'tfa'].flatMap((table) =>
+      ['INSERT', 'UPDATE', 'DELETE'].map((event) => ({
+        name: `postern_${table}_${event.toLowerCase()}_count`,
+        event,
+        table,
+      })),
+    );
+    expect(triggers).toEqual(expected.sort((a, b) => (a.name < b.name ? -1 : 1)));
+  });
+
   it('counts every insert, update and delete on the tables a mail login reads', async () => {
     const counter = async () =>
       Number(
@@ -638,8 +655,13 @@ describe('on an existing mailcow database', () => {
     await db.query("DELETE FROM alias_domain WHERE alias_domain = 'alias.example'");
     await db.query("UPDATE domain SET active = active WHERE domain = 'example.org'");
     expect(await counter()).toBe(before + 4);
+    // mailcow's tfa table (migration 5): an authenticator decides whether the password logs in.
+    await db.query("INSERT INTO tfa (key_id, username, authmech, active) VALUES ('k', 'alice@example.org', 'totp', 1)");
+    await db.query("UPDATE tfa SET active = 0 WHERE username = 'alice@example.org'");
+    await db.query("DELETE FROM tfa WHERE username = 'alice@example.org'");
+    expect(await counter()).toBe(before + 7);
     await db.query("INSERT INTO sasl_log (service, real_rip, username) VALUES ('imap', '192.0.2.1', 'x@example.org')");
-    expect(await counter()).toBe(before + 4);
+    expect(await counter()).toBe(before + 7);
   });
 
   it('stays unchanged when the migrations run again', async () => {
