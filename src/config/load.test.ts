@@ -106,6 +106,27 @@ describe('loadConfig', () => {
     },
   );
 
+  it.each<Record<string, string>>([
+    { POSTERN_INTERNAL_TLS_LISTEN: '0.0.0.0:9443' },
+    {
+      POSTERN_INTERNAL_TLS_CERT_FILE: '/etc/ssl/mail/cert.pem',
+      POSTERN_INTERNAL_TLS_KEY_FILE: '/etc/ssl/mail/key.pem',
+    },
+    { POSTERN_INTERNAL_TLS_LISTEN: '0.0.0.0:9443', POSTERN_INTERNAL_TLS_CERT_FILE: '/etc/ssl/mail/cert.pem' },
+  ])('refuses an internal TLS listener without its certificate and key, or those without it: %o', (env) => {
+    expect(problemsOf(env)).toEqual([expect.stringMatching(/POSTERN_INTERNAL_TLS_LISTEN.*set all three or none/)]);
+  });
+
+  it('takes an internal TLS listener with its certificate and key files', () => {
+    const config = loadConfig({
+      POSTERN_INTERNAL_TLS_LISTEN: '0.0.0.0:9443',
+      POSTERN_INTERNAL_TLS_CERT_FILE: '/etc/ssl/mail/cert.pem',
+      POSTERN_INTERNAL_TLS_KEY_FILE: '/etc/ssl/mail/key.pem',
+    });
+    expect(config.internalTlsListen).toEqual({ host: '0.0.0.0', port: 9443 });
+    expect(config.internalTlsCertFile).toBe('/etc/ssl/mail/cert.pem');
+  });
+
   it('parses IPv6 listen addresses', () => {
     expect(loadConfig({ POSTERN_INTERNAL_LISTEN: '[::1]:9090' }).internalListen).toEqual({ host: '::1', port: 9090 });
   });
