@@ -3,10 +3,10 @@
 // Keys are compared in constant time; a failed check says nothing about which part failed.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { isIP } from 'node:net';
-import { getConnInfo } from '@hono/node-server/conninfo';
-import type { Context, MiddlewareHandler } from 'hono';
+import type { MiddlewareHandler } from 'hono';
 import { AppError } from '../errors.js';
 import type { Db } from '../storage/db.js';
+import { clientIp } from './client-ip.js';
 
 export interface AdminPrincipal {
   /** Which key admitted the caller: `config` or `mailcow-api` (never the key itself). */
@@ -33,7 +33,7 @@ export function requireAdmin(deps: { db: Db; apiKey: string | undefined }): Midd
     if (configured && timingSafeEqual(presentedDigest, configured)) {
       principal = { via: 'config', access: 'rw' };
     } else {
-      principal = await findMailcowApiKey(deps.db, presented, presentedDigest, clientAddress(c));
+      principal = await findMailcowApiKey(deps.db, presented, presentedDigest, clientIp(c));
     }
     if (!principal) throw new AppError('unauthorized', 'a valid X-API-Key is required');
     if (principal.access === 'ro' && c.req.method !== 'GET') {
@@ -61,14 +61,6 @@ async function findMailcowApiKey(
   if (!match) return undefined;
   if (Number(match.skip_ip_check) !== 1 && !isAllowedFrom(address, match.allow_from)) return undefined;
   return { via: 'mailcow-api', access: match.access === 'ro' ? 'ro' : 'rw' };
-}
-
-function clientAddress(c: Context): string | undefined {
-  try {
-    return getConnInfo(c).remote.address;
-  } catch {
-    return undefined;
-  }
 }
 
 /** mailcow's allow_from: comma-separated IPs or CIDR networks. */
