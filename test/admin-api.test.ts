@@ -758,21 +758,21 @@ describe("test connection against panva's oidc-provider", () => {
       id: 'mail',
       secret: 'mail-client-secret',
       ok: true,
-      detail: /accepted with client_secret_post/,
+      detail: /authenticated with client_secret_post .*refused as expected/,
     },
     {
-      who: 'a login-only client whose grant is refused after authentication',
+      who: 'a login-only client (no client_credentials grant): the sign-in request authenticates it',
       id: 'login',
       secret: 'login-client-secret',
       ok: true,
-      detail: /not rejected .*requested grant type is not allowed/,
+      detail: /authenticated with client_secret_post .*invalid_grant/,
     },
     {
       who: 'a wrong secret',
       id: 'mail',
       secret: 'not-the-mail-secret',
       ok: false,
-      detail: /client id or secret rejected .*invalid_client/,
+      detail: /client credentials rejected with client_secret_post .*invalid_client/,
     },
   ])('reports ok=$ok for $who', async ({ id, secret, ok, detail }) => {
     const response = await api('POST', '/identity-provider/test', {

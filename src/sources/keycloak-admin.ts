@@ -61,6 +61,8 @@ export interface KeycloakAdminOptions {
   realm: string;
   clientId: string;
   clientSecret: string;
+  /** How the secret is sent (postern_token_auth_method, as sign-in and the test connection); default client_secret_basic. */
+  clientAuthMethod?: 'client_secret_post' | 'client_secret_basic';
   /** Per HTTP request (config.idpTimeoutMs). */
   timeoutMs: number;
   retry?: Partial<RetryPolicy>;
@@ -144,24 +146,24 @@ export function createKeycloakAdminClient(options: KeycloakAdminOptions): Keyclo
   }
 
   async function fetchToken(signal?: AbortSignal): Promise<string> {
-    // client_secret_basic (RFC 6749 §2.3.1: form-encode id and secret before base64);
-    // Keycloak's default "Client Id and Secret" authenticator also accepts them in the body.
-    const basic = Buffer.from(`${formEncode(options.clientId)}:${formEncode(options.clientSecret)}`).toString('base64');
+    // client_secret_basic (RFC 6749 §2.3.1: form-encode id and secret before base64) or
+    // client_secret_post; Keycloak's "Client Id and Secret" authenticator accepts both.
+    const form = new URLSearchParams({ grant_type: 'client_credentials' });
+    const headers: Record<string, string> = {
+      'content-type': 'application/x-www-form-urlencoded',
+      accept: 'application/json',
+    };
+    if (options.clientAuthMethod === 'client_secret_post') {
+      form.set('client_id', options.clientId);
+      form.set('client_secret', options.clientSecret);
+    } else {
+      const basic = Buffer.from(`${formEncode(options.clientId)}:${formEncode(options.clientSecret)}`).toString(
+        'base64',
+      );
+      headers.authorization = `Basic ${basic}`;
+    }
     const startedAt = now();
-    const response = await send(
-      tokenUrl,
-      {
-        method: 'POST',
-        headers: {
-          authorization: `Basic ${basic}`,
-          'content-type': 'application/x-www-form-urlencoded',
-          accept: 'application/json',
-        },
-        body: new URLSearchParams({ grant_type: 'client_credentials' }).toString(),
-      },
-      signal,
-      'token request',
-    );
+    const response = await send(tokenUrl, { method: 'POST', headers, body: form.toString() }, signal, 'token request');
     const body = await readJson(response, 'token request');
     if (!response.ok) {
       const error = stringField(body, 'error') ?? `HTTP ${response.status}`;

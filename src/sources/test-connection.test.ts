@@ -88,13 +88,8 @@ async function handle(req: IncomingMessage, res: ServerResponse) {
       res.setHeader('www-authenticate', 'Basic realm="oidc"');
       return json(res, 401, { error: 'invalid_client', error_description: 'client authentication failed' });
     }
-    if (!known.serviceAccount) {
-      return json(res, 400, {
-        error: 'unauthorized_client',
-        error_description: 'requested grant type is not allowed for this client',
-      });
-    }
-    return json(res, 200, { access_token: 'opaque', expires_in: 600, token_type: 'Bearer' });
+    // Client authentication passed; a made-up code is then refused (RFC 6749 §5.2).
+    return json(res, 400, { error: 'invalid_grant', error_description: 'grant request is invalid' });
   }
   if (path === '/oidc/auth') return json(res, 400, { error: 'invalid_request' });
   if (path === '/oidc/me') return json(res, 401, { error: 'invalid_token' });
@@ -307,35 +302,43 @@ describe('testIdpConnection with Keycloak', () => {
 describe('testIdpConnection with generic OIDC', () => {
   it.each<[string, () => Record<string, unknown>, Expected]>([
     [
-      'authenticates the client with the method the provider advertises',
-      () => ({}),
+      'authenticates the client with the configured method, as sign-in does',
+      () => ({ postern_token_auth_method: 'client_secret_basic' }),
       {
         ok: true,
         steps: [
           ['discovery', true, /issuer .*\/oidc answered/],
-          ['client_authentication', true, /accepted with client_secret_basic/],
+          [
+            'client_authentication',
+            true,
+            /authenticated with client_secret_basic .*refused as expected: .*invalid_grant/,
+          ],
         ],
       },
     ],
     [
-      'treats a refused client_credentials grant as credentials accepted for login',
-      () => ({ client_id: 'login-only', client_secret: 'login-only-secret' }),
+      'says the provider lists only client_secret_basic when it refuses the default client_secret_post',
+      () => ({}),
       {
-        ok: true,
+        ok: false,
         steps: [
           ['discovery', true, /answered/],
-          ['client_authentication', true, /not rejected .*unauthorized_client.*login does not need/],
+          [
+            'client_authentication',
+            false,
+            /client credentials rejected with client_secret_post .*lists only client_secret_basic: set postern_token_auth_method to client_secret_basic/,
+          ],
         ],
       },
     ],
     [
       'names wrong credentials as rejected',
-      () => ({ client_secret: 'wrong-secret-456' }),
+      () => ({ client_secret: 'wrong-secret-456', postern_token_auth_method: 'client_secret_basic' }),
       {
         ok: false,
         steps: [
           ['discovery', true, /answered/],
-          ['client_authentication', false, /client id or secret rejected .*invalid_client/],
+          ['client_authentication', false, /client credentials rejected with client_secret_basic .*invalid_client/],
         ],
       },
     ],
@@ -346,12 +349,13 @@ describe('testIdpConnection with generic OIDC', () => {
         authorize_url: `${base}/oidc/auth`,
         token_url: `${base}/oidc/token`,
         userinfo_url: `${base}/oidc/me`,
+        postern_token_auth_method: 'client_secret_basic',
       }),
       {
         ok: true,
         steps: [
           ['endpoints', true, /authorize_url answered HTTP 400; userinfo_url answered HTTP 401/],
-          ['client_authentication', true, /accepted with client_secret_basic/],
+          ['client_authentication', true, /authenticated with client_secret_basic/],
         ],
       },
     ],

@@ -88,6 +88,7 @@ export async function runSync(deps: SyncDeps, options: RunSyncOptions): Promise<
           realm: settings.realm,
           clientId: settings.client_id,
           clientSecret: settings.client_secret,
+          clientAuthMethod: settings.postern_token_auth_method,
           timeoutMs: deps.config.idpTimeoutMs,
           fetch: idpFetch(settings),
         });

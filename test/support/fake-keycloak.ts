@@ -214,6 +214,8 @@ export interface FakeKeycloak {
   /** Invalidate every issued token (as a key rotation or session logout would). */
   revokeTokens(): void;
   readonly requests: RecordedRequest[];
+  /** How each token request authenticated the client: 'basic', 'post' or 'none'. */
+  readonly tokenClientAuth: ('basic' | 'post' | 'none')[];
   /** token: token requests; users: GET /users (any filter); count: /users/count; byId: /users/{id}. */
   readonly counts: { token: number; users: number; count: number; byId: number };
   close(): Promise<void>;
@@ -268,6 +270,7 @@ export async function startFakeKeycloak(options: FakeKeycloakOptions = {}): Prom
   const faults: FakeFault[] = [];
   const requests: RecordedRequest[] = [];
   const counts = { token: 0, users: 0, count: 0, byId: 0 };
+  const tokenClientAuth: ('basic' | 'post' | 'none')[] = [];
 
   const realmPath = `/realms/${realm}`;
   const tokenPath = `${realmPath}/protocol/openid-connect/token`;
@@ -381,6 +384,7 @@ export async function startFakeKeycloak(options: FakeKeycloakOptions = {}): Prom
         secret = decode(decoded.slice(cut + 1));
       }
     }
+    tokenClientAuth.push(form.has('client_secret') ? 'post' : authorization.startsWith('Basic ') ? 'basic' : 'none');
     // Form parameters win over the header (ClientIdAndSecretAuthenticator).
     clientId = form.get('client_id') ?? clientId;
     secret = form.get('client_secret') ?? secret;
@@ -641,6 +645,7 @@ export async function startFakeKeycloak(options: FakeKeycloakOptions = {}): Prom
       tokens.clear();
     },
     requests,
+    tokenClientAuth,
     counts,
     close: () =>
       new Promise<void>((resolve) => {

@@ -4,11 +4,13 @@ import { Hono } from 'hono';
 import type { Deps } from '../../deps.js';
 import { AppError } from '../../errors.js';
 import { recordAudit } from '../../storage/audit.js';
-import { changeOrigin } from './admin-request.js';
+import { authorizeArea, changeOrigin } from './admin-request.js';
 import { parseBanTarget } from './ban-subject.js';
 
 export function createAdminBanRoutes(deps: Pick<Deps, 'limiter' | 'db'>) {
   const app = new Hono();
+  // Bans name addresses and users of every domain: superadmins only.
+  app.use('*', authorizeArea({ kind: 'bans' }));
   app.get('/', async (c) => {
     const bans = await deps.limiter.listBans();
     return c.json({
