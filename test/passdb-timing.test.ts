@@ -119,26 +119,34 @@ describe('the cost of a wrong password', () => {
     expect(mailboxPassword.status).toBe(200);
   });
 
-  it('has medians within a wide margin for unknown, one and three app passwords (interleaved rounds)', async () => {
-    const samples: Record<'unknown' | 'one' | 'three', number[]> = { unknown: [], one: [], three: [] };
+  it('has medians within a wide margin for unknown, one and three app passwords (paired rounds)', async () => {
     const targets = { unknown: UNKNOWN, one: MAILBOXES.one, three: MAILBOXES.three } as const;
+    const keys = Object.keys(targets) as (keyof typeof targets)[];
+    const samples: Record<keyof typeof targets, number[]> = { unknown: [], one: [], three: [] };
+    // Per round, the ratio to that round's unknown-user login: the machine's load drifts slowly,
+    // and a ratio of neighbours cancels most of it.
+    const ratios: Record<'one' | 'three', number[]> = { one: [], three: [] };
     // Warm up the pool's threads and the login-data cache.
     for (const username of Object.values(targets)) await wrongLogin(username);
-    for (let round = 0; round < 15; round += 1) {
-      for (const key of ['unknown', 'one', 'three'] as const) {
+    for (let round = 0; round < 21; round += 1) {
+      const took: Partial<Record<keyof typeof targets, number>> = {};
+      // Rotate the order, so no target always runs first or last.
+      for (let index = 0; index < keys.length; index += 1) {
+        const key = keys[(round + index) % keys.length] as keyof typeof targets;
         const started = performance.now();
         await wrongLogin(targets[key]);
-        samples[key].push(performance.now() - started);
+        took[key] = performance.now() - started;
+        samples[key].push(took[key]);
       }
+      ratios.one.push((took.one as number) / (took.unknown as number));
+      ratios.three.push((took.three as number) / (took.unknown as number));
     }
-    const unknown = median(samples.unknown);
-    const one = median(samples.one);
-    const three = median(samples.three);
+    const medians = `medians ms: unknown ${median(samples.unknown)}, one ${median(samples.one)}, three ${median(samples.three)}`;
     // Before the fix three app passwords cost about twice an unknown user (two rounds of the
-    // two-thread pool against one); equal work must stay well inside ±40%.
-    expect(three / unknown, `medians ms: unknown ${unknown}, one ${one}, three ${three}`).toBeLessThan(1.4);
-    expect(three / unknown).toBeGreaterThan(1 / 1.4);
-    expect(one / unknown).toBeLessThan(1.4);
-    expect(one / unknown).toBeGreaterThan(1 / 1.4);
-  }, 90_000);
+    // two-thread pool against one); equal work stays well inside ±50%.
+    for (const key of ['one', 'three'] as const) {
+      expect(median(ratios[key]), `${key}: ${medians}`).toBeLessThan(1.5);
+      expect(median(ratios[key]), `${key}: ${medians}`).toBeGreaterThan(1 / 1.5);
+    }
+  }, 120_000);
 });
