@@ -2,6 +2,7 @@
 // list realm users page by page and find one by email. Owns token caching, timeouts and
 // bounded retries; never logs or echoes the client secret or tokens.
 // API: https://www.keycloak.org/docs-api/latest/rest-api/index.html (Users, UserRepresentation).
+import { foldAddress } from '../address.js';
 import { AppError } from '../errors.js';
 
 /** Keycloak's UserRepresentation, the fields postern reads (the rest is dropped on parse). */
@@ -255,8 +256,10 @@ export function createKeycloakAdminClient(options: KeycloakAdminOptions): Keyclo
     async findUserByEmail(email, opts = {}) {
       const query = new URLSearchParams({ email, exact: 'true', briefRepresentation: 'false', max: '10' });
       const users = parseUsers(await adminGet(`${usersUrl}?${query}`, opts.signal, 'user lookup'));
-      const wanted = email.toLowerCase();
-      return users.find((user) => user.email?.toLowerCase() === wanted);
+      // Keycloak's search ignores case (and maybe more, per its database's collation): keep only
+      // the exact address after postern's folding, so `érin@` is never taken for `erin@`.
+      const wanted = foldAddress(email);
+      return users.find((user) => user.email !== undefined && foldAddress(user.email) === wanted);
     },
     resetToken() {
       token = undefined;

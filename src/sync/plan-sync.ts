@@ -13,6 +13,7 @@
 // Memory bound of a run: one page of users (100) and its mailbox rows, the `seen` map (one
 // lower-case email + a boolean per listed user: ~100-150 B each, so 50,000 users ≈ 5-8 MB),
 // and the end actions (at most one small object per IdP mailbox that changes).
+import { foldAddress } from '../address.js';
 import type { KeycloakSettings } from '../sources/idp-settings.js';
 import type { KeycloakUser } from '../sources/keycloak-admin.js';
 import type { MailboxAuthSource } from '../storage/mailboxes.js';
@@ -103,7 +104,7 @@ export function displayNameOf(user: Pick<DirectoryUser, 'firstName' | 'lastName'
 }
 
 export function emailOf(user: Pick<DirectoryUser, 'email'>): string | undefined {
-  const email = user.email?.trim().toLowerCase();
+  const email = user.email === undefined ? undefined : foldAddress(user.email.trim());
   return email ? email : undefined;
 }
 
@@ -283,8 +284,8 @@ export function planSync(
 ): SyncPlan {
   const byEmail = new Map(
     mailboxes.map((mailbox) => [
-      mailbox.username.toLowerCase(),
-      { ...mailbox, username: mailbox.username.toLowerCase() },
+      foldAddress(mailbox.username),
+      { ...mailbox, username: foldAddress(mailbox.username) },
     ]),
   );
   const { actions, seen } = planPage(directoryUsers, byEmail, context);

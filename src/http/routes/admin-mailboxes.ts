@@ -1,8 +1,10 @@
 // /api/v1/mailboxes/:username: a mailbox's auth source and its app passwords, as admins manage
 // them. Password hashes never leave the database through here; switching a mailbox to an IdP
 // keeps its local hash so that switching back to mailcow restores the old password (mailcow docs).
+
 import { Hono } from 'hono';
 import { z } from 'zod';
+import { foldAddress } from '../../address.js';
 import type { Deps } from '../../deps.js';
 import { AppError } from '../../errors.js';
 import { createSogoHandoff } from '../../login/sogo-handoff.js';
@@ -16,9 +18,9 @@ type MailboxDeps = Pick<Deps, 'db' | 'redis' | 'log' | 'config'>;
 const username = z
   .string()
   .trim()
-  .toLowerCase()
   .max(255)
-  .regex(/^[^@\s]+@[^@\s]+$/, 'must be a mailbox address (local@domain)');
+  .regex(/^[^@\s]+@[^@\s]+$/, 'must be a mailbox address (local@domain)')
+  .transform(foldAddress);
 
 const authsourceBody = z.strictObject({
   authsource: z.enum(['mailcow', 'keycloak', 'generic-oidc'], { error: 'must be mailcow, keycloak or generic-oidc' }),
