@@ -316,6 +316,10 @@ describe('Keycloak sync', () => {
           async *listUserPages() {
             yield users;
           },
+          // Keycloak's ?email=…&exact=true ignores case (JpaUserProvider lower-cases both sides).
+          async findUsersByEmail(email: string) {
+            return users.filter((user) => user.email?.toLowerCase() === email.toLowerCase());
+          },
         },
         settings: syncSettingsOf(kcSettings),
         dryRun: false,

@@ -236,21 +236,6 @@ describe('brute-force protection', () => {
     expect((await login(postern, users[5] as string, 'webmail user', '10.9.1.1')).status).toBe(200);
   });
 
-  it('lifts a ban through the internal admin API', async () => {
-    const user = await victim('forgiven');
-    for (const guess of ['p', 'q', 'r']) await login(postern, user, guess, '203.0.113.90');
-    expect((await login(postern, user, 'forgiven', '203.0.113.91')).status).toBe(401);
-    const lifted = await fetch(`${postern.internalUrl}/admin/bans/user/${encodeURIComponent(user)}`, {
-      method: 'DELETE',
-    });
-    expect(lifted.status).toBe(200);
-    expect((await login(postern, user, 'forgiven', '203.0.113.91')).status).toBe(200);
-    const again = await fetch(`${postern.internalUrl}/admin/bans/user/${encodeURIComponent(user)}`, {
-      method: 'DELETE',
-    });
-    expect(again.status).toBe(404);
-  });
-
   it('exports attempts, bans and cache lookups as Prometheus metrics', async () => {
     const text = await (await fetch(`${postern.internalUrl}/metrics`)).text();
     expect(text).toMatch(

@@ -116,7 +116,7 @@ export const variables = {
     schema: z.string().min(16, 'must be at least 16 characters'),
     isSecret: true,
     description:
-      'Shared secret the internal listener requires as `Authorization: Bearer <token>` (unset = no token required). Our Lua sends it.',
+      'Shared secret the internal listener requires as `Authorization: Bearer <token>` (unset = no token required, and lifting bans there is refused). Our Lua sends it.',
   },
   logLevel: {
     env: 'POSTERN_LOG_LEVEL',

@@ -31,6 +31,8 @@ export type DenialReason =
   | 'mailbox_inactive'
   | 'domain_inactive'
   | 'service_denied'
+  /** The mailbox password was right, but the mailbox has 2FA on: only app passwords log in. */
+  | 'tfa_required'
   | 'rate_limited';
 
 /** Named after Dovecot's passdb results, so the Lua side is a lookup table. */
@@ -130,10 +132,13 @@ const COUNTED_DENIALS = new Set<DenialReason>([
   'wrong_password',
   'no_local_password',
   'unknown_upstream',
+  // Counted like a wrong password, so the ban budget does not tell a guesser that this one was
+  // right; a mail client retrying the same old password counts once (distinct fingerprints).
+  'tfa_required',
 ]);
 
 async function decide(deps: MailLoginDeps, request: MailLoginRequest, data: LoginData): Promise<MailLoginOutcome> {
-  const { mailbox, appPasswords } = data;
+  const { mailbox, appPasswords, hasActiveTfa } = data;
   if (!mailbox) {
     await deps.verifier.verifyDummy(request.password);
     return { result: 'user_unknown', reason: 'no_such_mailbox', source: 'none' };
@@ -175,6 +180,13 @@ async function decide(deps: MailLoginDeps, request: MailLoginRequest, data: Logi
   const match = candidates[matchIndex];
   if (!match) {
     return { result: 'password_mismatch', reason: 'wrong_password', source };
+  }
+
+  // mailcow's user_login() refuses an internal (Dovecot) login with the mailbox password once
+  // get_tfa() finds an active authenticator: "2FA on" means the password alone opens no mail.
+  // Checked after the hash, so the answer and its cost are those of a wrong password.
+  if (hasActiveTfa && !match.appPassword) {
+    return { result: 'password_mismatch', reason: 'tfa_required', source };
   }
 
   // Only someone holding a valid password learns that the account is disabled.

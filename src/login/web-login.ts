@@ -11,6 +11,7 @@ import type { Redis } from '../cache/redis.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { createRateLimiter, limitsFromConfig, type RateLimiter } from '../rate-limit/limiter.js';
+import { clientAuthFor } from '../sources/client-auth.js';
 import { idpFetch, UNVERIFIED_TLS_WARNING } from '../sources/idp-fetch.js';
 import {
   type GenericOidcSettings,
@@ -50,7 +51,7 @@ export interface WebLoginDeps {
 /** A refusal shown to the browser as a page; `message` is public, `reason` is for logs and tests. */
 export interface WebRefusal {
   ok: false;
-  status: 400 | 401 | 403 | 404 | 409 | 429 | 502;
+  status: 400 | 401 | 403 | 404 | 409 | 429 | 500 | 502;
   reason: string;
   title: string;
   message: string;
@@ -198,13 +199,8 @@ function createClientCache(deps: Pick<WebLoginDeps, 'config' | 'log'>) {
       ...(insecure ? { execute: [oidc.allowInsecureRequests] } : {}),
       [oidc.customFetch]: idpFetch(settings),
     });
-    const methods = discovered.serverMetadata().token_endpoint_auth_methods_supported;
-    // client_secret_basic is the spec's default; fall back to _post (what mailcow sends) when
-    // the provider does not list basic.
-    const auth =
-      !methods || methods.includes('client_secret_basic')
-        ? oidc.ClientSecretBasic(settings.client_secret)
-        : oidc.ClientSecretPost(settings.client_secret);
+    // The one client authentication shared with the test connection (client-auth.ts).
+    const auth = clientAuthFor(settings);
     const configuration = new oidc.Configuration(discovered.serverMetadata(), settings.client_id, undefined, auth);
     configuration.timeout = timeoutSeconds;
     configuration[oidc.customFetch] = idpFetch(settings);
@@ -270,7 +266,7 @@ function buildManualConfiguration(
     },
     settings.client_id,
     undefined,
-    oidc.ClientSecretPost(settings.client_secret),
+    clientAuthFor(settings),
   );
   configuration.timeout = options.timeoutSeconds;
   if (insecure) oidc.allowInsecureRequests(configuration);
@@ -499,6 +495,20 @@ function idpUnreachable(): WebRefusal {
  * not acceptable" (403): a bad nonce, issuer or audience, a rejected code, an error callback.
  */
 function classifyIdpError(error: unknown): WebRefusal {
+  // A refusal of postern's own client credentials (RFC 6749 §5.2: 401, invalid_client; openid-client
+  // reports a 401 with a WWW-Authenticate challenge separately) is a configuration problem the
+  // admin must fix, not an outage: never "unavailable".
+  if (
+    error instanceof oidc.WWWAuthenticateChallengeError ||
+    (error instanceof oidc.ResponseBodyError && (error.status === 401 || error.error === 'invalid_client'))
+  ) {
+    return refuse(
+      500,
+      'idp_client_rejected',
+      'Single sign-on is misconfigured',
+      'The identity provider rejected this site’s client credentials. An administrator must check the client secret and the client authentication method (postern_token_auth_method), with the test connection.',
+    );
+  }
   if (error instanceof oidc.AuthorizationResponseError) {
     return refuse(
       403,
@@ -866,11 +876,13 @@ export async function checkWebPasswordLogin(
   if (!username || username.length > 255 || input.password.length === 0 || input.password.length > 4096) {
     return WRONG_CREDENTIALS;
   }
-  // An unknown address is simply not counted by IP (the limiter cannot parse it).
-  const attempt = { ip: input.ip ?? '', username };
+  const mailbox = await findLoginMailbox(deps.db, username);
+  // Count against the canonical mailbox, as the passdb does: every spelling that finds it (alias
+  // domains, letter case) shares its one budget. An unknown address is not counted by IP.
+  const attempt = { ip: input.ip ?? '', username: mailbox?.username ?? username };
   const decision = await deps.limiter.check(attempt);
   if (decision.blocked) {
-    deps.log.info({ user: username, ip: input.ip, scope: decision.scope }, 'web login rate-limited');
+    deps.log.info({ user: attempt.username, ip: input.ip, scope: decision.scope }, 'web login rate-limited');
     const minutes = Math.max(1, Math.ceil(decision.retryAfterSeconds / 60));
     return refuse(
       429,
@@ -880,7 +892,6 @@ export async function checkWebPasswordLogin(
     );
   }
 
-  const mailbox = await findLoginMailbox(deps.db, username);
   const hash = mailbox && mailbox.authSource === 'mailcow' ? mailbox.passwordHash : '';
   if (!mailbox || !hash) {
     await deps.verifier.verifyDummy(input.password);

@@ -89,6 +89,7 @@ export function createKeycloakPasswordSource(
       settings.client_id,
       settings.client_secret,
       settings.ignore_ssl_error,
+      settings.postern_token_auth_method,
     ]);
     if (client?.signature !== signature) {
       users.clear();
@@ -99,6 +100,7 @@ export function createKeycloakPasswordSource(
           realm: settings.realm,
           clientId: settings.client_id,
           clientSecret: settings.client_secret,
+          clientAuthMethod: settings.postern_token_auth_method,
           timeoutMs: deps.config.idpTimeoutMs,
           // Dovecot waits for this answer: retry once, quickly, then report a temporary failure.
           retry: { attempts: 2, baseDelayMs: 100, maxDelayMs: 500 },

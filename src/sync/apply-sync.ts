@@ -8,7 +8,10 @@
 //    the deactivations and the safety verdict before anything is written;
 // 2. the main pass plans and applies creates/updates per page (never destructive);
 // 3. the end phase scans the Keycloak mailboxes against the seen emails, re-checks safety on
-//    this pass's own numbers, then deactivates / reactivates.
+//    this pass's own numbers, then deactivates / reactivates. Each deactivation is confirmed
+//    first by asking Keycloak for that email: its paging has no snapshot, so a user deleted
+//    between two page requests pushes another one out of the listing, and one listing's
+//    silence is no evidence that a user is gone.
 // A listing that fails half-way (Keycloak error, lock lost) never reaches step 3, so a partial
 // listing can never deactivate anyone.
 import { foldAddress } from '../address.js';
@@ -31,6 +34,7 @@ import {
   planDirectoryEnd,
   planPage,
   refusalFor,
+  type SeenUser,
   type SyncAction,
   type SyncSettings,
 } from './plan-sync.js';
@@ -71,7 +75,7 @@ export interface ApplySyncDeps {
 }
 
 export interface ApplySyncOptions {
-  client: Pick<KeycloakAdminClient, 'listUserPages'>;
+  client: Pick<KeycloakAdminClient, 'listUserPages' | 'findUsersByEmail'>;
   settings: SyncSettings;
   dryRun: boolean;
   triggeredBy: string;
@@ -144,7 +148,7 @@ export async function applySync(deps: ApplySyncDeps, options: ApplySyncOptions):
 
     // 1. Safety first: with deprovisioning on, know the verdict before writing anything.
     if (!dryRun && settings.deprovision) {
-      const seen = new Map<string, boolean>();
+      const seen = new Map<string, Pick<SeenUser, 'enabled'>>();
       let listed = 0;
       for await (const page of options.client.listUserPages({
         briefRepresentation: true,
@@ -153,7 +157,7 @@ export async function applySync(deps: ApplySyncDeps, options: ApplySyncOptions):
         listed += page.length;
         for (const user of page) {
           const email = emailOf(user);
-          if (email && !seen.has(email)) seen.set(email, user.enabled);
+          if (email && !seen.has(email)) seen.set(email, { enabled: user.enabled });
         }
       }
       const end = await planEnd(db, seen, settings);
@@ -168,7 +172,7 @@ export async function applySync(deps: ApplySyncDeps, options: ApplySyncOptions):
 
     if (!refused) {
       // 2. Main pass: creates and updates, page by page.
-      const seen = new Map<string, boolean>();
+      const seen = new Map<string, SeenUser>();
       const domainCache = new Map<string, boolean | null>();
       for await (const page of options.client.listUserPages({
         briefRepresentation: false,
@@ -189,7 +193,7 @@ export async function applySync(deps: ApplySyncDeps, options: ApplySyncOptions):
           { settings, templates: templateHashes, domains },
           seen,
         );
-        for (const [email, enabled] of planned.seen) seen.set(email, enabled);
+        for (const [email, user] of planned.seen) seen.set(email, user);
         await forEachLimited(planned.actions, options.concurrency ?? 4, async (action) => {
           if (action.type === 'skip') return record(action, 'skipped');
           if (dryRun) return record(action, 'planned');
@@ -209,9 +213,14 @@ export async function applySync(deps: ApplySyncDeps, options: ApplySyncOptions):
         maxDropPercent: settings.maxDropPercent,
       });
       if (!refused) {
-        for (const action of end.actions) {
+        for (const planned of end.actions) {
           options.signal?.throwIfAborted();
-          if (action.type === 'skip') record(action, 'skipped');
+          const action =
+            planned.type === 'deactivate'
+              ? await confirmDeactivation(options.client, planned, options.signal)
+              : planned;
+          if ('stillThere' in action) record(action.planned, 'skipped', 'still_in_keycloak');
+          else if (action.type === 'skip') record(action, 'skipped');
           else if (dryRun) record(action, 'planned');
           else {
             const result = await applySyncAction(db, action, templates);
@@ -260,6 +269,23 @@ export async function applySync(deps: ApplySyncDeps, options: ApplySyncOptions):
   return report;
 }
 
+/**
+ * Ask Keycloak about a mailbox the listing says is gone or disabled, right before acting on it:
+ * still there and enabled → no deactivation; there but disabled → deactivate as disabled; no
+ * user with that email → really gone. A Keycloak fault throws and ends the run (nothing more
+ * is deactivated).
+ */
+async function confirmDeactivation(
+  client: Pick<KeycloakAdminClient, 'findUsersByEmail'>,
+  action: Extract<SyncAction, { type: 'deactivate' }>,
+  signal: AbortSignal | undefined,
+): Promise<Extract<SyncAction, { type: 'deactivate' }> | { stillThere: true; planned: SyncAction }> {
+  const users = await client.findUsersByEmail(action.email, { briefRepresentation: true, ...signalOpt(signal) });
+  if (users.some((user) => user.enabled)) return { stillThere: true, planned: action };
+  const why = users.length > 0 ? 'disabled_upstream' : 'gone_upstream';
+  return why === action.why ? action : { ...action, why };
+}
+
 function signalOpt(signal: AbortSignal | undefined): { signal?: AbortSignal } {
   return signal ? { signal } : {};
 }
@@ -287,7 +313,13 @@ function logAction(cronLog: CronLog, prefix: string, action: SyncAction, outcome
       else cronLog.add('info', `${prefix}Syncing attributes for user ${action.email}`, perUser);
       return;
     case 'deactivate':
-      if (outcome === 'applied' || outcome === 'planned') {
+      if (outcome === 'skipped' && note === 'still_in_keycloak')
+        cronLog.add(
+          'warning',
+          `${prefix}Not deactivating user ${action.email}: the listing missed it, but Keycloak still has it (users changed during the run)`,
+          perUser,
+        );
+      else if (outcome === 'applied' || outcome === 'planned') {
         const why = action.why === 'disabled_upstream' ? 'disabled in Keycloak' : 'no longer in Keycloak';
         cronLog.add('warning', `${prefix}Deactivating user ${action.email} (${why})`, perUser);
       } else if (outcome === 'failed')
@@ -387,7 +419,7 @@ async function loadDomains(
 }
 
 /** Scan every Keycloak mailbox (keyset batches, so memory holds one batch) against the seen emails. */
-async function planEnd(db: Db, seen: ReadonlyMap<string, boolean>, settings: SyncSettings) {
+async function planEnd(db: Db, seen: ReadonlyMap<string, Pick<SeenUser, 'enabled'>>, settings: SyncSettings) {
   const actions: SyncAction[] = [];
   const totals = { idpMailboxes: 0, activeIdpMailboxes: 0 };
   let after = '';
