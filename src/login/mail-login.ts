@@ -1,5 +1,6 @@
 // The passdb decision: may this username + password use this mail service now? Plain function
 // over deps; never imports hono. Denials are returned, faults (MySQL, Redis, IdP) are thrown.
+import { foldAddress } from '../address.js';
 import type { Logger } from '../log.js';
 import type { HashVerdict } from '../passwords/verify-password-hash.js';
 import type { RateLimiter } from '../rate-limit/limiter.js';
@@ -11,7 +12,7 @@ import type { LoginData, LoginDataSource } from './login-data.js';
 import { isServiceAllowedForAppPassword, isServiceAllowedForMailbox } from './services.js';
 
 export interface MailLoginRequest {
-  /** As Dovecot sent it; compared case-insensitively. */
+  /** As Dovecot sent it; matched exactly after foldAddress (ASCII letters only are case-insensitive). */
   username: string;
   /** Bytes as sent: never trimmed or normalised. */
   password: string;
@@ -106,7 +107,7 @@ interface Candidate {
  * is refused before any hash work; denials that mean "wrong secret" are counted, faults never.
  */
 export async function checkMailLogin(deps: MailLoginDeps, request: MailLoginRequest): Promise<MailLoginOutcome> {
-  const loginName = request.username.toLowerCase();
+  const loginName = foldAddress(request.username);
   const data = await deps.loginData.load(loginName);
   const mailbox = data.mailbox;
   // Count against the canonical mailbox, so alias-domain spellings share one budget.
