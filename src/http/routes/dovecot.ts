@@ -3,7 +3,7 @@
 import { isIP } from 'node:net';
 import { type Context, Hono } from 'hono';
 import { z } from 'zod';
-import { AppError } from '../../errors.js';
+import { AppError, isLoggedOutage } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import {
   checkMailLogin,
@@ -92,7 +92,8 @@ export function createPassdbEndpoint(
           outcome: { result: 'internal_failure' },
           seconds,
         });
-        deps.log.warn(
+        // An auth event like any other login's (info) when the outage is logged where it was found.
+        deps.log[isLoggedOutage(error) ? 'info' : 'warn'](
           {
             event: 'auth',
             user: request.username,

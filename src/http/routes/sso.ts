@@ -6,7 +6,7 @@ import { type Context, Hono } from 'hono';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Deps } from '../../deps.js';
-import { AppError } from '../../errors.js';
+import { AppError, isLoggedOutage } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { createWebLogin, recordWebAudit, SSO_TRANSACTION_TTL_SECONDS, type WebRefusal } from '../../login/web-login.js';
 import { loadIdpSettings } from '../../sources/idp-settings.js';
@@ -61,7 +61,9 @@ export const CROSS_SITE_REFUSAL = {
  */
 export function renderPageError(error: unknown, c: Context, log: Logger): Response | Promise<Response> {
   const appError = error instanceof AppError ? error : new AppError('internal', 'internal error', { cause: error });
-  if (appError.expose) log.debug({ code: appError.code, path: c.req.path }, appError.message);
+  // An outage of MySQL or Redis is logged once where it is detected, not once per page.
+  if (appError.expose || isLoggedOutage(appError))
+    log.debug({ code: appError.code, path: c.req.path }, appError.message);
   else log.error({ err: appError.cause ?? appError, code: appError.code, path: c.req.path }, appError.message);
   c.header('cache-control', 'no-store');
   const message = appError.expose
