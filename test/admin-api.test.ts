@@ -40,9 +40,9 @@ interface ApiResponse {
 async function api(
   method: string,
   path: string,
-  options: { body?: unknown; key?: string | null; contentType?: string } = {},
+  options: { body?: unknown; key?: string | null; contentType?: string; headers?: Record<string, string> } = {},
 ): Promise<ApiResponse> {
-  const headers: Record<string, string> = {};
+  const headers: Record<string, string> = { ...options.headers };
   const key = options.key === undefined ? API_KEY : options.key;
   if (key !== null) headers['x-api-key'] = key;
   if (options.body !== undefined) headers['content-type'] = options.contentType ?? 'application/json';
@@ -156,6 +156,22 @@ describe('admin API key guard', () => {
       key,
       ...(method === 'POST' ? { body: { name: 'guard-probe' } } : {}),
     });
+    expect(response.status).toBe(status);
+  });
+
+  // The test client is 127.0.0.1, a trusted proxy by default (POSTERN_TRUSTED_PROXIES): behind the
+  // shipped nginx, allow_from is checked against the browser's address nginx forwarded, as mailcow
+  // checks its API clients' own address, not the proxy's.
+  it.each([
+    {
+      who: 'a client nginx forwarded from inside allow_from',
+      key: MAILCOW_ELSEWHERE_KEY,
+      from: '192.0.2.9',
+      status: 200,
+    },
+    { who: 'a client nginx forwarded from outside allow_from', key: MAILCOW_RW_KEY, from: '203.0.113.9', status: 401 },
+  ])('answers $status to $who', async ({ key, from, status }) => {
+    const response = await api('GET', '/templates', { key, headers: { 'x-forwarded-for': from } });
     expect(response.status).toBe(status);
   });
 

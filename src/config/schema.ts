@@ -217,6 +217,17 @@ export const variables = {
     description:
       'Client networks never counted or banned by IP (webmail, trusted relays). Per-user limits still apply.',
   },
+  trustedProxies: {
+    env: 'POSTERN_TRUSTED_PROXIES',
+    // `none` because an empty value means "the default" to the loader.
+    schema: z
+      .string()
+      .transform((value) => (value.trim().toLowerCase() === 'none' ? '' : value))
+      .pipe(networkList),
+    defaultValue: '127.0.0.0/8,::1/128',
+    description:
+      'Reverse proxies in front of the web listener (the shipped nginx runs on the same host). From these peers only, the client is the right-most X-Forwarded-For address that is not a trusted proxy (X-Real-IP when there is no X-Forwarded-For); the proxy must append to X-Forwarded-For or overwrite it. `none` = use the TCP peer.',
+  },
   knownGoodIpSeconds: {
     env: 'POSTERN_KNOWN_GOOD_IP_SECONDS',
     schema: positiveInt.max(365 * 86_400),

@@ -3,11 +3,11 @@
 // Keys are compared in constant time; a failed check says nothing about which part failed.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { isIP } from 'node:net';
-import { getConnInfo } from '@hono/node-server/conninfo';
-import type { Context, MiddlewareHandler } from 'hono';
+import type { MiddlewareHandler } from 'hono';
 import type { Actor } from '../admin/roles.js';
 import { AppError } from '../errors.js';
 import type { Db } from '../storage/db.js';
+import { clientIp } from './client-ip.js';
 
 export interface AdminPrincipal {
   /** What admitted the caller: `config` or `mailcow-api` key (never the key itself). */
@@ -41,7 +41,7 @@ export function requireAdmin(deps: { db: Db; apiKey: string | undefined }): Midd
     if (configured && timingSafeEqual(presentedDigest, configured)) {
       principal = { via: 'config', access: 'rw', actor: keyActor('config', 'rw') };
     } else {
-      principal = await findMailcowApiKey(deps.db, presented, presentedDigest, clientAddress(c));
+      principal = await findMailcowApiKey(deps.db, presented, presentedDigest, clientIp(c));
     }
     if (!principal) throw new AppError('unauthorized', 'a valid X-API-Key is required');
     if (principal.access === 'ro' && c.req.method !== 'GET') {
@@ -70,14 +70,6 @@ async function findMailcowApiKey(
   if (Number(match.skip_ip_check) !== 1 && !isAllowedFrom(address, match.allow_from)) return undefined;
   const access = match.access === 'ro' ? 'ro' : 'rw';
   return { via: 'mailcow-api', access, actor: keyActor('mailcow-api', access) };
-}
-
-function clientAddress(c: Context): string | undefined {
-  try {
-    return getConnInfo(c).remote.address;
-  } catch {
-    return undefined;
-  }
 }
 
 /** mailcow's allow_from: comma-separated IPs or CIDR networks. */

@@ -1,11 +1,11 @@
 // Shared by the admin API's route files: JSON bodies and path parameters validated with zod into
 // 400s that name the field, and who/where a change came from for the audit log.
-import { getConnInfo } from '@hono/node-server/conninfo';
 import type { Context, MiddlewareHandler } from 'hono';
 import type { z } from 'zod';
 import { type Action, type AdminObject, can } from '../../admin/roles.js';
 import { AppError } from '../../errors.js';
 import type { AuditActor } from '../../storage/audit.js';
+import { clientIp } from '../client-ip.js';
 
 /** `attributes.quota: must be ...; name: required` (never the offending value: it may be a secret). */
 export function describeIssues(issues: readonly z.core.$ZodIssue[], root = 'body'): string {
@@ -55,13 +55,7 @@ export interface ChangeOrigin {
 /** Set by requireAdmin: which kind of key admitted the caller, never the key. */
 export function changeOrigin(c: Context): ChangeOrigin {
   const admin = c.get('admin');
-  let ip: string | undefined;
-  try {
-    ip = getConnInfo(c).remote.address;
-  } catch {
-    ip = undefined;
-  }
-  return { actor: admin.actor.name, ip };
+  return { actor: admin.actor.name, ip: clientIp(c) };
 }
 
 /**

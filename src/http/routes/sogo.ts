@@ -15,8 +15,9 @@ import {
   WEBMAIL_COOKIE,
   WEBMAIL_COOKIE_PATH,
 } from '../../login/sogo-handoff.js';
+import { clientIp } from '../client-ip.js';
 import { getWebSession, isCookieSecure, SESSION_COOKIE, startWebSession } from '../session.js';
-import { clientIp, renderPageError, renderRefusal } from './sso.js';
+import { renderPageError, renderRefusal } from './sso.js';
 
 /**
  * Response headers of /sogo/verify. nginx copies them with auth_request_set into the request to
