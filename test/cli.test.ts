@@ -2,8 +2,10 @@
 // every problem listed, and SIGTERM shuts down cleanly.
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../src/log.js';
 import { verifyPasswordHash } from '../src/passwords/verify-password-hash.js';
 import { createDb, type Db } from '../src/storage/db.js';
+import { applyMigrations } from '../src/storage/migrate.js';
 import { dropDatabase, MYSQL_ROOT_URL, uniqueName } from './support/env.js';
 
 const SERVE_DATABASE = uniqueName('cli');
@@ -104,6 +106,8 @@ describe('postern admin', () => {
 
   beforeAll(async () => {
     db = await createDb({ url: `${MYSQL_ROOT_URL}/${ADMIN_DATABASE}`, poolSize: 1, createDatabase: true });
+    // The tables, so that each test can stand alone (the CLI would create them too).
+    await applyMigrations(db, createLogger('silent'));
   });
   afterAll(async () => {
     await db?.close();
@@ -112,7 +116,7 @@ describe('postern admin', () => {
   const hashOf = async (username: string) =>
     (await db.one<{ password: string }>('SELECT password FROM admin WHERE username = ?', [username]))?.password ?? '';
 
-  it('creates the first superadmin on a fresh database, the password read from stdin, never echoed', async () => {
+  it('creates the first superadmin, the password read from stdin, never echoed', async () => {
     const run = await runPostern(['admin', 'create', 'root', '--superadmin'], env, undefined, `${PASSWORD}\n`);
     expect(run.stdout).toContain('created superadmin root');
     expect(run.code).toBe(0);
@@ -244,6 +248,10 @@ describe('postern admin', () => {
   });
 
   it('serves without the first-admin hint once an admin exists', async () => {
+    // Whatever ran before (or not): an active admin exists.
+    await db.execute(
+      "INSERT IGNORE INTO admin (username, password, superadmin, active) VALUES ('present', '{BLF-CRYPT}x', 1, 1)",
+    );
     const run = await runPostern(
       [],
       {
