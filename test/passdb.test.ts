@@ -110,11 +110,12 @@ describe('POST / (Dovecot passdb)', () => {
     expect(body).toEqual({ success: false, result: 'user_unknown' });
   });
 
-  it('spends one hash verification on an unknown user, as on a known one', async () => {
+  it('spends the floor of hash verifications on an unknown user, as on a known one', async () => {
     const hashes = countHashes(postern);
     try {
       await login('nobody@example.org', 'whatever');
-      expect(hashes.count).toBe(1);
+      // POSTERN_LOGIN_HASH_FLOOR's default; passdb-timing.test.ts compares known mailboxes.
+      expect(hashes.count).toBe(4);
     } finally {
       hashes.restore();
     }

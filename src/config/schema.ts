@@ -185,6 +185,13 @@ export const variables = {
     description:
       'Login names whose mailbox and app-password rows are kept in process, used only while the change counter (kept by triggers) shows no change; 0 = query every login.',
   },
+  loginHashFloor: {
+    env: 'POSTERN_LOGIN_HASH_FLOOR',
+    schema: positiveInt.max(32),
+    defaultValue: '4',
+    description:
+      'Hash verifications every passdb login not settled by the credential cache spends at least (dummy ones fill up), so a wrong password costs the same for an unknown user and a mailbox with up to this many candidates (mailbox password + app passwords for the service); 1 = one hash per candidate, timing then shows their number.',
+  },
   banIpThreshold: {
     env: 'POSTERN_BAN_IP_THRESHOLD',
     schema: positiveInt.max(100_000),

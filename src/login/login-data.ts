@@ -18,7 +18,7 @@ export interface LoginData {
 }
 
 export interface LoginDataSource {
-  /** @param loginName lower-cased login name. Throws AppError on MySQL faults. */
+  /** @param loginName login name after foldAddress. Throws AppError on MySQL faults. */
   load(loginName: string): Promise<LoginData>;
 }
 

@@ -5,6 +5,7 @@
 // browser gets a clear page instead of an error envelope.
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import * as oidc from 'openid-client';
+import { foldAddress } from '../address.js';
 import { keys } from '../cache/keys.js';
 import type { Redis } from '../cache/redis.js';
 import type { Config } from '../config/schema.js';
@@ -86,7 +87,7 @@ interface SsoTransaction {
 
 /** The identity the IdP vouched for, reduced to what provisioning needs. */
 export interface SsoIdentity {
-  /** Lower-cased email: the mailbox key. */
+  /** Email after foldAddress: the mailbox key. */
   email: string;
   name: string;
   /** Value of settings.attribute_field (string, or Keycloak's string array), if any. */
@@ -447,7 +448,7 @@ export function createWebLogin(deps: WebLoginDeps): WebLogin {
         return auditRefusal(deps, ip, undefined, refusal);
       }
 
-      const identity = identityFrom(claims, settings.attribute_field);
+      const identity = identityFrom(claims, settings);
       if (!identity.ok) return auditRefusal(deps, ip, undefined, identity);
       return provisionSsoMailbox(deps, settings, identity.identity, { ip });
     },
@@ -562,9 +563,9 @@ function describeIdpError(error: unknown): Record<string, unknown> {
 
 function identityFrom(
   claims: Record<string, unknown>,
-  attributeField: string,
+  settings: Pick<IdpSettings, 'attribute_field'>,
 ): { ok: true; identity: SsoIdentity } | WebRefusal {
-  const email = typeof claims.email === 'string' ? claims.email.trim().toLowerCase() : '';
+  const email = typeof claims.email === 'string' ? foldAddress(claims.email.trim()) : '';
   if (!/^[^\s@]+@[^\s@]+$/.test(email) || email.length > 255) {
     return refuse(
       403,
@@ -585,7 +586,7 @@ function identityFrom(
   const given = typeof claims.given_name === 'string' ? claims.given_name : '';
   const family = typeof claims.family_name === 'string' ? claims.family_name : '';
   const name = typeof claims.name === 'string' && claims.name.trim() ? claims.name.trim() : `${given} ${family}`.trim();
-  return { ok: true, identity: { email, name: name.slice(0, 255), attribute: claims[attributeField] } };
+  return { ok: true, identity: { email, name: name.slice(0, 255), attribute: claims[settings.attribute_field] } };
 }
 
 async function auditRefusal(
@@ -628,7 +629,7 @@ export async function provisionSsoMailbox(
   identity: SsoIdentity,
   context: { ip?: string } = {},
 ): Promise<SsoLoginOutcome> {
-  const email = identity.email.toLowerCase();
+  const email = foldAddress(identity.email);
   const mappings = templateMappingsOf(settings);
   const ip = context.ip;
   const refused = (refusal: WebRefusal) => auditRefusal(deps, ip, email, refusal);
@@ -637,8 +638,8 @@ export async function provisionSsoMailbox(
     const existing = await deps.db.one<ExistingMailbox>(
       `SELECT m.username, m.active, m.authsource, m.kind, d.active AS domain_active
          FROM mailbox m LEFT JOIN domain d ON d.domain = m.domain
-        WHERE m.username = ?`,
-      [email],
+        WHERE m.username = ? AND BINARY m.username = ?`,
+      [email, email],
     );
 
     if (existing) {
@@ -703,8 +704,8 @@ export async function provisionSsoMailbox(
 
       // Re-read: applying a template may have lowered `active`.
       const now = await deps.db.one<{ active: number; domain_active: number | null }>(
-        'SELECT m.active, d.active AS domain_active FROM mailbox m LEFT JOIN domain d ON d.domain = m.domain WHERE m.username = ?',
-        [existing.username],
+        'SELECT m.active, d.active AS domain_active FROM mailbox m LEFT JOIN domain d ON d.domain = m.domain WHERE m.username = ? AND BINARY m.username = ?',
+        [existing.username, existing.username],
       );
       if (!now || Number(now.active) !== 1) {
         return refused(
@@ -799,6 +800,28 @@ export async function provisionSsoMailbox(
           return refused(
             refuse(403, 'no_email', 'Unusable email address', `${email} cannot be used as a mailbox address.`),
           );
+        case 'unusable_address':
+          return refused(
+            refuse(
+              403,
+              'unusable_address',
+              'Unusable email address',
+              `No mailbox can be created for ${email}: ${created.detail ?? 'it cannot be a mailbox address'}. Ask an admin.`,
+            ),
+          );
+        case 'collides':
+          deps.log.warn(
+            { user: email, existing: created.existing },
+            'SSO address is another spelling of an existing mailbox or alias under the database collation',
+          );
+          return refused(
+            refuse(
+              409,
+              'address_collides',
+              'Address already taken',
+              `No mailbox can be created for ${email}: the mail database treats it as the same address as an existing mailbox or alias. Ask an admin.`,
+            ),
+          );
       }
     }
     await recordWebAudit(deps.db, {
@@ -849,7 +872,7 @@ export async function checkWebPasswordLogin(
   deps: Pick<WebLoginDeps, 'db' | 'log' | 'verifier'> & { limiter: RateLimiter },
   input: { username: string; password: string; ip?: string },
 ): Promise<PasswordLoginOutcome> {
-  const username = input.username.trim().toLowerCase();
+  const username = foldAddress(input.username.trim());
   if (!username || username.length > 255 || input.password.length === 0 || input.password.length > 4096) {
     return WRONG_CREDENTIALS;
   }
@@ -960,8 +983,8 @@ export async function findPortalMailbox(db: Pick<Db, 'one'>, username: string): 
        LEFT JOIN domain d ON d.domain = m.domain
        LEFT JOIN quota2 q ON q.username = m.username
        LEFT JOIN user_acl a ON a.username = m.username
-      WHERE m.username = ?`,
-    [username],
+      WHERE m.username = ? AND BINARY m.username = ?`,
+    [username, username],
   );
   if (!row || Number(row.active) !== 1 || Number(row.domain_active) !== 1) return undefined;
   return {

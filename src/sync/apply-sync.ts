@@ -14,6 +14,7 @@
 //    silence is no evidence that a user is gone.
 // A listing that fails half-way (Keycloak error, lock lost) never reaches step 3, so a partial
 // listing can never deactivate anyone.
+import { foldAddress } from '../address.js';
 import type { Redis } from '../cache/redis.js';
 import { AppError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -362,7 +363,7 @@ function toMailboxState(row: MailboxRow): MailboxState {
   const marker = attributes[DEPROVISION_MARKER];
   const hash = attributes.attribute_hash;
   return {
-    username: row.username.toLowerCase(),
+    username: foldAddress(row.username),
     name: row.name ?? '',
     active: Number(row.active),
     authSource: (row.authsource ?? null) as MailboxAuthSource | null,
@@ -380,7 +381,11 @@ async function loadMailboxes(db: Db, emails: string[]): Promise<Map<string, Mail
     `SELECT ${MAILBOX_COLUMNS} FROM mailbox WHERE username IN (${emails.map(() => '?').join(', ')})`,
     emails,
   );
-  return new Map(rows.map((row) => [row.username.toLowerCase(), toMailboxState(row)]));
+  // The IN list matches under the column's collation (mailcow's equates é with e): keep only the
+  // rows whose name is exactly one of the listed (folded) emails.
+  const wanted = new Set(emails);
+  const exact = rows.filter((row) => wanted.has(row.username));
+  return new Map(exact.map((row) => [foldAddress(row.username), toMailboxState(row)]));
 }
 
 /**
@@ -401,7 +406,9 @@ async function loadDomains(
       missing,
     );
     for (const domain of missing) cache.set(domain, null);
-    for (const row of rows) cache.set(row.domain.toLowerCase(), Number(row.active) === 1);
+    // Exact names only (the IN list matched under the collation, which equates é with e).
+    const asked = new Set(missing);
+    for (const row of rows) if (asked.has(row.domain)) cache.set(row.domain, Number(row.active) === 1);
   }
   const result = new Map<string, { active: boolean }>();
   for (const domain of wanted) {
@@ -462,20 +469,20 @@ export async function applySyncAction(
         });
         return created.ok ? { outcome: 'applied' } : { outcome: 'skipped', note: created.reason };
       }
-      const row = await tx.one<MailboxRow>(`SELECT ${MAILBOX_COLUMNS} FROM mailbox WHERE username = ? FOR UPDATE`, [
-        action.email,
-      ]);
+      const row = await tx.one<MailboxRow>(
+        `SELECT ${MAILBOX_COLUMNS} FROM mailbox WHERE username = ? AND BINARY username = ? FOR UPDATE`,
+        [action.email, action.email],
+      );
       if (!row) return { outcome: 'skipped', note: 'no_mailbox' };
       if (row.authsource !== 'keycloak') return { outcome: 'skipped', note: 'authsource_not_keycloak' };
       const active = Number(row.active);
       const attributes = parseAttributes(row.attributes);
       const marker = attributes[DEPROVISION_MARKER];
       const writeState = (nextActive: number, nextAttributes: Record<string, unknown>) =>
-        tx.execute('UPDATE mailbox SET active = ?, attributes = ?, modified = NOW() WHERE username = ?', [
-          nextActive,
-          JSON.stringify(nextAttributes),
-          row.username,
-        ]);
+        tx.execute(
+          'UPDATE mailbox SET active = ?, attributes = ?, modified = NOW() WHERE username = ? AND BINARY username = ?',
+          [nextActive, JSON.stringify(nextAttributes), row.username, row.username],
+        );
 
       switch (action.type) {
         case 'update': {

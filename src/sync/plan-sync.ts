@@ -18,6 +18,7 @@
 // lower-case email, the user's id and two flags per listed user: ~200 B each, so 50,000 users
 // ≈ 10 MB),
 // and the end actions (at most one small object per IdP mailbox that changes).
+import { foldAddress } from '../address.js';
 import type { KeycloakSettings } from '../sources/idp-settings.js';
 import type { KeycloakUser } from '../sources/keycloak-admin.js';
 import type { MailboxAuthSource } from '../storage/mailboxes.js';
@@ -120,7 +121,7 @@ export function displayNameOf(user: Pick<DirectoryUser, 'firstName' | 'lastName'
 }
 
 export function emailOf(user: Pick<DirectoryUser, 'email'>): string | undefined {
-  const email = user.email?.trim().toLowerCase();
+  const email = user.email === undefined ? undefined : foldAddress(user.email.trim());
   return email ? email : undefined;
 }
 
@@ -312,8 +313,8 @@ export function planSync(
 ): SyncPlan {
   const byEmail = new Map(
     mailboxes.map((mailbox) => [
-      mailbox.username.toLowerCase(),
-      { ...mailbox, username: mailbox.username.toLowerCase() },
+      foldAddress(mailbox.username),
+      { ...mailbox, username: foldAddress(mailbox.username) },
     ]),
   );
   const { actions, seen } = planPage(directoryUsers, byEmail, context);

@@ -3,6 +3,7 @@
 // keeps its local hash so that switching back to mailcow restores the old password (mailcow docs).
 import { type Context, Hono } from 'hono';
 import { z } from 'zod';
+import { foldAddress } from '../../address.js';
 import { type Action, domainOf } from '../../admin/roles.js';
 import type { Deps } from '../../deps.js';
 import { AppError } from '../../errors.js';
@@ -17,9 +18,9 @@ type MailboxDeps = Pick<Deps, 'db' | 'redis' | 'log' | 'config'>;
 const username = z
   .string()
   .trim()
-  .toLowerCase()
   .max(255)
-  .regex(/^[^@\s]+@[^@\s]+$/, 'must be a mailbox address (local@domain)');
+  .regex(/^[^@\s]+@[^@\s]+$/, 'must be a mailbox address (local@domain)')
+  .transform(foldAddress);
 
 const authsourceBody = z.strictObject({
   authsource: z.enum(['mailcow', 'keycloak', 'generic-oidc'], { error: 'must be mailcow, keycloak or generic-oidc' }),
