@@ -1,6 +1,9 @@
+#!/usr/bin/env node
 // Process entry: `postern` serves; `postern check` asks every dependency (MySQL and its schema,
-// Redis, the IdP) whether it will work, prints one line each, and exits non-zero on a problem.
+// Redis, the IdP) whether it will work, prints one line each, and exits non-zero on a problem;
+// `postern admin …` manages admin accounts (src/cli/admin-command.ts).
 // SIGTERM/SIGINT stop the listeners, let requests finish, then close deps.
+import { announceFirstAdmin } from './admin/bootstrap.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { createLogger, type Logger } from './log.js';
@@ -20,8 +23,17 @@ async function main(argv: readonly string[]): Promise<number> {
   const log = createLogger(config.logLevel);
   const command = argv[0] ?? 'serve';
   if (command === 'check') return runCheck(config, log);
+  if (command === 'admin') {
+    const { runAdminCommand } = await import('./cli/admin-command.js');
+    // The command's own lines are its output; routine log lines (migrations applied) would bury them.
+    return runAdminCommand(argv.slice(1), config, createLogger('warn'), {
+      stdin: process.stdin,
+      stdout: process.stdout,
+      stderr: process.stderr,
+    });
+  }
   if (command !== 'serve') {
-    process.stderr.write(`postern: unknown command "${command}" (expected serve or check)\n`);
+    process.stderr.write(`postern: unknown command "${command}" (expected serve, check or admin)\n`);
     return 2;
   }
 
@@ -37,6 +49,8 @@ async function main(argv: readonly string[]): Promise<number> {
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+  // After the handlers: a SIGTERM during this query must still shut down cleanly.
+  await announceFirstAdmin(running.deps.db, log);
   return -1;
 }
 
