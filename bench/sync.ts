@@ -31,6 +31,7 @@ const settings = (overrides: Partial<SyncSettings> = {}): SyncSettings => ({
 const user = (domain: (i: number) => string, template: string) => (i: number) => ({
   username: `user${String(i).padStart(6, '0')}`,
   email: `user${i}@${domain(i)}`,
+  emailVerified: true,
   firstName: 'User',
   lastName: String(i),
   attributes: { mailcow_template: [template] },

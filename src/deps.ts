@@ -69,7 +69,7 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
     return finished;
   };
   try {
-    const db = await createDb({ url: config.dbUrl, poolSize: config.dbPoolSize, createDatabase: true });
+    const db = await createDb({ url: config.dbUrl, poolSize: config.dbPoolSize, createDatabase: true, log });
     closers.push(() => db.close());
     if (config.migrate === 'on') await applyMigrations(db, log);
     const loginData = await createLoginData(db, config, log);

@@ -18,6 +18,8 @@ export type ErrorCode = keyof typeof statusByCode;
 
 export class AppError extends Error {
   readonly status: number;
+  /** For backend_unavailable from toBackendFault: which backend ("MySQL", "Redis"). */
+  backend?: string;
 
   /**
    * @param message shown to the caller when `expose` is true; keep secrets out of it.
@@ -39,8 +41,22 @@ export class AppError extends Error {
   }
 }
 
+/**
+ * Backends whose outages are logged where they are detected (storage/outage-log.ts for MySQL, the
+ * Redis client's transitions in deps.ts), so a request failing for one adds no line of its own.
+ */
+export function isLoggedOutage(error: unknown): boolean {
+  return (
+    error instanceof AppError &&
+    error.code === 'backend_unavailable' &&
+    (error.backend === 'MySQL' || error.backend === 'Redis')
+  );
+}
+
 /** Wrap whatever a backend threw as a temporary fault, keeping it as the cause. */
 export function toBackendFault(backend: string, cause: unknown): AppError {
   if (cause instanceof AppError) return cause;
-  return new AppError('backend_unavailable', `${backend} unavailable`, { cause });
+  const fault = new AppError('backend_unavailable', `${backend} unavailable`, { cause });
+  fault.backend = backend;
+  return fault;
 }

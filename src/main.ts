@@ -1,7 +1,7 @@
-// Process entry: `postern` serves; `postern check` validates the configuration, pings MySQL and
-// Redis, and exits; `postern health` asks the running server's /healthz (the image's
-// HEALTHCHECK). SIGTERM/SIGINT stop the listeners, let requests finish, then close deps, all
-// within POSTERN_SHUTDOWN_TIMEOUT_MS.
+// Process entry: `postern` serves; `postern check` asks every dependency (MySQL and its schema,
+// Redis, the IdP) whether it will work, prints one line each, and exits non-zero on a problem;
+// `postern health` asks the running server's /healthz (the image's HEALTHCHECK). SIGTERM/SIGINT
+// stop the listeners, let requests finish, then close deps, all within POSTERN_SHUTDOWN_TIMEOUT_MS.
 import { ConfigError, loadConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { createLogger, type Logger } from './log.js';
@@ -63,39 +63,17 @@ async function runHealth(config: Config): Promise<number> {
 }
 
 async function runCheck(config: Config, log: Logger): Promise<number> {
+  const { checkDependencies } = await import('./check/check-dependencies.js');
   const { createDb } = await import('./storage/db.js');
   const { createRedis } = await import('./cache/redis.js');
-  let failures = 0;
-  const report = (name: string, error?: unknown) => {
-    if (error) failures += 1;
-    process.stdout.write(`${error ? 'FAIL' : 'ok  '} ${name}${error ? `: ${(error as Error).message}` : ''}\n`);
-  };
-  report('configuration');
-  try {
-    const db = await createDb({ url: config.dbUrl, poolSize: 1, createDatabase: false });
-    try {
-      await db.ping();
-      report(`mysql (${db.databaseName})`);
-    } finally {
-      await db.close();
-    }
-  } catch (error) {
-    report('mysql', (error as { cause?: unknown }).cause ?? error);
-  }
-  const redis = createRedis(config.redisUrl);
-  redis.on('error', () => undefined);
-  try {
-    await new Promise<void>((resolve, reject) => {
-      redis.once('ready', resolve);
-      setTimeout(() => reject(new Error('no answer within 3 s')), 3000).unref();
-    });
-    await redis.ping();
-    report('redis');
-  } catch (error) {
-    report('redis', error);
-  } finally {
-    redis.disconnect();
-  }
+  const lines = await checkDependencies({
+    config,
+    openDb: () => createDb({ url: config.dbUrl, poolSize: 1, createDatabase: false }),
+    openRedis: () => createRedis(config.redisUrl),
+  });
+  const label = { ok: 'OK  ', fail: 'FAIL', skip: 'SKIP' } as const;
+  for (const line of lines) process.stdout.write(`${label[line.status]} ${line.name}: ${line.detail}\n`);
+  const failures = lines.filter((line) => line.status === 'fail').length;
   log.debug({ failures }, 'check finished');
   return failures === 0 ? 0 : 1;
 }

@@ -6,12 +6,13 @@ import {
   type ServerOptions,
   type ServerResponse,
 } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { serve } from '@hono/node-server';
 import type { Config } from './config/schema.js';
 import { createDeps, type Deps } from './deps.js';
 import { createInternalApp, createInternalFastPath, createInternalPassdb } from './http/internal-app.js';
 import type { FastPath } from './http/passdb-fast-path.js';
+import { isRefusedConnection } from './http/read-body.js';
 import { createWebApp } from './http/web-app.js';
 import type { Logger } from './log.js';
 import { startSyncScheduler } from './sync/scheduler.js';
@@ -159,18 +160,19 @@ function listen(
         // Dovecot's auth workers burst; the default backlog of 511 is fine, keep-alive matters more.
         serverOptions: { keepAliveTimeout: 65_000, requestTimeout: 30_000 },
         // Requests the fast path takes never reach hono; the rest go to hono's listener.
-        ...(fastPath && {
-          createServer: ((serverOptions: ServerOptions, honoListener: RequestListener) =>
-            createServer(serverOptions, (incoming, outgoing) => {
-              const served = fastPath(incoming, outgoing);
+        createServer: ((serverOptions: ServerOptions, honoListener: RequestListener) =>
+          createServer(
+            serverOptions,
+            inConnectionOrder((incoming, outgoing) => {
+              const served = fastPath?.(incoming, outgoing);
               if (!served) return honoListener(incoming, outgoing);
               served.catch((error: unknown) => {
                 // Only writing the reply can get here; the endpoint itself renders its errors.
                 log.error({ err: error, listener: name }, 'passdb reply could not be written');
                 outgoing.destroy();
               });
-            })) as typeof createServer,
-        }),
+            }),
+          )) as typeof createServer,
       },
       (info: AddressInfo) => {
         log.info({ listener: name, address: `${info.address}:${info.port}` }, 'listening');
@@ -179,6 +181,39 @@ function listen(
     );
     server.once('error', reject);
   });
+}
+
+/**
+ * Runs a connection's pipelined requests one after the other: each starts once the answer before
+ * it is written, and none starts on a connection whose body was refused (its answer closes the
+ * connection, and what the client sent after that body must not be executed). HTTP/1.1 answers
+ * pipelined requests in order anyway; Dovecot's HTTP client does not pipeline by default.
+ */
+function inConnectionOrder(listener: RequestListener): RequestListener {
+  const lastResponse = new WeakMap<Socket, ServerResponse>();
+  return (incoming, outgoing) => {
+    const socket = incoming.socket;
+    const previous = lastResponse.get(socket);
+    lastResponse.set(socket, outgoing);
+    const start = () => {
+      if (isRefusedConnection(socket)) {
+        socket.destroy();
+        return;
+      }
+      listener(incoming, outgoing);
+    };
+    if (!previous || previous.writableFinished || previous.destroyed) return start();
+    let started = false;
+    const once = () => {
+      if (started) return;
+      started = true;
+      previous.off('finish', once);
+      previous.off('close', once);
+      start();
+    };
+    previous.on('finish', once);
+    previous.on('close', once);
+  };
 }
 
 /** Stops accepting connections, closes idle keep-alives (Dovecot holds them open); resolves once closed. */

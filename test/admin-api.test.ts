@@ -2,14 +2,15 @@
 // api table), IdP settings with a write-only encrypted secret and test connection, mailbox
 // templates, a mailbox's auth source (proved through the passdb) and app passwords.
 // Test connection runs against panva's oidc-provider (generic OIDC) and, since no real Keycloak
-// can run here, a small double on Keycloak's paths (src/sources has the full matrix).
+// can run here, the Keycloak fake (test/support/fake-keycloak.ts; src/sources has the full matrix).
 import { once } from 'node:events';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Provider from 'oidc-provider';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSecretBox } from '../src/sources/secret-box.js';
 import { startTestPostern, type TestPostern } from './support/env.js';
+import { type FakeKeycloak, startFakeKeycloak } from './support/fake-keycloak.js';
 import { seedAppPassword, seedDomain, seedMailbox } from './support/seed.js';
 
 const API_KEY = 'config-api-key-0123456789abcdefghijklmnop';
@@ -24,7 +25,7 @@ const SECRETS = [CLIENT_SECRET, NEW_CLIENT_SECRET];
 const RIP = '198.51.100.20';
 
 let postern: TestPostern;
-let keycloak: Server;
+let keycloak: FakeKeycloak;
 let keycloakUrl: string;
 /** Every response body the API sent, to prove no secret ever left. */
 const responseTexts: string[] = [];
@@ -39,9 +40,9 @@ interface ApiResponse {
 async function api(
   method: string,
   path: string,
-  options: { body?: unknown; key?: string | null; contentType?: string } = {},
+  options: { body?: unknown; key?: string | null; contentType?: string; headers?: Record<string, string> } = {},
 ): Promise<ApiResponse> {
-  const headers: Record<string, string> = {};
+  const headers: Record<string, string> = { ...options.headers };
   const key = options.key === undefined ? API_KEY : options.key;
   if (key !== null) headers['x-api-key'] = key;
   if (options.body !== undefined) headers['content-type'] = options.contentType ?? 'application/json';
@@ -98,52 +99,9 @@ async function auditRows(action: string) {
   }>('SELECT actor, action, target, detail, ip FROM postern_audit WHERE action = ? ORDER BY id', [action]);
 }
 
-// --- A Keycloak double: realm discovery, the token endpoint and the admin users list, with
-// the status codes and error bodies Keycloak documents.
-function json(res: ServerResponse, status: number, body: unknown) {
-  res.writeHead(status, { 'content-type': 'application/json' });
-  res.end(JSON.stringify(body));
-}
-
-async function handleKeycloak(req: IncomingMessage, res: ServerResponse) {
-  const path = new URL(req.url ?? '/', keycloakUrl).pathname;
-  const issuer = `${keycloakUrl}/realms/mail`;
-  if (path === '/realms/mail/.well-known/openid-configuration') {
-    return json(res, 200, {
-      issuer,
-      authorization_endpoint: `${issuer}/protocol/openid-connect/auth`,
-      token_endpoint: `${issuer}/protocol/openid-connect/token`,
-      userinfo_endpoint: `${issuer}/protocol/openid-connect/userinfo`,
-      jwks_uri: `${issuer}/protocol/openid-connect/certs`,
-    });
-  }
-  if (path === '/realms/mail/protocol/openid-connect/token') {
-    const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(chunk as Buffer);
-    const form = new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
-    if (form.get('client_id') !== 'postern' || form.get('client_secret') !== CLIENT_SECRET) {
-      return json(res, 401, {
-        error: 'invalid_client',
-        error_description: 'Invalid client or Invalid client credentials',
-      });
-    }
-    return json(res, 200, { access_token: 'service-account-token', expires_in: 300, token_type: 'Bearer' });
-  }
-  if (path === '/admin/realms/mail/users') {
-    if (req.headers.authorization !== 'Bearer service-account-token')
-      return json(res, 401, { error: 'HTTP 401 Unauthorized' });
-    return json(res, 200, []);
-  }
-  return json(res, 404, { error: 'Realm does not exist' });
-}
-
 beforeAll(async () => {
-  keycloak = createServer((req, res) => {
-    handleKeycloak(req, res).catch(() => json(res, 500, {}));
-  });
-  keycloak.listen(0, '127.0.0.1');
-  await once(keycloak, 'listening');
-  keycloakUrl = `http://127.0.0.1:${(keycloak.address() as AddressInfo).port}`;
+  keycloak = await startFakeKeycloak({ clients: [{ clientId: 'postern', secret: CLIENT_SECRET }] });
+  keycloakUrl = keycloak.url;
 
   postern = await startTestPostern('admin_api', {
     POSTERN_API_KEY: API_KEY,
@@ -175,8 +133,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await postern?.destroy();
-  keycloak?.closeAllConnections();
-  await new Promise((resolve) => keycloak?.close(resolve));
+  await keycloak?.close();
 });
 
 describe('admin API key guard', () => {
@@ -199,6 +156,22 @@ describe('admin API key guard', () => {
       key,
       ...(method === 'POST' ? { body: { name: 'guard-probe' } } : {}),
     });
+    expect(response.status).toBe(status);
+  });
+
+  // The test client is 127.0.0.1, a trusted proxy by default (POSTERN_TRUSTED_PROXIES): behind the
+  // shipped nginx, allow_from is checked against the browser's address nginx forwarded, as mailcow
+  // checks its API clients' own address, not the proxy's.
+  it.each([
+    {
+      who: 'a client nginx forwarded from inside allow_from',
+      key: MAILCOW_ELSEWHERE_KEY,
+      from: '192.0.2.9',
+      status: 200,
+    },
+    { who: 'a client nginx forwarded from outside allow_from', key: MAILCOW_RW_KEY, from: '203.0.113.9', status: 401 },
+  ])('answers $status to $who', async ({ key, from, status }) => {
+    const response = await api('GET', '/templates', { key, headers: { 'x-forwarded-for': from } });
     expect(response.status).toBe(status);
   });
 
@@ -361,7 +334,7 @@ describe('identity provider settings', () => {
     expect(response.body.steps.at(-1)).toMatchObject({
       step: 'client_credentials',
       ok: false,
-      detail: expect.stringMatching(/client id or secret rejected \(HTTP 401 invalid_client/),
+      detail: expect.stringMatching(/client secret rejected for client "postern" \(HTTP 401 unauthorized_client/),
     });
     expect(response.text).not.toContain(NEW_CLIENT_SECRET);
   });
@@ -801,21 +774,21 @@ describe("test connection against panva's oidc-provider", () => {
       id: 'mail',
       secret: 'mail-client-secret',
       ok: true,
-      detail: /accepted with client_secret_post/,
+      detail: /authenticated with client_secret_post .*refused as expected/,
     },
     {
-      who: 'a login-only client whose grant is refused after authentication',
+      who: 'a login-only client (no client_credentials grant): the sign-in request authenticates it',
       id: 'login',
       secret: 'login-client-secret',
       ok: true,
-      detail: /not rejected .*requested grant type is not allowed/,
+      detail: /authenticated with client_secret_post .*invalid_grant/,
     },
     {
       who: 'a wrong secret',
       id: 'mail',
       secret: 'not-the-mail-secret',
       ok: false,
-      detail: /client id or secret rejected .*invalid_client/,
+      detail: /client credentials rejected with client_secret_post .*invalid_client/,
     },
   ])('reports ok=$ok for $who', async ({ id, secret, ok, detail }) => {
     const response = await api('POST', '/identity-provider/test', {

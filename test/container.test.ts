@@ -215,9 +215,11 @@ describe('the container image', () => {
 
   it('runs `postern check` inside the container', async () => {
     const check = await podman(['exec', container, 'node', '/app/dist/main.js', 'check']);
-    expect(check.stdout).toMatch(/^ok {3}configuration$/m);
-    expect(check.stdout).toContain(`ok   mysql (${database})`);
-    expect(check.stdout).toMatch(/^ok {3}redis$/m);
+    expect(check.stdout).toMatch(/^OK {3}configuration: /m);
+    expect(check.stdout).toContain(`OK   mysql: database \`${database}\` at 127.0.0.1:3306`);
+    expect(check.stdout).toMatch(/^OK {3}mysql schema: /m);
+    expect(check.stdout).toMatch(/^OK {3}redis: /m);
+    expect(check.stdout).not.toMatch(/^FAIL/m);
     expect(check.code).toBe(0);
   });
 

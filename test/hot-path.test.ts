@@ -30,26 +30,38 @@ describe('verified-credential cache', () => {
     return username;
   }
 
+  async function storedHashOf(username: string): Promise<string> {
+    const row = await postern.deps.db.one<{ password: string }>('SELECT password FROM mailbox WHERE username = ?', [
+      username,
+    ]);
+    return row?.password as string;
+  }
+
+  // A login the cache does not settle spends POSTERN_LOGIN_HASH_FLOOR (default 4) verifications,
+  // dummies filling up (passdb-timing.test.ts); these tests count what the cache saves.
+  const FLOOR = 4;
+
   it('skips the hash entirely on a repeat login with the same password', async () => {
     const user = await freshMailbox('repeat', 'repeat pw');
     const hashes = countHashes(postern);
     try {
       expect((await login(postern, user, 'repeat pw')).status).toBe(200);
-      expect(hashes.count).toBe(1);
+      expect(hashes.countOf(await storedHashOf(user))).toBe(1);
+      expect(hashes.count).toBe(FLOOR);
       for (let i = 0; i < 5; i += 1) expect((await login(postern, user, 'repeat pw')).status).toBe(200);
-      expect(hashes.count).toBe(1);
+      expect(hashes.count).toBe(FLOOR);
     } finally {
       hashes.restore();
     }
   });
 
-  it('collapses concurrent identical first logins into one hash computation', async () => {
+  it('collapses concurrent identical first logins into one computation of the real hash', async () => {
     const user = await freshMailbox('burst', 'burst pw');
     const hashes = countHashes(postern);
     try {
       const results = await Promise.all(Array.from({ length: 8 }, () => login(postern, user, 'burst pw')));
       expect(results.map((r) => r.status)).toEqual(Array(8).fill(200));
-      expect(hashes.count).toBe(1);
+      expect(hashes.countOf(await storedHashOf(user))).toBe(1);
     } finally {
       hashes.restore();
     }
@@ -234,21 +246,6 @@ describe('brute-force protection', () => {
     const users = await Promise.all([1, 2, 3, 4, 5, 6].map(() => victim('webmail user')));
     for (const user of users.slice(0, 5)) await login(postern, user, 'not it', '10.9.1.1');
     expect((await login(postern, users[5] as string, 'webmail user', '10.9.1.1')).status).toBe(200);
-  });
-
-  it('lifts a ban through the internal admin API', async () => {
-    const user = await victim('forgiven');
-    for (const guess of ['p', 'q', 'r']) await login(postern, user, guess, '203.0.113.90');
-    expect((await login(postern, user, 'forgiven', '203.0.113.91')).status).toBe(401);
-    const lifted = await fetch(`${postern.internalUrl}/admin/bans/user/${encodeURIComponent(user)}`, {
-      method: 'DELETE',
-    });
-    expect(lifted.status).toBe(200);
-    expect((await login(postern, user, 'forgiven', '203.0.113.91')).status).toBe(200);
-    const again = await fetch(`${postern.internalUrl}/admin/bans/user/${encodeURIComponent(user)}`, {
-      method: 'DELETE',
-    });
-    expect(again.status).toBe(404);
   });
 
   it('exports attempts, bans and cache lookups as Prometheus metrics', async () => {

@@ -40,8 +40,13 @@ beforeAll(async () => {
   await insertMailboxTemplate(env.deps.db, 'Standard', { quota: 1024 ** 3, active: 1 });
   await env.saveSettings({ mappers: ['standard'], templates: ['Standard'] });
   env.kc.setUsers([
-    { username: 'ada', email: 'ada@api.example', attributes: { mailcow_template: ['standard'] } },
-    { username: 'bo', email: 'bo@elsewhere.example', attributes: { mailcow_template: ['standard'] } },
+    { username: 'ada', email: 'ada@api.example', emailVerified: true, attributes: { mailcow_template: ['standard'] } },
+    {
+      username: 'bo',
+      email: 'bo@elsewhere.example',
+      emailVerified: true,
+      attributes: { mailcow_template: ['standard'] },
+    },
   ]);
   app = new Hono();
   app.onError((error, c) => renderError(error, c, env.deps.log));
@@ -145,7 +150,13 @@ describe('/api/v1/sync/runs', () => {
     replicaApp.onError((error, c) => renderError(error, c, replica.log));
     replicaApp.route('/api/v1/sync', createSyncRoutes(replica, { runOptions: { cronLogKey: env.cronLogKey } }));
     // Two pages, the second slow: shutdown arrives while the run waits for it.
-    env.kc.setUsers(Array.from({ length: 150 }, (_, i) => ({ username: `u${i}`, email: `u${i}@elsewhere.example` })));
+    env.kc.setUsers(
+      Array.from({ length: 150 }, (_, i) => ({
+        username: `u${i}`,
+        email: `u${i}@elsewhere.example`,
+        emailVerified: true,
+      })),
+    );
     env.kc.injectFaults({ endpoint: 'users', delayMs: 0 }, { endpoint: 'users', delayMs: 1000 });
     try {
       const response = await replicaApp.request('/api/v1/sync/runs', {
@@ -161,8 +172,18 @@ describe('/api/v1/sync/runs', () => {
       expect(JSON.stringify(run.errors)).toContain('shutting down');
     } finally {
       env.kc.setUsers([
-        { username: 'ada', email: 'ada@api.example', attributes: { mailcow_template: ['standard'] } },
-        { username: 'bo', email: 'bo@elsewhere.example', attributes: { mailcow_template: ['standard'] } },
+        {
+          username: 'ada',
+          email: 'ada@api.example',
+          emailVerified: true,
+          attributes: { mailcow_template: ['standard'] },
+        },
+        {
+          username: 'bo',
+          email: 'bo@elsewhere.example',
+          emailVerified: true,
+          attributes: { mailcow_template: ['standard'] },
+        },
       ]);
     }
   });

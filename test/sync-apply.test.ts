@@ -19,6 +19,7 @@ let domain: string;
 const kcUser = (local: string, extra: Partial<FakeKeycloakUser> = {}): FakeKeycloakUser => ({
   username: local,
   email: `${local}@${domain}`,
+  emailVerified: true,
   firstName: local[0]?.toUpperCase() + local.slice(1),
   lastName: 'Doe',
   attributes: { mailcow_template: ['premium'] },

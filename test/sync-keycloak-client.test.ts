@@ -135,8 +135,23 @@ describe('Keycloak admin client: listing users', () => {
   });
 
   it('sends form-encoded Basic credentials (RFC 6749 §2.3.1), so odd ids and secrets work', async () => {
+    kc.tokenClientAuth.length = 0;
     const pages = await collect(client({ clientId: 'spaced id', clientSecret: 'p@ss: wörd+' }).listUserPages());
     expect(pages.flat()).toHaveLength(5);
+    expect(kc.tokenClientAuth).toEqual(['basic']);
+  });
+
+  it('posts id and secret in the form body with client_secret_post instead of HTTP Basic', async () => {
+    kc.tokenClientAuth.length = 0;
+    const pages = await collect(
+      client({
+        clientId: 'spaced id',
+        clientSecret: 'p@ss: wörd+',
+        clientAuthMethod: 'client_secret_post',
+      }).listUserPages(),
+    );
+    expect(pages.flat()).toHaveLength(5);
+    expect(kc.tokenClientAuth).toEqual(['post']);
   });
 });
 

@@ -23,6 +23,7 @@ beforeAll(async () => {
     generatedDirectory(USERS, (i) => ({
       username: `user${String(i).padStart(6, '0')}`,
       email: i % 5 === 0 ? `user${i}@big.example` : `user${i}@foreign${i % 500}.example`,
+      emailVerified: true,
       firstName: 'User',
       lastName: String(i),
       attributes: { mailcow_template: ['standard'] },

@@ -12,7 +12,7 @@ const children: ChildProcess[] = [];
 beforeAll(async () => {
   env = await startSyncEnv('sync_procs');
   await seedDomain(env.deps.db, 'procs.example');
-  env.kc.setUsers([{ username: 'pia', email: 'pia@procs.example' }]);
+  env.kc.setUsers([{ username: 'pia', email: 'pia@procs.example', emailVerified: true }]);
   await env.saveSettings({ import_users: true, periodic_sync: true });
 });
 

@@ -53,6 +53,7 @@ beforeAll(async () => {
     generatedDirectory(250, (i) => ({
       username: `u${String(i).padStart(4, '0')}`,
       email: `u${i}@sched.example`,
+      emailVerified: true,
       attributes: { mailcow_template: ['standard'] },
     })),
   );

@@ -80,9 +80,10 @@ export async function createAppPassword(
   if (protocols.length === 0) problems.push('Choose at least one protocol.');
   if (problems.length > 0) return { ok: false, problems };
 
-  const mailbox = await deps.db.one<{ domain: string }>('SELECT domain FROM mailbox WHERE username = ?', [
-    input.mailbox,
-  ]);
+  const mailbox = await deps.db.one<{ domain: string }>(
+    'SELECT domain FROM mailbox WHERE username = ? AND BINARY username = ?',
+    [input.mailbox, input.mailbox],
+  );
   if (!mailbox) return { ok: false, problems: ['This mailbox no longer exists.'] };
 
   const secret = generateAppPasswordSecret();

@@ -106,6 +106,15 @@ describe('loadConfig', () => {
     },
   );
 
+  it('trusts the loopback proxy by default, named proxies when listed, and none when told so', () => {
+    expect(loadConfig({}).trustedProxies).toEqual(['127.0.0.0/8', '::1/128']);
+    expect(loadConfig({ POSTERN_TRUSTED_PROXIES: '172.22.1.0/24' }).trustedProxies).toEqual(['172.22.1.0/24']);
+    expect(loadConfig({ POSTERN_TRUSTED_PROXIES: 'none' }).trustedProxies).toEqual([]);
+    expect(problemsOf({ POSTERN_TRUSTED_PROXIES: 'nginx' })).toEqual([
+      expect.stringMatching(/^POSTERN_TRUSTED_PROXIES: "nginx" is not an IP address or CIDR network/),
+    ]);
+  });
+
   it('parses IPv6 listen addresses', () => {
     expect(loadConfig({ POSTERN_INTERNAL_LISTEN: '[::1]:9090' }).internalListen).toEqual({ host: '::1', port: 9090 });
   });

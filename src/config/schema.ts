@@ -116,7 +116,7 @@ export const variables = {
     schema: z.string().min(16, 'must be at least 16 characters'),
     isSecret: true,
     description:
-      'Shared secret the internal listener requires as `Authorization: Bearer <token>` (unset = no token required). Our Lua sends it.',
+      'Shared secret the internal listener requires as `Authorization: Bearer <token>` (unset = no token required, and lifting bans there is refused). Our Lua sends it.',
   },
   logLevel: {
     env: 'POSTERN_LOG_LEVEL',
@@ -185,6 +185,13 @@ export const variables = {
     description:
       'Login names whose mailbox and app-password rows are kept in process, used only while the change counter (kept by triggers) shows no change; 0 = query every login.',
   },
+  loginHashFloor: {
+    env: 'POSTERN_LOGIN_HASH_FLOOR',
+    schema: positiveInt.max(32),
+    defaultValue: '4',
+    description:
+      'Hash verifications every passdb login not settled by the credential cache spends at least (dummy ones fill up), so a wrong password costs the same for an unknown user and a mailbox with up to this many candidates (mailbox password + app passwords for the service); 1 = one hash per candidate, timing then shows their number.',
+  },
   banIpThreshold: {
     env: 'POSTERN_BAN_IP_THRESHOLD',
     schema: positiveInt.max(100_000),
@@ -216,6 +223,17 @@ export const variables = {
     defaultValue: '127.0.0.0/8,::1/128',
     description:
       'Client networks never counted or banned by IP (webmail, trusted relays). Per-user limits still apply.',
+  },
+  trustedProxies: {
+    env: 'POSTERN_TRUSTED_PROXIES',
+    // `none` because an empty value means "the default" to the loader.
+    schema: z
+      .string()
+      .transform((value) => (value.trim().toLowerCase() === 'none' ? '' : value))
+      .pipe(networkList),
+    defaultValue: '127.0.0.0/8,::1/128',
+    description:
+      'Reverse proxies in front of the web listener (the shipped nginx runs on the same host). From these peers only, the client is the right-most X-Forwarded-For address that is not a trusted proxy (X-Real-IP when there is no X-Forwarded-For); the proxy must append to X-Forwarded-For or overwrite it. `none` = use the TCP peer.',
   },
   knownGoodIpSeconds: {
     env: 'POSTERN_KNOWN_GOOD_IP_SECONDS',

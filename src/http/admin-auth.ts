@@ -3,16 +3,24 @@
 // Keys are compared in constant time; a failed check says nothing about which part failed.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { isIP } from 'node:net';
-import { getConnInfo } from '@hono/node-server/conninfo';
-import type { Context, MiddlewareHandler } from 'hono';
+import type { MiddlewareHandler } from 'hono';
+import type { Actor } from '../admin/roles.js';
 import { AppError } from '../errors.js';
 import type { Db } from '../storage/db.js';
+import { clientIp } from './client-ip.js';
 
 export interface AdminPrincipal {
-  /** Which key admitted the caller: `config` or `mailcow-api` (never the key itself). */
+  /** What admitted the caller: `config` or `mailcow-api` key (never the key itself). */
   via: 'config' | 'mailcow-api';
   /** Read-only keys may only GET. */
   access: 'ro' | 'rw';
+  /** Role and domain ACL that routes check with can(); both kinds of key act as superadmin. */
+  actor: Actor;
+}
+
+/** POSTERN_API_KEY and mailcow's `api` rows are superadmin keys (mailcow's api table has no role). */
+function keyActor(via: AdminPrincipal['via'], access: 'ro' | 'rw'): Actor {
+  return { name: `api:${via}`, role: 'superadmin', domains: [], access };
 }
 
 declare module 'hono' {
@@ -31,9 +39,9 @@ export function requireAdmin(deps: { db: Db; apiKey: string | undefined }): Midd
     const presentedDigest = digest(presented);
     let principal: AdminPrincipal | undefined;
     if (configured && timingSafeEqual(presentedDigest, configured)) {
-      principal = { via: 'config', access: 'rw' };
+      principal = { via: 'config', access: 'rw', actor: keyActor('config', 'rw') };
     } else {
-      principal = await findMailcowApiKey(deps.db, presented, presentedDigest, clientAddress(c));
+      principal = await findMailcowApiKey(deps.db, presented, presentedDigest, clientIp(c));
     }
     if (!principal) throw new AppError('unauthorized', 'a valid X-API-Key is required');
     if (principal.access === 'ro' && c.req.method !== 'GET') {
@@ -60,15 +68,8 @@ async function findMailcowApiKey(
   }
   if (!match) return undefined;
   if (Number(match.skip_ip_check) !== 1 && !isAllowedFrom(address, match.allow_from)) return undefined;
-  return { via: 'mailcow-api', access: match.access === 'ro' ? 'ro' : 'rw' };
-}
-
-function clientAddress(c: Context): string | undefined {
-  try {
-    return getConnInfo(c).remote.address;
-  } catch {
-    return undefined;
-  }
+  const access = match.access === 'ro' ? 'ro' : 'rw';
+  return { via: 'mailcow-api', access, actor: keyActor('mailcow-api', access) };
 }
 
 /** mailcow's allow_from: comma-separated IPs or CIDR networks. */

@@ -35,7 +35,7 @@ export function createInternalApp(deps: Deps, passdb = createInternalPassdb(deps
   // Without a configured token there is nothing to check: no middleware on the hot path.
   if (deps.config.internalToken) guarded.use('*', requireInternalToken(deps.config.internalToken));
   guarded.route('/', createDovecotRoutes(passdb));
-  guarded.route('/', createBanRoutes({ limiter: deps.limiter, log: deps.log }));
+  guarded.route('/', createBanRoutes({ ...deps, hasInternalToken: Boolean(deps.config.internalToken) }));
   // nginx's auth_request for SOGo; nginx sends the token with proxy_set_header Authorization.
   guarded.route('/', createSogoVerifyRoutes(deps));
   app.route('/', guarded);
@@ -53,6 +53,7 @@ export function createInternalPassdb(deps: Deps): PassdbEndpoint {
     log: deps.log,
     maxBodyBytes: deps.config.maxBodyBytes,
     webmailSecrets: createWebmailSecretChecker(deps),
+    loginHashFloor: deps.config.loginHashFloor,
     observe: ({ service, source, outcome, seconds }) => {
       deps.metrics.observeAuth(service, source, outcome.result, seconds);
       if ('bannedScope' in outcome && outcome.bannedScope) deps.metrics.rateLimited.inc({ scope: outcome.bannedScope });

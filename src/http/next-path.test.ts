@@ -30,6 +30,37 @@ describe('safeNextPath', () => {
     expect(safeNextPath(value)).toBeUndefined();
   });
 
+  // Issue 11 item 3: each of these resolved to "//evil.example", which a browser reads as another
+  // site. The value as received (after the query/form decoding) is what safeNextPath sees.
+  it.each([
+    '/.//evil.example',
+    '/..//evil.example',
+    '/%2e//evil.example',
+    '/%2E//evil.example',
+    '/.%2e//evil.example',
+    '/a/..//evil.example',
+    '/a/b/../..//evil.example',
+    '/././/evil.example/x?y=1#z',
+    '/.///evil.example',
+  ])('refuses %s, which resolves to another site', (value) => {
+    const result = safeNextPath(value);
+    expect(result).toBeUndefined();
+  });
+
+  it('never returns a path a browser would read as another site', () => {
+    const prefixes = ['/', '/.', '/..', '/%2e', '/%2e%2e', '/a/..', '/a/%2e%2e', '/./a/..'];
+    const joiners = ['/', '//', '/./', '/../', '\\', '/%2f', '/%5c'];
+    for (const prefix of prefixes) {
+      for (const joiner of joiners) {
+        const value = `${prefix}${joiner}evil.example/x`;
+        const result = safeNextPath(value);
+        if (result === undefined) continue;
+        expect(result, value).toMatch(/^\/(?![/\\])/);
+        expect(new URL(result, 'https://mail.example/').host, value).toBe('mail.example');
+      }
+    }
+  });
+
   it('keeps paths that merely start with the same letters as the sign-in', () => {
     expect(safeNextPath('/login-help')).toBe('/login-help');
   });

@@ -2,6 +2,7 @@
 // stream directly: building a WHATWG Request and its stream for every passdb call costs more
 // than the rest of a cached login. Elsewhere (app.request() in tests) it uses the Request.
 import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Context } from 'hono';
 import { AppError } from '../errors.js';
 
@@ -17,9 +18,26 @@ export async function readBodyText(c: Context, maxBytes: number): Promise<string
 }
 
 /**
+ * Connections on which a body was refused. Node keeps parsing what the client sent after it, and
+ * would dispatch a request pipelined behind the refused body (executed, though its answer is never
+ * sent on the closing connection); the listener checks this set and runs nothing more on them.
+ */
+const refusedConnections = new WeakSet<Socket>();
+
+/** Whether a body was refused on this connection, so nothing more it carries may be executed. */
+export function isRefusedConnection(socket: Socket): boolean {
+  return refusedConnections.has(socket);
+}
+
+function refuseConnection(incoming: IncomingMessage, closeConnection: () => void): void {
+  refusedConnections.add(incoming.socket);
+  closeConnection();
+}
+
+/**
  * The body of a Node request as UTF-8 text. Past maxBytes (declared or read) it rejects with a
- * 400 and calls closeConnection first: the rest of the body is left unread, so the connection
- * must close after the answer rather than parse it as the next request.
+ * 400 and calls closeConnection first: the connection closes after the answer, and nothing sent
+ * after the refused body on it is executed (see refusedConnections).
  */
 export function readIncomingText(
   incoming: IncomingMessage,
@@ -27,7 +45,7 @@ export function readIncomingText(
   closeConnection: () => void,
 ): Promise<string> {
   if (Number(incoming.headers['content-length'] ?? Number.NaN) > maxBytes) {
-    closeConnection();
+    refuseConnection(incoming, closeConnection);
     return Promise.reject(tooLarge(maxBytes));
   }
   return new Promise((resolve, reject) => {
@@ -37,7 +55,8 @@ export function readIncomingText(
       size += chunk.length;
       if (size > maxBytes) {
         cleanup();
-        closeConnection();
+        refuseConnection(incoming, closeConnection);
+        // The rest of this body is read and dropped, so the 400 is not lost to a reset.
         incoming.resume();
         reject(tooLarge(maxBytes));
         return;

@@ -2,7 +2,7 @@
 // without detail; client errors say what was wrong. Secrets never reach either.
 import type { Context } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import { AppError } from '../errors.js';
+import { AppError, isLoggedOutage } from '../errors.js';
 import type { Logger } from '../log.js';
 
 export interface ErrorReply {
@@ -14,6 +14,9 @@ export interface ErrorReply {
 export function errorReply(error: unknown, path: string, log: Logger): ErrorReply {
   const appError = error instanceof AppError ? error : new AppError('internal', 'internal error', { cause: error });
   if (appError.expose) {
+    log.debug({ code: appError.code, path }, appError.message);
+  } else if (isLoggedOutage(appError)) {
+    // The outage itself is logged once where it is detected; one line per request would flood.
     log.debug({ code: appError.code, path }, appError.message);
   } else {
     log.error({ err: appError.cause ?? appError, code: appError.code, path }, appError.message);

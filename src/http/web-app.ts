@@ -4,6 +4,7 @@ import { Hono } from 'hono';
 import { secureHeaders } from 'hono/secure-headers';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
+import { resolveClientIps } from './client-ip.js';
 import { renderError } from './render-error.js';
 import { createAdminRoutes } from './routes/admin.js';
 import { createPortalRoutes } from './routes/portal.js';
@@ -15,6 +16,7 @@ import { createWebSessionStore, webSessions } from './session.js';
 export function createWebApp(deps: Deps) {
   const app = new Hono();
   app.use('*', secureHeaders({ crossOriginEmbedderPolicy: false }));
+  app.use('*', resolveClientIps(deps.config.trustedProxies));
   app.onError((error, c) => renderError(error, c, deps.log));
   app.notFound(() => {
     throw new AppError('not_found', 'no such page');

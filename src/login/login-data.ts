@@ -1,25 +1,35 @@
-// What a mail login reads from MySQL (the mailbox, via alias domains, and its active app
-// passwords), either straight from the database or from an in-process copy that is used only
+// What a mail login reads from MySQL (the mailbox, via alias domains, its active app passwords
+// and whether it has an active two-factor authenticator), either straight from the database or from an in-process copy that is used only
 // while the change counter proves nothing changed since it was read.
 import { type AppPasswordRecord, listActiveAppPasswords } from '../storage/app-passwords.js';
 import type { ChangeCounter } from '../storage/change-counter.js';
 import type { Db } from '../storage/db.js';
 import { findLoginMailbox, type LoginMailbox } from '../storage/mailboxes.js';
+import { hasActiveTfa } from '../storage/tfa.js';
 
 export interface LoginData {
   mailbox: LoginMailbox | undefined;
   appPasswords: AppPasswordRecord[];
+  /**
+   * The mailbox has an active row in mailcow's `tfa` table: its password alone no longer opens
+   * mail (mailcow's rule); app passwords still do. False when there is no mailbox.
+   */
+  hasActiveTfa: boolean;
 }
 
 export interface LoginDataSource {
-  /** @param loginName lower-cased login name. Throws AppError on MySQL faults. */
+  /** @param loginName login name after foldAddress. Throws AppError on MySQL faults. */
   load(loginName: string): Promise<LoginData>;
 }
 
 async function query(db: Db, loginName: string): Promise<LoginData> {
   const mailbox = await findLoginMailbox(db, loginName);
-  const appPasswords = mailbox ? await listActiveAppPasswords(db, mailbox.username) : [];
-  return { mailbox, appPasswords };
+  if (!mailbox) return { mailbox, appPasswords: [], hasActiveTfa: false };
+  const [appPasswords, tfa] = await Promise.all([
+    listActiveAppPasswords(db, mailbox.username),
+    hasActiveTfa(db, mailbox.username),
+  ]);
+  return { mailbox, appPasswords, hasActiveTfa: tfa };
 }
 
 export function createDirectLoginData(db: Db): LoginDataSource {

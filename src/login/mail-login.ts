@@ -1,5 +1,6 @@
 // The passdb decision: may this username + password use this mail service now? Plain function
 // over deps; never imports hono. Denials are returned, faults (MySQL, Redis, IdP) are thrown.
+import { foldAddress } from '../address.js';
 import type { Logger } from '../log.js';
 import type { HashVerdict } from '../passwords/verify-password-hash.js';
 import type { RateLimiter } from '../rate-limit/limiter.js';
@@ -11,7 +12,7 @@ import type { LoginData, LoginDataSource } from './login-data.js';
 import { isServiceAllowedForAppPassword, isServiceAllowedForMailbox } from './services.js';
 
 export interface MailLoginRequest {
-  /** As Dovecot sent it; compared case-insensitively. */
+  /** As Dovecot sent it; matched exactly after foldAddress (ASCII letters only are case-insensitive). */
   username: string;
   /** Bytes as sent: never trimmed or normalised. */
   password: string;
@@ -30,6 +31,8 @@ export type DenialReason =
   | 'mailbox_inactive'
   | 'domain_inactive'
   | 'service_denied'
+  /** The mailbox password was right, but the mailbox has 2FA on: only app passwords log in. */
+  | 'tfa_required'
   | 'rate_limited';
 
 /** Named after Dovecot's passdb results, so the Lua side is a lookup table. */
@@ -86,6 +89,12 @@ export interface MailLoginDeps {
   /** Brute-force protection; absent = no limits (tests of the decision alone). */
   limiter?: RateLimiter;
   webmailSecrets?: WebmailSecretChecker;
+  /**
+   * Hash verifications a login not settled by a remembered success spends at least (dummies fill
+   * up), so a wrong password costs the same whether the user is unknown or has a few app
+   * passwords (POSTERN_LOGIN_HASH_FLOOR). Absent = 1.
+   */
+  loginHashFloor?: number;
 }
 
 interface Candidate {
@@ -98,7 +107,7 @@ interface Candidate {
  * is refused before any hash work; denials that mean "wrong secret" are counted, faults never.
  */
 export async function checkMailLogin(deps: MailLoginDeps, request: MailLoginRequest): Promise<MailLoginOutcome> {
-  const loginName = request.username.toLowerCase();
+  const loginName = foldAddress(request.username);
   const data = await deps.loginData.load(loginName);
   const mailbox = data.mailbox;
   // Count against the canonical mailbox, so alias-domain spellings share one budget.
@@ -129,12 +138,16 @@ const COUNTED_DENIALS = new Set<DenialReason>([
   'wrong_password',
   'no_local_password',
   'unknown_upstream',
+  // Counted like a wrong password, so the ban budget does not tell a guesser that this one was
+  // right; a mail client retrying the same old password counts once (distinct fingerprints).
+  'tfa_required',
 ]);
 
 async function decide(deps: MailLoginDeps, request: MailLoginRequest, data: LoginData): Promise<MailLoginOutcome> {
-  const { mailbox, appPasswords } = data;
+  const { mailbox, appPasswords, hasActiveTfa } = data;
+  const floor = deps.loginHashFloor ?? 1;
   if (!mailbox) {
-    await deps.verifier.verifyDummy(request.password);
+    await verifyDummies(deps.verifier, request.password, floor);
     return { result: 'user_unknown', reason: 'no_such_mailbox', source: 'none' };
   }
 
@@ -155,11 +168,11 @@ async function decide(deps: MailLoginDeps, request: MailLoginRequest, data: Logi
   if (lookup.ok) candidates.push({ hash: lookup.hash });
 
   if (candidates.length === 0) {
-    await deps.verifier.verifyDummy(request.password);
+    await verifyDummies(deps.verifier, request.password, floor);
     return { result: 'password_mismatch', reason: lookup.ok ? 'wrong_password' : lookup.reason, source };
   }
 
-  const verdicts = await verifyCandidates(deps.verifier, mailbox.username, candidates, request.password);
+  const verdicts = await verifyCandidates(deps.verifier, mailbox.username, candidates, request.password, floor);
   verdicts.forEach((verdict, index) => {
     if (!verdict.ok && verdict.reason !== 'mismatch') {
       const appPasswordId = candidates[index]?.appPassword?.id;
@@ -174,6 +187,13 @@ async function decide(deps: MailLoginDeps, request: MailLoginRequest, data: Logi
   const match = candidates[matchIndex];
   if (!match) {
     return { result: 'password_mismatch', reason: 'wrong_password', source };
+  }
+
+  // mailcow's user_login() refuses an internal (Dovecot) login with the mailbox password once
+  // get_tfa() finds an active authenticator: "2FA on" means the password alone opens no mail.
+  // Checked after the hash, so the answer and its cost are those of a wrong password.
+  if (hasActiveTfa && !match.appPassword) {
+    return { result: 'password_mismatch', reason: 'tfa_required', source };
   }
 
   // Only someone holding a valid password learns that the account is disabled.
@@ -200,15 +220,18 @@ async function decide(deps: MailLoginDeps, request: MailLoginRequest, data: Logi
 /**
  * A remembered success on any candidate settles it without hashing the others (a mailbox with ten
  * app passwords would otherwise pay nine failing hashes on every login). Otherwise all candidates
- * at once: the hash pool spreads them over the cores.
+ * at once, padded with dummy verifications up to `floor`: the hash pool spreads them over the
+ * cores, and a wrong password costs the same for one candidate as for `floor` of them.
  */
 async function verifyCandidates(
   verifier: CredentialVerifier,
   username: string,
   candidates: Candidate[],
   password: string,
+  floor: number,
 ): Promise<HashVerdict[]> {
-  if (verifier.findCached && candidates.length > 1) {
+  const padding = Math.max(0, floor - candidates.length);
+  if (verifier.findCached && (candidates.length > 1 || padding > 0)) {
     const cached = await verifier.findCached(
       username,
       password,
@@ -216,7 +239,17 @@ async function verifyCandidates(
     );
     if (cached) return candidates.map((_, index) => (index === cached.index ? cached.verdict : MISMATCH));
   }
-  return Promise.all(candidates.map((candidate) => verifier.verify(username, candidate.hash, password)));
+  const [verdicts] = await Promise.all([
+    Promise.all(candidates.map((candidate) => verifier.verify(username, candidate.hash, password))),
+    verifyDummies(verifier, password, padding),
+  ]);
+  return verdicts;
+}
+
+/** `count` dummy verifications at once: the time of that many real ones, nobody can match them. */
+async function verifyDummies(verifier: CredentialVerifier, password: string, count: number): Promise<void> {
+  if (count === 1) return verifier.verifyDummy(password);
+  await Promise.all(Array.from({ length: count }, () => verifier.verifyDummy(password)));
 }
 
 const MISMATCH: HashVerdict = { ok: false, reason: 'mismatch' };

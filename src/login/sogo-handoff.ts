@@ -2,7 +2,9 @@
 // 60 s, nginx's auth_request redeems it into a webmail session, and that session lends SOGo a
 // per-session IMAP secret. Plain functions over deps: never imports hono; secrets are never
 // stored, logged or audited in clear (Redis holds only SHA-256 digests).
+
 import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { foldAddress } from '../address.js';
 import { keys } from '../cache/keys.js';
 import type { Redis } from '../cache/redis.js';
 import type { Config } from '../config/schema.js';
@@ -308,9 +310,9 @@ export function createSogoHandoff(deps: SogoHandoffDeps, options: SogoHandoffOpt
     handoffTtlSeconds,
 
     async openWebmail({ sessionUser, login, portalRef, ip, actingAdmin }) {
-      const username = sessionUser.toLowerCase();
+      const username = foldAddress(sessionUser);
       const actor = actingAdmin ?? username;
-      const requested = login.trim().toLowerCase() || username;
+      const requested = foldAddress(login.trim()) || username;
       let reason: HandoffRefusal['reason'] | undefined;
       if (requested !== username) reason = 'other_user';
       else reason = await checkMailbox(username);
@@ -346,7 +348,7 @@ export function createSogoHandoff(deps: SogoHandoffDeps, options: SogoHandoffOpt
     },
 
     async mintAdminTicket({ username, actingAdmin, ip }) {
-      const target = username.toLowerCase();
+      const target = foldAddress(username);
       const reason = await checkMailbox(target);
       if (reason) {
         await audit({
@@ -547,7 +549,7 @@ export function createWebmailSecretChecker(deps: {
         await deps.redis.get(keys.sogoWebmailSession(ks, idDigest)),
         isWebmailRecord,
       );
-      if (!record || record.imapSecretDigest !== imapSecretDigest || record.username !== username.toLowerCase())
+      if (!record || record.imapSecretDigest !== imapSecretDigest || record.username !== foldAddress(username))
         return false;
       const portal = parseJson<{ username: string }>(
         await deps.redis.get(keys.webSession(ks, record.portalRef)),

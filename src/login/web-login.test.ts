@@ -2,7 +2,7 @@
 // no IdP: the identity is what a validated callback would have produced).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestPostern, type TestPostern } from '../../test/support/env.js';
-import { seedDomain, seedMailbox } from '../../test/support/seed.js';
+import { seedAliasDomain, seedDomain, seedMailbox } from '../../test/support/seed.js';
 import { type IdpSettings, idpSettingsSchema } from '../sources/idp-settings.js';
 import { insertMailboxTemplate } from '../storage/templates.js';
 import { createWebLogin, provisionSsoMailbox, redirectUriFor, type SsoIdentity, type WebLogin } from './web-login.js';
@@ -70,6 +70,11 @@ beforeAll(async () => {
     username: 'off@example.org',
     passwordHash: await hashPool.hash('off pw', 'SSHA256'),
     active: 0,
+  });
+  await seedAliasDomain(db, 'alias.example', 'example.org');
+  await seedMailbox(db, {
+    username: 'spelled@example.org',
+    passwordHash: await hashPool.hash('spelled pw', 'SSHA256'),
   });
   await seedMailbox(db, {
     username: 'limited@example.org',
@@ -318,5 +323,23 @@ describe('local-password sign-in', () => {
       status: 429,
       reason: 'rate_limited',
     });
+  });
+
+  // Issue 11 item 2: each spelling of one mailbox got a budget of its own, so an attacker could
+  // keep guessing by switching spellings. One mailbox, one budget, as in the passdb.
+  it('counts wrong passwords against the mailbox whatever spelling of it was typed', async () => {
+    const attacker = '198.51.100.98';
+    const spellings = ['spelled@example.org', 'spelled@alias.example', 'SPELLED@Alias.Example'];
+    for (const [index, username] of spellings.entries()) {
+      await expect(
+        webLogin.checkPassword({ username, password: `guess ${index}`, ip: attacker }),
+      ).resolves.toMatchObject({ status: 401 });
+    }
+    for (const username of [...spellings, ' spelled@ALIAS.example ']) {
+      await expect(
+        webLogin.checkPassword({ username, password: 'spelled pw', ip: attacker }),
+        username,
+      ).resolves.toMatchObject({ status: 429, reason: 'rate_limited' });
+    }
   });
 });

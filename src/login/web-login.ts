@@ -5,11 +5,13 @@
 // browser gets a clear page instead of an error envelope.
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import * as oidc from 'openid-client';
+import { foldAddress } from '../address.js';
 import { keys } from '../cache/keys.js';
 import type { Redis } from '../cache/redis.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { createRateLimiter, limitsFromConfig, type RateLimiter } from '../rate-limit/limiter.js';
+import { clientAuthFor } from '../sources/client-auth.js';
 import { idpFetch, UNVERIFIED_TLS_WARNING } from '../sources/idp-fetch.js';
 import {
   type GenericOidcSettings,
@@ -49,7 +51,7 @@ export interface WebLoginDeps {
 /** A refusal shown to the browser as a page; `message` is public, `reason` is for logs and tests. */
 export interface WebRefusal {
   ok: false;
-  status: 400 | 401 | 403 | 404 | 409 | 429 | 502;
+  status: 400 | 401 | 403 | 404 | 409 | 429 | 500 | 502;
   reason: string;
   title: string;
   message: string;
@@ -85,7 +87,7 @@ interface SsoTransaction {
 
 /** The identity the IdP vouched for, reduced to what provisioning needs. */
 export interface SsoIdentity {
-  /** Lower-cased email: the mailbox key. */
+  /** Email after foldAddress: the mailbox key. */
   email: string;
   name: string;
   /** Value of settings.attribute_field (string, or Keycloak's string array), if any. */
@@ -197,13 +199,8 @@ function createClientCache(deps: Pick<WebLoginDeps, 'config' | 'log'>) {
       ...(insecure ? { execute: [oidc.allowInsecureRequests] } : {}),
       [oidc.customFetch]: idpFetch(settings),
     });
-    const methods = discovered.serverMetadata().token_endpoint_auth_methods_supported;
-    // client_secret_basic is the spec's default; fall back to _post (what mailcow sends) when
-    // the provider does not list basic.
-    const auth =
-      !methods || methods.includes('client_secret_basic')
-        ? oidc.ClientSecretBasic(settings.client_secret)
-        : oidc.ClientSecretPost(settings.client_secret);
+    // The one client authentication shared with the test connection (client-auth.ts).
+    const auth = clientAuthFor(settings);
     const configuration = new oidc.Configuration(discovered.serverMetadata(), settings.client_id, undefined, auth);
     configuration.timeout = timeoutSeconds;
     configuration[oidc.customFetch] = idpFetch(settings);
@@ -269,7 +266,7 @@ function buildManualConfiguration(
     },
     settings.client_id,
     undefined,
-    oidc.ClientSecretPost(settings.client_secret),
+    clientAuthFor(settings),
   );
   configuration.timeout = options.timeoutSeconds;
   if (insecure) oidc.allowInsecureRequests(configuration);
@@ -451,7 +448,7 @@ export function createWebLogin(deps: WebLoginDeps): WebLogin {
         return auditRefusal(deps, ip, undefined, refusal);
       }
 
-      const identity = identityFrom(claims, settings.attribute_field);
+      const identity = identityFrom(claims, settings);
       if (!identity.ok) return auditRefusal(deps, ip, undefined, identity);
       return provisionSsoMailbox(deps, settings, identity.identity, { ip });
     },
@@ -498,6 +495,20 @@ function idpUnreachable(): WebRefusal {
  * not acceptable" (403): a bad nonce, issuer or audience, a rejected code, an error callback.
  */
 function classifyIdpError(error: unknown): WebRefusal {
+  // A refusal of postern's own client credentials (RFC 6749 §5.2: 401, invalid_client; openid-client
+  // reports a 401 with a WWW-Authenticate challenge separately) is a configuration problem the
+  // admin must fix, not an outage: never "unavailable".
+  if (
+    error instanceof oidc.WWWAuthenticateChallengeError ||
+    (error instanceof oidc.ResponseBodyError && (error.status === 401 || error.error === 'invalid_client'))
+  ) {
+    return refuse(
+      500,
+      'idp_client_rejected',
+      'Single sign-on is misconfigured',
+      'The identity provider rejected this site’s client credentials. An administrator must check the client secret and the client authentication method (postern_token_auth_method), with the test connection.',
+    );
+  }
   if (error instanceof oidc.AuthorizationResponseError) {
     return refuse(
       403,
@@ -552,9 +563,9 @@ function describeIdpError(error: unknown): Record<string, unknown> {
 
 function identityFrom(
   claims: Record<string, unknown>,
-  attributeField: string,
+  settings: Pick<IdpSettings, 'attribute_field'>,
 ): { ok: true; identity: SsoIdentity } | WebRefusal {
-  const email = typeof claims.email === 'string' ? claims.email.trim().toLowerCase() : '';
+  const email = typeof claims.email === 'string' ? foldAddress(claims.email.trim()) : '';
   if (!/^[^\s@]+@[^\s@]+$/.test(email) || email.length > 255) {
     return refuse(
       403,
@@ -575,7 +586,7 @@ function identityFrom(
   const given = typeof claims.given_name === 'string' ? claims.given_name : '';
   const family = typeof claims.family_name === 'string' ? claims.family_name : '';
   const name = typeof claims.name === 'string' && claims.name.trim() ? claims.name.trim() : `${given} ${family}`.trim();
-  return { ok: true, identity: { email, name: name.slice(0, 255), attribute: claims[attributeField] } };
+  return { ok: true, identity: { email, name: name.slice(0, 255), attribute: claims[settings.attribute_field] } };
 }
 
 async function auditRefusal(
@@ -618,7 +629,7 @@ export async function provisionSsoMailbox(
   identity: SsoIdentity,
   context: { ip?: string } = {},
 ): Promise<SsoLoginOutcome> {
-  const email = identity.email.toLowerCase();
+  const email = foldAddress(identity.email);
   const mappings = templateMappingsOf(settings);
   const ip = context.ip;
   const refused = (refusal: WebRefusal) => auditRefusal(deps, ip, email, refusal);
@@ -627,8 +638,8 @@ export async function provisionSsoMailbox(
     const existing = await deps.db.one<ExistingMailbox>(
       `SELECT m.username, m.active, m.authsource, m.kind, d.active AS domain_active
          FROM mailbox m LEFT JOIN domain d ON d.domain = m.domain
-        WHERE m.username = ?`,
-      [email],
+        WHERE m.username = ? AND BINARY m.username = ?`,
+      [email, email],
     );
 
     if (existing) {
@@ -693,8 +704,8 @@ export async function provisionSsoMailbox(
 
       // Re-read: applying a template may have lowered `active`.
       const now = await deps.db.one<{ active: number; domain_active: number | null }>(
-        'SELECT m.active, d.active AS domain_active FROM mailbox m LEFT JOIN domain d ON d.domain = m.domain WHERE m.username = ?',
-        [existing.username],
+        'SELECT m.active, d.active AS domain_active FROM mailbox m LEFT JOIN domain d ON d.domain = m.domain WHERE m.username = ? AND BINARY m.username = ?',
+        [existing.username, existing.username],
       );
       if (!now || Number(now.active) !== 1) {
         return refused(
@@ -789,6 +800,28 @@ export async function provisionSsoMailbox(
           return refused(
             refuse(403, 'no_email', 'Unusable email address', `${email} cannot be used as a mailbox address.`),
           );
+        case 'unusable_address':
+          return refused(
+            refuse(
+              403,
+              'unusable_address',
+              'Unusable email address',
+              `No mailbox can be created for ${email}: ${created.detail ?? 'it cannot be a mailbox address'}. Ask an admin.`,
+            ),
+          );
+        case 'collides':
+          deps.log.warn(
+            { user: email, existing: created.existing },
+            'SSO address is another spelling of an existing mailbox or alias under the database collation',
+          );
+          return refused(
+            refuse(
+              409,
+              'address_collides',
+              'Address already taken',
+              `No mailbox can be created for ${email}: the mail database treats it as the same address as an existing mailbox or alias. Ask an admin.`,
+            ),
+          );
       }
     }
     await recordWebAudit(deps.db, {
@@ -839,15 +872,17 @@ export async function checkWebPasswordLogin(
   deps: Pick<WebLoginDeps, 'db' | 'log' | 'verifier'> & { limiter: RateLimiter },
   input: { username: string; password: string; ip?: string },
 ): Promise<PasswordLoginOutcome> {
-  const username = input.username.trim().toLowerCase();
+  const username = foldAddress(input.username.trim());
   if (!username || username.length > 255 || input.password.length === 0 || input.password.length > 4096) {
     return WRONG_CREDENTIALS;
   }
-  // An unknown address is simply not counted by IP (the limiter cannot parse it).
-  const attempt = { ip: input.ip ?? '', username };
+  const mailbox = await findLoginMailbox(deps.db, username);
+  // Count against the canonical mailbox, as the passdb does: every spelling that finds it (alias
+  // domains, letter case) shares its one budget. An unknown address is not counted by IP.
+  const attempt = { ip: input.ip ?? '', username: mailbox?.username ?? username };
   const decision = await deps.limiter.check(attempt);
   if (decision.blocked) {
-    deps.log.info({ user: username, ip: input.ip, scope: decision.scope }, 'web login rate-limited');
+    deps.log.info({ user: attempt.username, ip: input.ip, scope: decision.scope }, 'web login rate-limited');
     const minutes = Math.max(1, Math.ceil(decision.retryAfterSeconds / 60));
     return refuse(
       429,
@@ -857,7 +892,6 @@ export async function checkWebPasswordLogin(
     );
   }
 
-  const mailbox = await findLoginMailbox(deps.db, username);
   const hash = mailbox && mailbox.authSource === 'mailcow' ? mailbox.passwordHash : '';
   if (!mailbox || !hash) {
     await deps.verifier.verifyDummy(input.password);
@@ -949,8 +983,8 @@ export async function findPortalMailbox(db: Pick<Db, 'one'>, username: string): 
        LEFT JOIN domain d ON d.domain = m.domain
        LEFT JOIN quota2 q ON q.username = m.username
        LEFT JOIN user_acl a ON a.username = m.username
-      WHERE m.username = ?`,
-    [username],
+      WHERE m.username = ? AND BINARY m.username = ?`,
+    [username, username],
   );
   if (!row || Number(row.active) !== 1 || Number(row.domain_active) !== 1) return undefined;
   return {

@@ -8,6 +8,10 @@
 // only dangerous error, a missing ban, is avoided by distrusting the mirror whenever it may have
 // missed an event: before its first sync, while the subscriber is disconnected, and until a fresh
 // SCAN after every (re)subscribe has completed.
+//
+// While Redis cannot be asked at all, the mirror's entries are the best record of the bans Redis
+// held, so they stay in force (failing closed): a resync that starts while Redis is still flaky
+// keeps the entries it replaces until it completes, and only a completed SCAN drops them.
 import type { Redis } from '../cache/redis.js';
 import type { Logger } from '../log.js';
 import type { Scope } from './store.js';
@@ -46,6 +50,15 @@ export interface BanMirror {
    * the lookup is never lost to a stale "no ban" answer.
    */
   reconcile(scope: Scope, subject: string, before: MirrorEntry | undefined, remainingMs: number, nowMs: number): void;
+  /**
+   * For when Redis cannot be asked: the remaining ms of the ban the mirror holds on a subject
+   * (0 if none), including entries kept from before a resync that has not completed yet.
+   */
+  banInForceMs(scope: Scope, subject: string, nowMs: number): number;
+  /** Every ban banInForceMs would report, for listing while Redis cannot be asked. */
+  bansInForce(nowMs: number): MirroredBan[];
+  /** Drops a subject's entries in this process (a lift while Redis cannot be told); true if any. */
+  forget(scope: Scope, subject: string): boolean;
   close(): void;
 }
 
@@ -64,6 +77,11 @@ export function createBanMirror(options: {
 }): BanMirror {
   const { redis, channel, log, now } = options;
   let bans = new Map<string, MirrorEntry>();
+  /**
+   * The entries a resync replaced, until it completes: what the mirror knew before Redis went
+   * away must not be forgotten because a SCAN was started and failed.
+   */
+  let held = new Map<string, MirrorEntry>();
   let synced = false;
   let closed = false;
   let subscribed = false;
@@ -123,7 +141,9 @@ export function createBanMirror(options: {
 
   async function sync(started: number): Promise<void> {
     if (closed) return;
-    // Entries from before are not carried over: a lift missed meanwhile must not linger.
+    // Entries from before are not carried over: a lift missed meanwhile must not linger. They are
+    // held (still in force while Redis cannot be asked) until the SCAN completes.
+    held = mergeLonger(held, bans, now());
     bans = new Map();
     overflowed = false;
     let found: MirroredBan[];
@@ -140,6 +160,7 @@ export function createBanMirror(options: {
     // here, which only costs a round trip until Redis corrects it.
     for (const ban of found) set(keyOf(ban.scope, ban.subject), nowMs + ban.remainingMs, nowMs);
     if (overflowed || started !== generation) return;
+    held = new Map();
     synced = true;
   }
 
@@ -163,6 +184,7 @@ export function createBanMirror(options: {
     const key = keyOf(event.scope, event.subject);
     if (event.op === 'lift') {
       bans.delete(key);
+      held.delete(key);
       return;
     }
     const nowMs = now();
@@ -201,6 +223,12 @@ export function createBanMirror(options: {
     redis.off('end', onCommandConnectionEnd);
     subscriber.disconnect();
     bans = new Map();
+    held = new Map();
+  }
+
+  function remainingOf(key: string, nowMs: number): number {
+    const expiresAtMs = Math.max(bans.get(key)?.expiresAtMs ?? 0, held.get(key)?.expiresAtMs ?? 0);
+    return Math.max(0, expiresAtMs - nowMs);
   }
 
   return {
@@ -221,6 +249,8 @@ export function createBanMirror(options: {
 
     reconcile(scope, subject, before, remainingMs, nowMs) {
       const key = keyOf(scope, subject);
+      // Redis answered for this subject: what a resync held for it is settled either way.
+      held.delete(key);
       if (remainingMs > 0) {
         // Redis's remaining time is authoritative; replace, even to shorten, unless an event
         // replaced the entry meanwhile (then the event is at least as new).
@@ -231,6 +261,26 @@ export function createBanMirror(options: {
         return;
       }
       if (before && bans.get(key) === before) bans.delete(key);
+    },
+
+    banInForceMs: (scope, subject, nowMs) => remainingOf(keyOf(scope, subject), nowMs),
+
+    bansInForce(nowMs) {
+      const found: MirroredBan[] = [];
+      for (const key of new Set([...bans.keys(), ...held.keys()])) {
+        const ms = remainingOf(key, nowMs);
+        const cut = key.indexOf(':');
+        const scope = key.slice(0, cut);
+        if (ms > 0 && (scope === 'ip' || scope === 'user'))
+          found.push({ scope, subject: key.slice(cut + 1), remainingMs: ms });
+      }
+      return found;
+    },
+
+    forget(scope, subject) {
+      const key = keyOf(scope, subject);
+      const known = bans.delete(key);
+      return held.delete(key) || known;
     },
 
     close,
@@ -259,6 +309,23 @@ function parseEvent(message: string): BanEvent | undefined {
 }
 
 const keyOf = (scope: Scope, subject: string) => `${scope}:${subject}`;
+
+/** The union of two entry maps, the longer ban winning, expired entries left out. */
+function mergeLonger(
+  into: Map<string, MirrorEntry>,
+  from: Map<string, MirrorEntry>,
+  nowMs: number,
+): Map<string, MirrorEntry> {
+  const merged = new Map<string, MirrorEntry>();
+  for (const source of [into, from]) {
+    for (const [key, entry] of source) {
+      if (entry.expiresAtMs <= nowMs) continue;
+      const known = merged.get(key);
+      if (!known || known.expiresAtMs < entry.expiresAtMs) merged.set(key, entry);
+    }
+  }
+  return merged;
+}
 
 function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createNetworkList, parseClientAddress } from './client-address.js';
+import { createClientAddressResolver, createNetworkList, parseClientAddress } from './client-address.js';
 
 describe('parseClientAddress', () => {
   it.each([
@@ -71,4 +71,50 @@ describe('createNetworkList', () => {
       expect(() => createNetworkList([cidr])).toThrow(cidr);
     },
   );
+});
+
+describe('createClientAddressResolver', () => {
+  // The shipped nginx (deploy/nginx/postern-sogo.conf) sends X-Real-IP $remote_addr and
+  // X-Forwarded-For $proxy_add_x_forwarded_for: whatever the client sent, plus the address nginx saw.
+  const resolve = createClientAddressResolver(['127.0.0.0/8', '::1/128', '10.0.0.0/8']);
+
+  it.each([
+    [
+      'a client straight from the Internet, headers ignored',
+      '203.0.113.9',
+      '198.51.100.1',
+      '198.51.100.1',
+      '203.0.113.9',
+    ],
+    ['a client straight from the Internet without headers', '203.0.113.9', undefined, undefined, '203.0.113.9'],
+    ['nginx on the same host', '127.0.0.1', '203.0.113.9', '203.0.113.9', '203.0.113.9'],
+    [
+      'nginx, the client forging X-Forwarded-For',
+      '127.0.0.1',
+      '127.0.0.1, 192.0.2.7, 203.0.113.9',
+      '203.0.113.9',
+      '203.0.113.9',
+    ],
+    ['nginx, the client forging X-Real-IP only', '::ffff:127.0.0.1', '203.0.113.9', '203.0.113.9', '203.0.113.9'],
+    ['two trusted proxies', '127.0.0.1', '203.0.113.9, 10.1.2.3', '10.1.2.3', '203.0.113.9'],
+    ['only trusted hops', '127.0.0.1', '10.1.2.3, 127.0.0.5', undefined, '10.1.2.3'],
+    ['an unreadable entry stops the walk', '127.0.0.1', '203.0.113.9, unknown, 10.1.2.3', undefined, '10.1.2.3'],
+    ['an unreadable right-most entry leaves the peer', '127.0.0.1', 'garbage', '203.0.113.9', '127.0.0.1'],
+    ['X-Real-IP when there is no X-Forwarded-For', '127.0.0.1', undefined, '203.0.113.9', '203.0.113.9'],
+    ['an unreadable X-Real-IP leaves the peer', '127.0.0.1', undefined, 'nonsense', '127.0.0.1'],
+    ['a local client without a proxy', '127.0.0.1', undefined, undefined, '127.0.0.1'],
+    ['IPv6 through the proxy', '::1', '[2001:db8::7]', undefined, '2001:db8::7'],
+    ['IPv4-mapped IPv6 through the proxy', '::1', '::ffff:203.0.113.9', undefined, '203.0.113.9'],
+  ])('%s', (_label, peer, forwardedFor, realIp, expected) => {
+    expect(resolve({ peer, forwardedFor, realIp })).toBe(expected);
+  });
+
+  it('trusts no header when no proxy is trusted', () => {
+    const direct = createClientAddressResolver([]);
+    expect(direct({ peer: '::ffff:127.0.0.1', forwardedFor: '203.0.113.9', realIp: '203.0.113.9' })).toBe('127.0.0.1');
+  });
+
+  it('answers undefined only when the peer is unknown', () => {
+    expect(resolve({ peer: undefined, forwardedFor: '203.0.113.9' })).toBeUndefined();
+  });
 });

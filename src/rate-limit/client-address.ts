@@ -113,3 +113,60 @@ function hasPrefix(groups: number[], network: number[], prefixLength: number): b
   }
   return true;
 }
+
+/** What a request says about its client: the TCP peer and the proxy headers it carried. */
+export interface ForwardedRequest {
+  peer: string | undefined;
+  /** X-Forwarded-For as received (repeated headers joined with commas). */
+  forwardedFor?: string | undefined;
+  realIp?: string | undefined;
+}
+
+/**
+ * The client's address behind trusted reverse proxies. A peer that is not a trusted proxy is the
+ * client, whatever headers it sent. From a trusted proxy, X-Forwarded-For is read from the right
+ * (each proxy appends the address it saw, so the right-most entries are the only ones a client
+ * cannot write): the first address that is not itself a trusted proxy is the client. When the chain
+ * holds only trusted proxies, or an entry is unreadable, the left-most trusted hop read so far is
+ * the best known. X-Real-IP counts only when there is no X-Forwarded-For at all: the shipped nginx
+ * sends both, while some proxies (Apache, Caddy) pass a client's X-Real-IP through unchanged.
+ * undefined when even the peer is unknown.
+ */
+export function createClientAddressResolver(
+  trustedProxies: string[],
+): (request: ForwardedRequest) => string | undefined {
+  const isTrusted = createNetworkList(trustedProxies);
+  const trusts = trustedProxies.length > 0;
+  return ({ peer, forwardedFor, realIp }) => {
+    const peerAddress = peer === undefined ? undefined : readAddress(peer);
+    if (!peerAddress) return peer;
+    if (!trusts || !isTrusted(peerAddress.parsed)) return peerAddress.text;
+    if (forwardedFor !== undefined && forwardedFor.trim() !== '') {
+      let client = peerAddress;
+      const hops = forwardedFor.split(',');
+      for (let index = hops.length - 1; index >= 0; index -= 1) {
+        const hop = readAddress(hops[index] ?? '');
+        if (!hop) break;
+        client = hop;
+        if (!isTrusted(hop.parsed)) break;
+      }
+      return client.text;
+    }
+    const real = realIp === undefined ? undefined : readAddress(realIp);
+    return (real ?? peerAddress).text;
+  };
+}
+
+/** An address as a log line and the limiter should see it: IPv4-mapped IPv6 as IPv4, no brackets. */
+function readAddress(raw: string): { parsed: ClientAddress; text: string } | undefined {
+  const parsed = parseClientAddress(raw);
+  if (!parsed) return undefined;
+  const text =
+    parsed.family === 4
+      ? parsed.address
+      : raw
+          .trim()
+          .replace(/^\[(.*)\]$/, '$1')
+          .replace(/%.*$/, '');
+  return { parsed, text };
+}

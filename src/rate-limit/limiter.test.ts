@@ -414,6 +414,57 @@ describe('createRateLimiter with Redis', () => {
     expect(messages().filter((msg) => msg.includes('available again'))).toHaveLength(1);
   });
 
+  it('keeps the bans Redis held before an outage in force while Redis is unreachable, its own and other replicas’', async () => {
+    const proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(REDIS_URL).port || 6379) });
+    const proxied = await readyRedis(`redis://127.0.0.1:${proxy.port}`);
+    cleanups.push(
+      () => proxy.close(),
+      () => proxied.disconnect(),
+    );
+    const own = createRateLimiter(options({ redis: proxied, ipThreshold: 2 }));
+    const other = createRateLimiter(options({ ipThreshold: 2 }));
+    cleanups.push(
+      () => own.close(),
+      () => other.close(),
+    );
+    // A user ban made on another replica (this one hears of it by pub/sub only), and an IP ban
+    // this replica imposed itself (in Redis, not in its in-process store).
+    for (const password of ['one', 'two', 'three']) {
+      await other.recordFailure({ ip: HOME, username: ALICE, password });
+    }
+    await own.recordFailure({ ip: ATTACKER, username: 'carol@example.org', password: 'x' });
+    await expect(own.recordFailure({ ip: ATTACKER, username: 'dave@example.org', password: 'y' })).resolves.toEqual({
+      bannedNow: ['ip'],
+    });
+    await expect
+      .poll(() => own.check({ ip: '203.0.113.20', username: ALICE }), POLL)
+      .toMatchObject({ blocked: true, scope: 'user' });
+
+    await proxy.cut();
+    await sleep(50);
+    await expect(own.check({ ip: '203.0.113.20', username: ALICE })).resolves.toMatchObject({
+      blocked: true,
+      scope: 'user',
+    });
+    await expect(own.check({ ip: ATTACKER, username: BOB })).resolves.toMatchObject({ blocked: true, scope: 'ip' });
+    await expect(own.check({ ip: '203.0.113.20', username: BOB })).resolves.toMatchObject({ blocked: false });
+    // Still after the client's reconnect attempts have failed for a while.
+    await sleep(1500);
+    await expect(own.check({ ip: '203.0.113.20', username: ALICE })).resolves.toMatchObject({ blocked: true });
+    await expect(own.listBans()).resolves.toEqual([
+      { scope: 'ip', subject: ATTACKER, expiresInSeconds: expect.any(Number) },
+      { scope: 'user', subject: ALICE, expiresInSeconds: expect.any(Number) },
+    ]);
+    // An operator can still lift a ban on this replica during the outage.
+    await expect(own.liftBan('ip', ATTACKER)).resolves.toBe(true);
+    await expect(own.check({ ip: ATTACKER, username: BOB })).resolves.toMatchObject({ blocked: false });
+
+    await proxy.restore();
+    await new Promise((resolve) => proxied.once('ready', resolve));
+    await sleep(1000); // past the back-off after the last error
+    await expect(own.check({ ip: '203.0.113.20', username: ALICE })).resolves.toMatchObject({ blocked: true });
+  });
+
   it('keeps working with a client that was disconnected', async () => {
     const client = await readyRedis();
     const limits = createRateLimiter(options({ redis: client }));

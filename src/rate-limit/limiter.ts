@@ -223,18 +223,29 @@ export function createRateLimiter(options: LimiterOptions): RateLimiter {
     return subjects.ip !== undefined && mirror.entry('ip', subjects.ip, nowMs) !== undefined;
   }
 
+  /** The mirror's bans as a snapshot, for when Redis cannot be asked (no known-good knowledge). */
+  function mirroredSnapshot(subjects: Subjects, nowMs: number): StoreSnapshot {
+    return {
+      userBanMs: mirror.banInForceMs('user', subjects.user, nowMs),
+      ipBanMs: subjects.ip === undefined ? 0 : mirror.banInForceMs('ip', subjects.ip, nowMs),
+      isKnownGoodIp: false,
+    };
+  }
+
   return {
     async check(attempt) {
       const subjects = subjectsOf(attempt);
       const nowMs = now();
       const local = memoryStore.snapshotNow(subjects, nowMs);
       const banKnownLocally = local.ipBanMs > 0 || local.userBanMs > 0;
-      // While Redis is unusable, the in-process store alone decides, as it always has.
       const remote =
         (banKnownLocally || mayBeBannedInRedis(subjects, nowMs)) && isRedisUsable()
           ? await redisSnapshot(subjects, nowMs)
           : undefined;
-      const snapshot = remote ? mergeSnapshots([local, remote]) : local;
+      // Without Redis's answer (unusable, or it just failed) the bans mirrored from Redis before
+      // stay in force: an outage must not forgive a ban. With the mirror synced and no entry this
+      // adds nothing, which is the common case of Redis up and the subject under no ban.
+      const snapshot = mergeSnapshots([local, remote ?? mirroredSnapshot(subjects, nowMs)]);
       // Known-good never lifts an IP ban: it exists so an attacker cannot lock out the real user,
       // not so a user's address can shelter an attack on others.
       if (snapshot.ipBanMs > 0) return { blocked: true, scope: 'ip', retryAfterSeconds: seconds(snapshot.ipBanMs) };
@@ -293,7 +304,18 @@ export function createRateLimiter(options: LimiterOptions): RateLimiter {
     async listBans() {
       const nowMs = now();
       const byKey = new Map<string, Ban>();
-      for (const bans of await onBothStores((store) => store.listBans(nowMs))) {
+      const lists = await onBothStores((store) => store.listBans(nowMs));
+      // Redis did not answer: the bans mirrored from it are still in force (see check()).
+      if (lists.length === 1) {
+        lists.push(
+          mirror.bansInForce(nowMs).map(({ scope, subject, remainingMs: ms }) => ({
+            scope,
+            subject,
+            expiresInSeconds: seconds(ms),
+          })),
+        );
+      }
+      for (const bans of lists) {
         for (const ban of bans) {
           const key = `${ban.scope}:${ban.subject}`;
           const known = byKey.get(key);
@@ -306,6 +328,10 @@ export function createRateLimiter(options: LimiterOptions): RateLimiter {
     async liftBan(scope, subject) {
       const normalised = scope === 'user' ? userSubject(subject) : (parseClientAddress(subject)?.subject ?? subject);
       const lifted = await onBothStores((store) => store.liftBan(scope, normalised));
+      // The mirror's entry goes too; when Redis did not answer, that is the lift on this replica
+      // (Redis's own copy of the ban is found again by the SCAN once Redis is back).
+      const forgotten = mirror.forget(scope, normalised);
+      if (lifted.length === 1) lifted.push(forgotten);
       if (lifted.some(Boolean)) log.info({ scope, subject: normalised }, 'rate limiter: ban lifted');
       return lifted.some(Boolean);
     },

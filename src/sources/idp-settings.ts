@@ -28,6 +28,11 @@ const common = {
   default_template: z.string().default(''),
   login_provisioning: z.boolean().default(true),
   ignore_ssl_error: z.boolean().default(false),
+  /**
+   * How the client secret reaches the token endpoint (sign-in, test connection, Keycloak's
+   * service account): in the form body (mailcow's way, the default) or as HTTP Basic.
+   */
+  postern_token_auth_method: z.enum(['client_secret_post', 'client_secret_basic']).default('client_secret_post'),
 };
 
 const sync = {

@@ -61,6 +61,8 @@ export interface KeycloakAdminOptions {
   realm: string;
   clientId: string;
   clientSecret: string;
+  /** How the secret is sent (postern_token_auth_method, as sign-in and the test connection); default client_secret_basic. */
+  clientAuthMethod?: 'client_secret_post' | 'client_secret_basic';
   /** Per HTTP request (config.idpTimeoutMs). */
   timeoutMs: number;
   retry?: Partial<RetryPolicy>;
@@ -78,6 +80,11 @@ export interface KeycloakAdminClient {
   listUsers(options?: { briefRepresentation?: boolean; signal?: AbortSignal }): AsyncGenerator<KeycloakUser>;
   /** `?email=&exact=true`; undefined when no user has that email. */
   findUserByEmail(email: string, options?: { signal?: AbortSignal }): Promise<KeycloakUser | undefined>;
+  /** Every user whose email is exactly this one (a realm may allow duplicate emails), in listing order. */
+  findUsersByEmail(
+    email: string,
+    options?: { briefRepresentation?: boolean; signal?: AbortSignal },
+  ): Promise<KeycloakUser[]>;
   /** Forget the cached token (e.g. after the settings changed). */
   resetToken(): void;
 }
@@ -139,24 +146,24 @@ export function createKeycloakAdminClient(options: KeycloakAdminOptions): Keyclo
   }
 
   async function fetchToken(signal?: AbortSignal): Promise<string> {
-    // client_secret_basic (RFC 6749 §2.3.1: form-encode id and secret before base64);
-    // Keycloak's default "Client Id and Secret" authenticator also accepts them in the body.
-    const basic = Buffer.from(`${formEncode(options.clientId)}:${formEncode(options.clientSecret)}`).toString('base64');
+    // client_secret_basic (RFC 6749 §2.3.1: form-encode id and secret before base64) or
+    // client_secret_post; Keycloak's "Client Id and Secret" authenticator accepts both.
+    const form = new URLSearchParams({ grant_type: 'client_credentials' });
+    const headers: Record<string, string> = {
+      'content-type': 'application/x-www-form-urlencoded',
+      accept: 'application/json',
+    };
+    if (options.clientAuthMethod === 'client_secret_post') {
+      form.set('client_id', options.clientId);
+      form.set('client_secret', options.clientSecret);
+    } else {
+      const basic = Buffer.from(`${formEncode(options.clientId)}:${formEncode(options.clientSecret)}`).toString(
+        'base64',
+      );
+      headers.authorization = `Basic ${basic}`;
+    }
     const startedAt = now();
-    const response = await send(
-      tokenUrl,
-      {
-        method: 'POST',
-        headers: {
-          authorization: `Basic ${basic}`,
-          'content-type': 'application/x-www-form-urlencoded',
-          accept: 'application/json',
-        },
-        body: new URLSearchParams({ grant_type: 'client_credentials' }).toString(),
-      },
-      signal,
-      'token request',
-    );
+    const response = await send(tokenUrl, { method: 'POST', headers, body: form.toString() }, signal, 'token request');
     const body = await readJson(response, 'token request');
     if (!response.ok) {
       const error = stringField(body, 'error') ?? `HTTP ${response.status}`;
@@ -247,17 +254,31 @@ export function createKeycloakAdminClient(options: KeycloakAdminOptions): Keyclo
     }
   }
 
+  async function findUsersByEmail(
+    email: string,
+    opts: { briefRepresentation?: boolean; signal?: AbortSignal } = {},
+  ): Promise<KeycloakUser[]> {
+    // `exact=true` compares the whole email, ignoring case (UsersResource.getUsers → JpaUserProvider).
+    const query = new URLSearchParams({
+      email,
+      exact: 'true',
+      briefRepresentation: String(opts.briefRepresentation ?? false),
+      max: '10',
+    });
+    const users = parseUsers(await adminGet(`${usersUrl}?${query}`, opts.signal, 'user lookup'));
+    const wanted = email.toLowerCase();
+    return users.filter((user) => user.email?.toLowerCase() === wanted);
+  }
+
   return {
     listUserPages,
     async *listUsers(opts = {}) {
       for await (const page of listUserPages(opts)) yield* page;
     },
     async findUserByEmail(email, opts = {}) {
-      const query = new URLSearchParams({ email, exact: 'true', briefRepresentation: 'false', max: '10' });
-      const users = parseUsers(await adminGet(`${usersUrl}?${query}`, opts.signal, 'user lookup'));
-      const wanted = email.toLowerCase();
-      return users.find((user) => user.email?.toLowerCase() === wanted);
+      return (await findUsersByEmail(email, { ...opts, briefRepresentation: false }))[0];
     },
+    findUsersByEmail,
     resetToken() {
       token = undefined;
     },
@@ -325,7 +346,8 @@ function parseUsers(body: unknown): KeycloakUser[] {
     // Keycloak always sends enabled; if it ever does not, treat the user as disabled (fail closed).
     const user: KeycloakUser = { id: r.id, username: r.username, enabled: r.enabled === true };
     if (typeof r.email === 'string' && r.email !== '') user.email = r.email;
-    if (typeof r.emailVerified === 'boolean') user.emailVerified = r.emailVerified;
+    // Keycloak always sends emailVerified; anything but true counts as unverified (fail closed).
+    user.emailVerified = r.emailVerified === true;
     if (typeof r.firstName === 'string') user.firstName = r.firstName;
     if (typeof r.lastName === 'string') user.lastName = r.lastName;
     if (typeof r.createdTimestamp === 'number') user.createdTimestamp = r.createdTimestamp;

@@ -2,6 +2,7 @@
 // password of a keycloak mailbox is checked against the user's `mailcow_password` attribute (a
 // {SCHEME} hash) read through the Admin API. Unlike mailcow, a user disabled in Keycloak is
 // refused. Lookups are cached briefly in process; an unreachable Keycloak is a fault (thrown).
+import { foldAddress } from '../address.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { Db } from '../storage/db.js';
@@ -88,6 +89,7 @@ export function createKeycloakPasswordSource(
       settings.client_id,
       settings.client_secret,
       settings.ignore_ssl_error,
+      settings.postern_token_auth_method,
     ]);
     if (client?.signature !== signature) {
       users.clear();
@@ -98,6 +100,7 @@ export function createKeycloakPasswordSource(
           realm: settings.realm,
           clientId: settings.client_id,
           clientSecret: settings.client_secret,
+          clientAuthMethod: settings.postern_token_auth_method,
           timeoutMs: deps.config.idpTimeoutMs,
           // Dovecot waits for this answer: retry once, quickly, then report a temporary failure.
           retry: { attempts: 2, baseDelayMs: 100, maxDelayMs: 500 },
@@ -124,7 +127,7 @@ export function createKeycloakPasswordSource(
     async lookupPasswordHash(mailbox: LoginMailbox): Promise<PasswordHashLookup> {
       const settings = await currentSettings();
       if (!settings?.mailpassword_flow) return NO_LOCAL_PASSWORD;
-      const email = mailbox.username.toLowerCase();
+      const email = foldAddress(mailbox.username);
       const cached = users.get(email);
       if (cached && now() < cached.expiresAt) return cached.result;
       let pending = inFlight.get(email);

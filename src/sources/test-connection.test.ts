@@ -1,10 +1,11 @@
-// testIdpConnection against a small HTTP double that answers on Keycloak's paths with Keycloak's
-// documented shapes (discovery, token endpoint errors, admin users list) and on a generic OIDC
-// issuer. The double is a stand-in until panva's oidc-provider is part of the dev dependencies.
+// testIdpConnection against the Keycloak fake (test/support/fake-keycloak.ts, which answers as
+// Keycloak's own code does, cited there) and a small HTTP double for a generic OIDC issuer, a
+// Keycloak realm whose discovery names another hostname, and servers that fail or hang.
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type FakeKeycloak, startFakeKeycloak } from '../../test/support/fake-keycloak.js';
 import { genericOidcSettingsSchema, keycloakSettingsSchema } from './idp-settings.js';
 import { testIdpConnection } from './test-connection.js';
 
@@ -24,6 +25,7 @@ const CLIENTS: Record<string, FakeClient> = {
 
 let server: Server;
 let base: string;
+let kc: FakeKeycloak;
 let closedPortUrl: string;
 
 function json(res: ServerResponse, status: number, body: unknown) {
@@ -63,42 +65,9 @@ function discoveryDocument(issuer: string, extra: Record<string, unknown> = {}) 
 async function handle(req: IncomingMessage, res: ServerResponse) {
   const url = new URL(req.url ?? '/', base);
   const path = url.pathname;
-  // Keycloak realms: `mail` (current error codes) and `legacy` (before Keycloak 24, a wrong
-  // secret is a 401 unauthorized_client); `skewed` advertises another public hostname.
-  const realm = /^\/realms\/([^/]+)(\/.*)$/.exec(path);
-  if (realm) {
-    const [, name = '', rest = ''] = realm;
-    if (!['mail', 'legacy', 'skewed'].includes(name)) return json(res, 404, { error: 'Realm does not exist' });
-    const issuer = name === 'skewed' ? `https://sso.example.com/realms/${name}` : `${base}/realms/${name}`;
-    if (rest === '/.well-known/openid-configuration') return json(res, 200, discoveryDocument(issuer));
-    if (rest === '/protocol/openid-connect/token' && req.method === 'POST') {
-      const form = await readForm(req);
-      const presented = presentedCredentials(req, form);
-      const known = CLIENTS[presented.id];
-      if (!known || known.secret !== presented.secret) {
-        return json(res, 401, {
-          error: name === 'legacy' ? 'unauthorized_client' : 'invalid_client',
-          error_description: 'Invalid client or Invalid client credentials',
-        });
-      }
-      if (form.get('grant_type') !== 'client_credentials') return json(res, 400, { error: 'unsupported_grant_type' });
-      if (!known.serviceAccount) {
-        return json(res, 400, {
-          error: 'unauthorized_client',
-          error_description: 'Client not enabled to retrieve service account',
-        });
-      }
-      return json(res, 200, { access_token: `token-of-${presented.id}`, expires_in: 300, token_type: 'Bearer' });
-    }
-    return json(res, 404, { error: 'not found' });
-  }
-  const admin = /^\/admin\/realms\/([^/]+)\/users$/.exec(path);
-  if (admin) {
-    const token = /^Bearer token-of-(.+)$/.exec(req.headers.authorization ?? '')?.[1];
-    const known = token ? CLIENTS[token] : undefined;
-    if (!known) return json(res, 401, { error: 'HTTP 401 Unauthorized' });
-    if (!known.viewUsers) return json(res, 403, { error: 'unknown_error' });
-    return json(res, 200, [{ id: 'u1', username: 'alice', enabled: true }]);
+  // A Keycloak realm whose discovery document names another public hostname.
+  if (path === '/realms/skewed/.well-known/openid-configuration') {
+    return json(res, 200, discoveryDocument('https://sso.example.com/realms/skewed'));
   }
   // A generic OIDC issuer at /oidc that advertises client_secret_basic only.
   if (path === '/oidc/.well-known/openid-configuration') {
@@ -119,13 +88,8 @@ async function handle(req: IncomingMessage, res: ServerResponse) {
       res.setHeader('www-authenticate', 'Basic realm="oidc"');
       return json(res, 401, { error: 'invalid_client', error_description: 'client authentication failed' });
     }
-    if (!known.serviceAccount) {
-      return json(res, 400, {
-        error: 'unauthorized_client',
-        error_description: 'requested grant type is not allowed for this client',
-      });
-    }
-    return json(res, 200, { access_token: 'opaque', expires_in: 600, token_type: 'Bearer' });
+    // Client authentication passed; a made-up code is then refused (RFC 6749 §5.2).
+    return json(res, 400, { error: 'invalid_grant', error_description: 'grant request is invalid' });
   }
   if (path === '/oidc/auth') return json(res, 400, { error: 'invalid_request' });
   if (path === '/oidc/me') return json(res, 401, { error: 'invalid_token' });
@@ -142,6 +106,15 @@ beforeAll(async () => {
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  kc = await startFakeKeycloak({
+    clients: [
+      { clientId: 'postern', secret: 'right-secret-123' },
+      { clientId: 'login-only', secret: 'login-only-secret', serviceAccountsEnabled: false },
+      { clientId: 'no-view', secret: 'no-view-secret', roles: [] },
+      { clientId: 'switched-off', secret: 'switched-off-secret', enabled: false },
+      { clientId: 'public-app', secret: '', publicClient: true },
+    ],
+  });
   const closed = createServer().listen(0, '127.0.0.1');
   await once(closed, 'listening');
   closedPortUrl = `http://127.0.0.1:${(closed.address() as AddressInfo).port}`;
@@ -149,6 +122,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  await kc?.close();
   server.closeAllConnections();
   await new Promise((resolve) => server.close(resolve));
 });
@@ -158,7 +132,7 @@ const TIMEOUT = { timeoutMs: 700 };
 function keycloak(overrides: Record<string, unknown> = {}) {
   return keycloakSettingsSchema.parse({
     authsource: 'keycloak',
-    server_url: base,
+    server_url: kc.url,
     realm: 'mail',
     version: '26.0.0',
     client_id: 'postern',
@@ -207,24 +181,50 @@ describe('testIdpConnection with Keycloak', () => {
       },
     ],
     [
-      'names a wrong client secret as rejected credentials (invalid_client)',
+      'names a wrong client secret as such (Keycloak: 401 unauthorized_client "Invalid client or Invalid client credentials")',
       () => ({ client_secret: 'wrong-secret-456' }),
       {
         ok: false,
         steps: [
           ['discovery', true, /answered/],
-          ['client_credentials', false, /client id or secret rejected \(HTTP 401 invalid_client: Invalid client/],
+          [
+            'client_credentials',
+            false,
+            /client secret rejected for client "postern" \(HTTP 401 unauthorized_client: Invalid client or Invalid client credentials\)/,
+          ],
         ],
       },
     ],
     [
-      'reads a 401 unauthorized_client of Keycloak before 24 as rejected credentials',
-      () => ({ realm: 'legacy', client_secret: 'wrong-secret-456' }),
+      'names an unknown client id as such (Keycloak: 401 invalid_client)',
+      () => ({ client_id: 'nobody' }),
       {
         ok: false,
         steps: [
           ['discovery', true, /answered/],
-          ['client_credentials', false, /client id or secret rejected \(HTTP 401 unauthorized_client/],
+          ['client_credentials', false, /no enabled client "nobody" in realm "mail" \(HTTP 401 invalid_client/],
+        ],
+      },
+    ],
+    [
+      'names a disabled client as such (Keycloak: 401 invalid_client)',
+      () => ({ client_id: 'switched-off', client_secret: 'switched-off-secret' }),
+      {
+        ok: false,
+        steps: [
+          ['discovery', true, /answered/],
+          ['client_credentials', false, /no enabled client "switched-off" in realm "mail"/],
+        ],
+      },
+    ],
+    [
+      'names a public client as one that cannot authenticate with a secret',
+      () => ({ client_id: 'public-app' }),
+      {
+        ok: false,
+        steps: [
+          ['discovery', true, /answered/],
+          ['client_credentials', false, /public or bearer-only client .*Public client not allowed/],
         ],
       },
     ],
@@ -246,7 +246,7 @@ describe('testIdpConnection with Keycloak', () => {
         ok: false,
         steps: [
           ['discovery', true, /answered/],
-          ['client_credentials', false, /no service account .*Service accounts roles/],
+          ['client_credentials', false, /accepted, but the client has no service account .*Service accounts roles/],
         ],
       },
     ],
@@ -272,8 +272,11 @@ describe('testIdpConnection with Keycloak', () => {
     ],
     [
       'reports an issuer that does not match server_url and realm',
-      () => ({ realm: 'skewed' }),
-      { ok: false, steps: [['discovery', false, /names issuer "https:\/\/sso\.example\.com\/realms\/skewed"/]] },
+      () => ({ server_url: base, realm: 'skewed' }),
+      {
+        ok: false,
+        steps: [['discovery', false, /names issuer "https:\/\/sso\.example\.com\/realms\/skewed"/]],
+      },
     ],
     [
       'reports an unreachable server as such',
@@ -292,42 +295,50 @@ describe('testIdpConnection with Keycloak', () => {
     report.steps.forEach((step, index) => {
       expect(step.detail).toMatch(expected.steps[index]?.[2] as RegExp);
     });
-    expect(JSON.stringify(report)).not.toMatch(/secret-(123|456)|login-only-secret|no-view-secret/);
+    expect(JSON.stringify(report)).not.toMatch(/secret-(123|456)|login-only-secret|no-view-secret|switched-off-secret/);
   });
 });
 
 describe('testIdpConnection with generic OIDC', () => {
   it.each<[string, () => Record<string, unknown>, Expected]>([
     [
-      'authenticates the client with the method the provider advertises',
-      () => ({}),
+      'authenticates the client with the configured method, as sign-in does',
+      () => ({ postern_token_auth_method: 'client_secret_basic' }),
       {
         ok: true,
         steps: [
           ['discovery', true, /issuer .*\/oidc answered/],
-          ['client_authentication', true, /accepted with client_secret_basic/],
+          [
+            'client_authentication',
+            true,
+            /authenticated with client_secret_basic .*refused as expected: .*invalid_grant/,
+          ],
         ],
       },
     ],
     [
-      'treats a refused client_credentials grant as credentials accepted for login',
-      () => ({ client_id: 'login-only', client_secret: 'login-only-secret' }),
+      'says the provider lists only client_secret_basic when it refuses the default client_secret_post',
+      () => ({}),
       {
-        ok: true,
+        ok: false,
         steps: [
           ['discovery', true, /answered/],
-          ['client_authentication', true, /not rejected .*unauthorized_client.*login does not need/],
+          [
+            'client_authentication',
+            false,
+            /client credentials rejected with client_secret_post .*lists only client_secret_basic: set postern_token_auth_method to client_secret_basic/,
+          ],
         ],
       },
     ],
     [
       'names wrong credentials as rejected',
-      () => ({ client_secret: 'wrong-secret-456' }),
+      () => ({ client_secret: 'wrong-secret-456', postern_token_auth_method: 'client_secret_basic' }),
       {
         ok: false,
         steps: [
           ['discovery', true, /answered/],
-          ['client_authentication', false, /client id or secret rejected .*invalid_client/],
+          ['client_authentication', false, /client credentials rejected with client_secret_basic .*invalid_client/],
         ],
       },
     ],
@@ -338,12 +349,13 @@ describe('testIdpConnection with generic OIDC', () => {
         authorize_url: `${base}/oidc/auth`,
         token_url: `${base}/oidc/token`,
         userinfo_url: `${base}/oidc/me`,
+        postern_token_auth_method: 'client_secret_basic',
       }),
       {
         ok: true,
         steps: [
           ['endpoints', true, /authorize_url answered HTTP 400; userinfo_url answered HTTP 401/],
-          ['client_authentication', true, /accepted with client_secret_basic/],
+          ['client_authentication', true, /authenticated with client_secret_basic/],
         ],
       },
     ],

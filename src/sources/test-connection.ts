@@ -2,7 +2,9 @@
 // the provider and says precisely which step failed and why. Never throws for an IdP problem
 // (that is the report's content) and never puts the client secret into a detail.
 // mailcow's own test is a single client_credentials POST (reference/mailcow-compat.md §5.11).
+import { randomBytes } from 'node:crypto';
 import * as client from 'openid-client';
+import { clientAuthFor, tokenAuthMethodOf } from './client-auth.js';
 import { idpFetch } from './idp-fetch.js';
 import type { GenericOidcSettings, IdpSettings, KeycloakSettings } from './idp-settings.js';
 
@@ -53,7 +55,8 @@ async function testKeycloak(settings: KeycloakSettings, options: TestConnectionO
 
   // The service account is what sync, import and the mailpassword flow use; login does not.
   const needsServiceAccount = settings.periodic_sync || settings.import_users || settings.mailpassword_flow;
-  const config = configure(discovered, settings, client.ClientSecretPost(settings.client_secret), options);
+  // The client authentication sign-in and sync use (client-auth.ts), nothing else.
+  const config = configure(discovered, settings, clientAuthFor(settings), options);
   const tokenEndpoint = String(discovered.token_endpoint);
   let accessToken: string | undefined;
   try {
@@ -66,22 +69,36 @@ async function testKeycloak(settings: KeycloakSettings, options: TestConnectionO
     });
   } catch (error) {
     const refusal = oauthRefusal(error);
-    // Keycloak answers 401 for a wrong id or secret: `invalid_client` today, `unauthorized_client`
-    // before Keycloak 24 ("Invalid client or Invalid client credentials"). It authenticates the
-    // client before it looks for a service account, so a 400 `unauthorized_client` ("Client not
-    // enabled to retrieve service account") means the credentials were right.
-    if (refusal && (refusal.status === 401 || refusal.error === 'invalid_client')) {
-      steps.push({ step: 'client_credentials', ok: false, detail: `client id or secret rejected (${refusal.text})` });
-    } else if (refusal?.error === 'unauthorized_client') {
+    const verdict = refusal ? readKeycloakRefusal(refusal) : undefined;
+    const client = `client "${settings.client_id}"`;
+    if (!refusal || !verdict) {
+      steps.push({ step: 'client_credentials', ok: false, detail: describeFailure(error, tokenEndpoint, options) });
+    } else if (verdict === 'unknown_client') {
+      steps.push({
+        step: 'client_credentials',
+        ok: false,
+        detail: `no enabled client "${settings.client_id}" in realm "${settings.realm}" (${refusal.text}): check client_id, and that the client is enabled`,
+      });
+    } else if (verdict === 'wrong_secret') {
+      steps.push({
+        step: 'client_credentials',
+        ok: false,
+        detail: `client secret rejected for ${client} (${refusal.text}): copy it again from the client's Credentials tab`,
+      });
+    } else if (verdict === 'no_service_account') {
       steps.push({
         step: 'client_credentials',
         ok: !needsServiceAccount,
         detail: needsServiceAccount
-          ? `client id and secret accepted, but the client has no service account (${refusal.text}): turn on "Service accounts roles" for client "${settings.client_id}"; periodic sync, user import and the mailpassword flow need it`
+          ? `client id and secret accepted, but the client has no service account (${refusal.text}): turn on "Service accounts roles" for ${client}; periodic sync, user import and the mailpassword flow need it`
           : `client id and secret accepted; the client has no service account (${refusal.text}), which only periodic sync, user import and the mailpassword flow need`,
       });
     } else {
-      steps.push({ step: 'client_credentials', ok: false, detail: describeFailure(error, tokenEndpoint, options) });
+      steps.push({
+        step: 'client_credentials',
+        ok: false,
+        detail: `${client} is a public or bearer-only client (${refusal.text}): turn on "Client authentication" for it, postern signs in with a client secret`,
+      });
     }
     return;
   }
@@ -115,6 +132,34 @@ async function testKeycloak(settings: KeycloakSettings, options: TestConnectionO
     }
   })();
   steps.push({ step: 'admin_api', ok: response.status === 200, detail });
+}
+
+type KeycloakRefusal = 'unknown_client' | 'wrong_secret' | 'no_service_account' | 'not_confidential';
+
+/**
+ * Keycloak's answers to a client_credentials request, from its code (2026 main):
+ * - unknown or disabled client: 401 `invalid_client` "Invalid client or Invalid client credentials"
+ *   (services/.../authentication/AuthenticationProcessor.java, handleClientAuthException);
+ * - wrong or missing secret: 401 `unauthorized_client`, same description
+ *   (services/.../authentication/authenticators/client/ClientIdAndSecretAuthenticator.java);
+ *   Keycloak before about 20 answered 400 `unauthorized_client` "Invalid client credentials";
+ * - right credentials, service accounts off: 401 `unauthorized_client` "Client not enabled to
+ *   retrieve service account"; a public or bearer-only client: "Public client not allowed to
+ *   retrieve service account" / "Bearer-only client not allowed to retrieve service account"
+ *   (services/.../protocol/oidc/grants/ClientCredentialsGrantType.java).
+ * So the error code alone does not tell a wrong secret from a missing service account: the
+ * description does. Undefined: not one of these (described as a plain failure).
+ */
+function readKeycloakRefusal(refusal: OAuthRefusal): KeycloakRefusal | undefined {
+  const description = refusal.description ?? '';
+  if (/not enabled to retrieve service account/i.test(description)) return 'no_service_account';
+  if (/^(public|bearer-only) client not allowed/i.test(description)) return 'not_confidential';
+  if (refusal.error === 'invalid_client') return 'unknown_client';
+  if (refusal.error === 'unauthorized_client' && /invalid client credentials/i.test(description)) {
+    return 'wrong_secret';
+  }
+  if (refusal.status === 401) return 'wrong_secret';
+  return undefined;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -173,14 +218,14 @@ async function checkEndpoints(
   };
 }
 
-const SECRET_METHODS = ['client_secret_post', 'client_secret_basic'] as const;
-type SecretMethod = (typeof SECRET_METHODS)[number];
-
 /**
- * A client_credentials request is the one token request that needs no user: the provider must
- * authenticate the client before it can say anything else. `invalid_client` (or a 401) means
- * wrong credentials; a refusal of the grant itself means the credentials passed, which is all
- * the authorization code login needs.
+ * Authenticate the client exactly as sign-in will (same openid-client ClientAuth, from
+ * client-auth.ts), with the one token request sign-in makes: an authorization_code grant, here
+ * with a code that cannot be valid. The provider must authenticate the client before it looks at
+ * the code (RFC 6749 §3.2.1, §5.2), so `invalid_client` or a 401 means the credentials (or their
+ * method) were refused, and `invalid_grant` (or another refusal of the request) means they passed.
+ * A client_credentials probe would not do: a provider may refuse that grant before it checks the
+ * client at all.
  */
 async function probeClientAuthentication(
   metadata: client.ServerMetadata,
@@ -193,70 +238,47 @@ async function probeClientAuthentication(
     steps.push({ step: 'client_authentication', ok: false, detail: 'the provider names no token_endpoint' });
     return;
   }
-  const advertised = metadata.token_endpoint_auth_methods_supported;
-  // OIDC Discovery: an absent list means client_secret_basic; mailcow's client sends the secret
-  // in the body (client_secret_post). Try what the provider advertises, post first.
-  const methods: SecretMethod[] = advertised
-    ? SECRET_METHODS.filter((method) => advertised.includes(method))
-    : [...SECRET_METHODS];
-  if (methods.length === 0) {
+  const method = tokenAuthMethodOf(settings);
+  // OIDC Discovery: an absent list means client_secret_basic only.
+  const advertised = metadata.token_endpoint_auth_methods_supported ?? ['client_secret_basic'];
+  const config = configure(metadata, settings, clientAuthFor(settings), options);
+  const clientName = `client "${settings.client_id}"`;
+  try {
+    await client.genericGrantRequest(config, 'authorization_code', {
+      code: `postern-connection-test-${randomBytes(12).toString('hex')}`,
+      redirect_uri: settings.redirect_url,
+      code_verifier: randomBytes(32).toString('base64url'),
+    });
     steps.push({
       step: 'client_authentication',
-      ok: false,
-      detail: `the provider supports neither client_secret_post nor client_secret_basic (it advertises ${advertised?.join(', ')})`,
+      ok: true,
+      detail: `${clientName} authenticated with ${method} at ${tokenEndpoint}`,
     });
-    return;
-  }
-  const rejections: string[] = [];
-  for (const method of methods) {
-    const auth =
-      method === 'client_secret_post'
-        ? client.ClientSecretPost(settings.client_secret)
-        : client.ClientSecretBasic(settings.client_secret);
-    const config = configure(metadata, settings, auth, options);
-    try {
-      await client.clientCredentialsGrant(config);
+  } catch (error) {
+    const refusal = oauthRefusal(error);
+    if (refusal && (refusal.status === 401 || refusal.error === 'invalid_client')) {
+      const other = method === 'client_secret_basic' ? 'client_secret_post' : 'client_secret_basic';
+      const hint = !advertised.includes(method)
+        ? `the provider lists only ${advertised.filter((m) => m.startsWith('client_secret')).join(', ') || advertised.join(', ')}: set postern_token_auth_method to ${other}`
+        : method === 'client_secret_basic'
+          ? 'check the secret; a provider that does not form-decode HTTP Basic credentials refuses secrets with characters other than letters and digits this way: try postern_token_auth_method client_secret_post'
+          : `check client id and secret, or try postern_token_auth_method ${other}`;
+      steps.push({
+        step: 'client_authentication',
+        ok: false,
+        detail: `client credentials rejected with ${method} at ${tokenEndpoint} (${refusal.text}): ${hint}`,
+      });
+    } else if (refusal && refusal.status < 500) {
       steps.push({
         step: 'client_authentication',
         ok: true,
-        detail: `client "${settings.client_id}" accepted with ${method} at ${tokenEndpoint}`,
+        detail: `${clientName} authenticated with ${method} at ${tokenEndpoint} (the test code was refused as expected: ${refusal.text})`,
       });
-      return;
-    } catch (error) {
-      const refusal = oauthRefusal(error);
-      if (refusal && (refusal.status === 401 || refusal.error === 'invalid_client')) {
-        rejections.push(`${method}: ${refusal.text}`);
-        continue;
-      }
-      if (refusal && GRANT_REFUSALS.has(refusal.error)) {
-        steps.push({
-          step: 'client_authentication',
-          ok: true,
-          detail: `client "${settings.client_id}" not rejected with ${method} at ${tokenEndpoint}; the provider refuses the client_credentials grant itself (${refusal.text}), which login does not need`,
-        });
-        return;
-      }
+    } else {
       steps.push({ step: 'client_authentication', ok: false, detail: describeFailure(error, tokenEndpoint, options) });
-      return;
     }
   }
-  steps.push({
-    step: 'client_authentication',
-    ok: false,
-    detail: `client id or secret rejected at ${tokenEndpoint} (${rejections.join('; ')})`,
-  });
 }
-
-// RFC 6749 §5.2 reserves invalid_client for failed client authentication; any other refusal came
-// after it. panva's oidc-provider answers `invalid_request` ("requested grant type is not allowed
-// for this client"), Keycloak and others `unauthorized_client` or `unsupported_grant_type`.
-const GRANT_REFUSALS = new Set([
-  'unauthorized_client',
-  'unsupported_grant_type',
-  'invalid_grant',
-  'invalid_scope',
-  'invalid_request',
-]);
 
 // ---------------------------------------------------------------------------------------------
 // Shared pieces.
@@ -313,6 +335,7 @@ function configure(
 interface OAuthRefusal {
   status: number;
   error: string;
+  description?: string;
   /** e.g. `HTTP 401 invalid_client: Invalid client or Invalid client credentials` */
   text: string;
 }
@@ -321,13 +344,23 @@ interface OAuthRefusal {
 function oauthRefusal(error: unknown): OAuthRefusal | undefined {
   if (error instanceof client.ResponseBodyError) {
     const description = error.error_description ? `: ${error.error_description}` : '';
-    return { status: error.status, error: error.error, text: `HTTP ${error.status} ${error.error}${description}` };
+    return {
+      status: error.status,
+      error: error.error,
+      ...(error.error_description ? { description: error.error_description } : {}),
+      text: `HTTP ${error.status} ${error.error}${description}`,
+    };
   }
   if (error instanceof client.WWWAuthenticateChallengeError) {
     const parameters = error.cause[0]?.parameters;
     const code = parameters?.error ?? (error.status === 401 ? 'invalid_client' : 'unknown_error');
     const description = parameters?.error_description ? `: ${parameters.error_description}` : '';
-    return { status: error.status, error: code, text: `HTTP ${error.status} ${code}${description}` };
+    return {
+      status: error.status,
+      error: code,
+      ...(parameters?.error_description ? { description: parameters.error_description } : {}),
+      text: `HTTP ${error.status} ${code}${description}`,
+    };
   }
   return undefined;
 }

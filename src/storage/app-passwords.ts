@@ -47,17 +47,22 @@ function toRecord(row: AppPasswordRow): AppPasswordRecord {
   };
 }
 
+// `mailbox` is compared byte-wise too (see findLoginMailbox): under mailcow's collation rows of
+// `érin@…` would otherwise belong to `erin@…`. The plain `=` keeps the mailbox index in use.
+const OF_MAILBOX = 'mailbox = ? AND BINARY mailbox = ?';
+
 /** Active app passwords of a mailbox, oldest first (mailcow's "first match wins" order). */
 export async function listActiveAppPasswords(db: Db, mailbox: string): Promise<AppPasswordRecord[]> {
   const rows = await db.many<AppPasswordRow>(
-    `SELECT ${COLUMNS} FROM app_passwd WHERE mailbox = ? AND active = 1 ORDER BY id`,
-    [mailbox],
+    `SELECT ${COLUMNS} FROM app_passwd WHERE ${OF_MAILBOX} AND active = 1 ORDER BY id`,
+    [mailbox, mailbox],
   );
   return rows.map(toRecord);
 }
 
 export async function listAppPasswords(db: Db, mailbox: string): Promise<AppPasswordRecord[]> {
-  const rows = await db.many<AppPasswordRow>(`SELECT ${COLUMNS} FROM app_passwd WHERE mailbox = ? ORDER BY id`, [
+  const rows = await db.many<AppPasswordRow>(`SELECT ${COLUMNS} FROM app_passwd WHERE ${OF_MAILBOX} ORDER BY id`, [
+    mailbox,
     mailbox,
   ]);
   return rows.map(toRecord);
@@ -84,6 +89,10 @@ export async function insertAppPassword(
 
 /** Delete one app password of one mailbox; false when it does not exist or is someone else's. */
 export async function deleteAppPassword(db: Pick<Db, 'execute'>, mailbox: string, id: number): Promise<boolean> {
-  const { affectedRows } = await db.execute('DELETE FROM app_passwd WHERE id = ? AND mailbox = ?', [id, mailbox]);
+  const { affectedRows } = await db.execute(`DELETE FROM app_passwd WHERE id = ? AND ${OF_MAILBOX}`, [
+    id,
+    mailbox,
+    mailbox,
+  ]);
   return affectedRows === 1;
 }

@@ -2,8 +2,8 @@
 // Callers pass only non-secret detail: names of changed keys, never their secret values.
 import type { Db } from './db.js';
 
-/** Who made a change: `api:config` (POSTERN_API_KEY) or `api:mailcow-api` (mailcow's api table). */
-export type AuditActor = `api:${string}`;
+/** Who made a change: an admin's username, `api:config` (POSTERN_API_KEY), `api:mailcow-api` (mailcow's api table). */
+export type AuditActor = string;
 
 export interface AuditEntry {
   actor: AuditActor;

@@ -6,6 +6,7 @@ import { createLogger } from '../log.js';
 import { createChangeCounter, isChangeTrackingInstalled } from './change-counter.js';
 import { createDb, type Db } from './db.js';
 import { applyMigrations } from './migrate.js';
+import { tfaChangeCounter } from './migrations/0005-tfa-change-counter.js';
 
 let db: Db;
 const name = uniqueName('counter');
@@ -42,6 +43,27 @@ describe('createChangeCounter', () => {
     const before = await counter.read();
     await db.execute("INSERT INTO domain (domain, active) VALUES ('counted.example', 1)");
     expect(await counter.read()).toBe(before + 1);
+  });
+
+  it("moves when an authenticator in mailcow's tfa table is added, switched or deleted", async () => {
+    const counter = createChangeCounter(db);
+    const before = await counter.read();
+    const { insertId } = await db.execute(
+      "INSERT INTO tfa (key_id, username, authmech, active) VALUES ('k', 'someone@counted.example', 'totp', 1)",
+    );
+    await db.execute('UPDATE tfa SET active = 0 WHERE id = ?', [insertId]);
+    await db.execute('DELETE FROM tfa WHERE id = ?', [insertId]);
+    expect(await counter.read()).toBe(before + 3);
+  });
+
+  it('reports change tracking as missing while a tfa trigger is missing', async () => {
+    await db.execute('DROP TRIGGER postern_tfa_update_count');
+    try {
+      expect(await isChangeTrackingInstalled(db)).toBe(false);
+    } finally {
+      for (const statement of tfaChangeCounter.statements) await db.execute(statement);
+    }
+    expect(await isChangeTrackingInstalled(db)).toBe(true);
   });
 
   it('answers many concurrent readers with a few shared queries', async () => {

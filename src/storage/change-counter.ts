@@ -1,8 +1,12 @@
-// Reads the change counter the triggers of migration 0003 maintain. A reader needs a value read
+// Reads the change counter the triggers of migrations 0003 and 0005 maintain. A reader needs a value read
 // after it asked (so a change committed before its request is seen); concurrent readers share
 // one query: whoever arrives while a read is in flight waits for the next one.
 import type { Db } from './db.js';
 import { changeTriggerName, WATCHED_TABLES } from './migrations/0003-change-counter.js';
+import { TFA_WATCHED_TABLES } from './migrations/0005-tfa-change-counter.js';
+
+/** Every table whose changes move the counter: what a mail login reads. */
+export const COUNTED_TABLES: readonly string[] = [...WATCHED_TABLES, ...TFA_WATCHED_TABLES];
 
 export interface ChangeCounter {
   /** A counter value read from MySQL after this call began. Throws on MySQL faults. */
@@ -45,11 +49,11 @@ export function createChangeCounter(db: Pick<Db, 'one'>): ChangeCounter {
 
 /** True when every trigger exists, so the counter really moves on every change. */
 export async function isChangeTrackingInstalled(db: Pick<Db, 'one'>): Promise<boolean> {
-  const expected = WATCHED_TABLES.length * 3;
+  const expected = COUNTED_TABLES.length * 3;
   const row = await db.one<{ n: number }>(
     `SELECT COUNT(*) AS n FROM information_schema.TRIGGERS
       WHERE TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME IN (${Array(expected).fill('?').join(', ')})`,
-    WATCHED_TABLES.flatMap((table) => ['INSERT', 'UPDATE', 'DELETE'].map((event) => changeTriggerName(table, event))),
+    COUNTED_TABLES.flatMap((table) => ['INSERT', 'UPDATE', 'DELETE'].map((event) => changeTriggerName(table, event))),
   );
   const counter = await db.one<{ n: number }>(
     "SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'postern_change_counter'",

@@ -2,6 +2,8 @@
 // execute. Everything thrown here is a fault (AppError backend_unavailable), never a denial.
 import mysql from 'mysql2/promise';
 import { AppError, toBackendFault } from '../errors.js';
+import type { Logger } from '../log.js';
+import { createOutageLog, type OutageLog } from './outage-log.js';
 
 export type SqlValue = string | number | bigint | boolean | Date | null | Buffer;
 export type Row = Record<string, unknown>;
@@ -26,6 +28,8 @@ interface DbOptions {
   poolSize: number;
   /** Create the database named in the URL if it does not exist. */
   createDatabase?: boolean;
+  /** Where an outage is logged (once, a summary, the recovery); without it, nothing is. */
+  log?: Logger;
 }
 
 const CONNECT_TIMEOUT_MS = 2000;
@@ -75,6 +79,13 @@ export async function createDb(options: DbOptions): Promise<Db> {
   });
   // mysql2 emits 'error' on idle connections that die; without a listener it would crash us.
   pool.on('connection', (conn) => conn.on('error', () => undefined));
+  const outage: OutageLog | undefined = options.log && createOutageLog({ log: options.log, backend: 'MySQL' });
+  /** classify(), and the outage log told of a fault; the requests that fail meanwhile log nothing more. */
+  const fault = (error: unknown) => {
+    const classified = classify(error);
+    if (outage && isBackendFault(classified)) outage.noteFailure(classified);
+    return classified;
+  };
 
   type Queryable = mysql.Pool | mysql.PoolConnection;
   type CoreExecutor = {
@@ -91,8 +102,11 @@ export async function createDb(options: DbOptions): Promise<Db> {
     const core = ('pool' in target ? target.pool : target.connection) as unknown as CoreExecutor;
     return new Promise<unknown>((resolve, reject) => {
       core.execute({ sql, timeout: QUERY_TIMEOUT_MS, values: params as SqlValue[] }, (error, result) => {
-        if (error) reject(classify(error));
-        else resolve(result);
+        if (error) reject(fault(error));
+        else {
+          outage?.noteSuccess();
+          resolve(result);
+        }
       });
     });
   };
@@ -119,7 +133,7 @@ export async function createDb(options: DbOptions): Promise<Db> {
       try {
         conn = await pool.getConnection();
       } catch (error) {
-        throw classify(error);
+        throw fault(error);
       }
       try {
         await conn.beginTransaction();
@@ -140,6 +154,10 @@ export async function createDb(options: DbOptions): Promise<Db> {
       await pool.end();
     },
   };
+}
+
+function isBackendFault(error: unknown): boolean {
+  return error instanceof AppError && error.code === 'backend_unavailable';
 }
 
 /**

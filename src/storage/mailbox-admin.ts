@@ -1,6 +1,7 @@
 // What the admin API reads and writes beyond the login path: a mailbox as an admin sees it, its
 // auth source, and the raw identity_provider rows behind mailcow's "authsource_in_use" rules.
 // Password hashes are never selected here: the admin API only learns whether one is set.
+import { foldAddress } from '../address.js';
 import type { Db, Tx } from './db.js';
 import { type MailboxAuthSource, parseAttributes } from './mailboxes.js';
 
@@ -38,8 +39,8 @@ const AUTH_SOURCES: readonly MailboxAuthSource[] = ['mailcow', 'keycloak', 'gene
 export async function findAdminMailbox(db: Pick<Db, 'one'>, username: string): Promise<AdminMailbox | undefined> {
   const row = await db.one<AdminMailboxRow>(
     `SELECT username, name, domain, active, authsource, quota, kind, attributes, password <> '' AS has_local_password
-       FROM mailbox WHERE username = ?`,
-    [username],
+       FROM mailbox WHERE username = ? AND BINARY username = ?`,
+    [foldAddress(username), foldAddress(username)],
   );
   if (!row) return undefined;
   return {
@@ -64,10 +65,10 @@ export async function setMailboxAuthSource(
   username: string,
   authsource: MailboxAuthSource,
 ): Promise<boolean> {
-  const { affectedRows } = await db.execute('UPDATE mailbox SET authsource = ?, modified = NOW() WHERE username = ?', [
-    authsource,
-    username,
-  ]);
+  const { affectedRows } = await db.execute(
+    'UPDATE mailbox SET authsource = ?, modified = NOW() WHERE username = ? AND BINARY username = ?',
+    [authsource, username, username],
+  );
   return affectedRows === 1;
 }
 

@@ -1,5 +1,6 @@
 // Reads of mailcow's `mailbox` table (joined with `domain` and `alias_domain`) for logins.
 // Column meanings follow mailcow exactly; see reference/mailcow-compat.md §3.
+import { foldAddress } from '../address.js';
 import type { Db } from './db.js';
 
 export type MailboxAuthSource = 'mailcow' | 'keycloak' | 'generic-oidc' | 'ldap';
@@ -34,28 +35,36 @@ const IS_PERSON = `m.kind NOT IN ('location', 'thing', 'group')`;
 /**
  * Find the mailbox a login name refers to: the mailbox itself, or the same local part in the
  * target domain of an active alias domain. One round trip; the direct match wins.
+ *
+ * Names match exactly after foldAddress, whatever the columns' collation: mailcow's
+ * utf8mb4_general_ci alone would let `érin@` or `erın@` (or `erin@éxample.org`) find
+ * `erin@example.org`. Each comparison keeps the plain `=` (which uses the primary key under
+ * any collation) and adds a byte-wise `BINARY` one that rejects every other spelling.
  */
-export async function findLoginMailbox(db: Db, loginName: string): Promise<LoginMailbox | undefined> {
+export async function findLoginMailbox(db: Pick<Db, 'one'>, name: string): Promise<LoginMailbox | undefined> {
+  const loginName = foldAddress(name);
   const at = loginName.lastIndexOf('@');
   const localPart = at > 0 ? loginName.slice(0, at) : loginName;
   const domain = at > 0 ? loginName.slice(at + 1) : '';
   const row = await db.one<MailboxRow & { via_alias: number }>(
     `SELECT ${LOGIN_COLUMNS}, 0 AS via_alias
        FROM mailbox m JOIN domain d ON d.domain = m.domain
-      WHERE m.username = ? AND ${IS_PERSON}
+      WHERE m.username = ? AND BINARY m.username = ? AND ${IS_PERSON}
      UNION ALL
      SELECT ${LOGIN_COLUMNS}, 1 AS via_alias
        FROM alias_domain a
        JOIN mailbox m ON m.username = CONCAT(?, '@', a.target_domain)
+                     AND BINARY m.username = CONCAT(?, '@', a.target_domain)
        JOIN domain d ON d.domain = m.domain
-      WHERE a.alias_domain = ? AND a.active = 1 AND ${IS_PERSON}
+      WHERE a.alias_domain = ? AND BINARY a.alias_domain = ? AND a.active = 1 AND ${IS_PERSON}
      ORDER BY via_alias
      LIMIT 1`,
-    [loginName, localPart, domain],
+    [loginName, loginName, localPart, localPart, domain, domain],
   );
   if (!row) return undefined;
   return {
-    username: row.username.toLowerCase(),
+    // As stored: the exact match above makes it the folded name (or its alias-domain target).
+    username: row.username,
     passwordHash: row.password ?? '',
     active: Number(row.active),
     domainActive: Number(row.domain_active) === 1,

@@ -23,8 +23,15 @@ const MAILCOW_TABLES = [
   'identity_provider',
   'api',
   'tfa',
+  'admin',
+  'domain_admins',
 ] as const;
-const POSTERN_TABLES = ['postern_sync_runs', 'postern_audit', 'postern_change_counter'] as const;
+const POSTERN_TABLES = [
+  'postern_sync_runs',
+  'postern_audit',
+  'postern_change_counter',
+  'postern_recovery_codes',
+] as const;
 
 let admin: Connection;
 let unreachable: Error | undefined;
@@ -195,6 +202,9 @@ describe('on an empty database', () => {
     ['identity_provider', ['key']],
     ['api', ['api_key']],
     ['tfa', ['id']],
+    ['admin', ['username']],
+    ['domain_admins', ['id']],
+    ['postern_recovery_codes', ['id']],
     ['postern_sync_runs', ['id']],
     ['postern_audit', ['id']],
     ['postern_change_counter', ['id']],
@@ -221,6 +231,7 @@ describe('on an empty database', () => {
     ['sasl_log', 'username'],
     ['sasl_log', 'datetime'],
     ['sasl_log', 'real_rip'],
+    ['domain_admins', 'username'],
   ])('indexes %s.%s as mailcow does', async (table, column) => {
     const rows = await select(
       db,
@@ -265,6 +276,14 @@ describe('on an empty database', () => {
     ['api', 'access', "enum('ro','rw')", 'NO', "'rw'"],
     ['tfa', 'authmech', "enum('yubi_otp','u2f','hotp','totp','webauthn')", 'YES', 'NULL'],
     ['tfa', 'active', 'tinyint(1)', 'NO', '0'],
+    ['admin', 'password', 'varchar(255)', 'NO', null],
+    ['admin', 'superadmin', 'tinyint(1)', 'NO', '0'],
+    ['admin', 'active', 'tinyint(1)', 'NO', '1'],
+    ['admin', 'created', 'datetime', 'NO', 'current_timestamp()'],
+    ['admin', 'modified', 'datetime', 'YES', 'NULL'],
+    ['domain_admins', 'domain', 'varchar(255)', 'NO', null],
+    ['domain_admins', 'active', 'tinyint(1)', 'NO', '1'],
+    ['postern_recovery_codes', 'code_hash', 'char(64)', 'NO', null],
     ['postern_sync_runs', 'dry_run', 'tinyint(1)', 'NO', '0'],
     ['postern_audit', 'ip', 'varchar(64)', 'YES', 'NULL'],
   ])(
@@ -284,6 +303,7 @@ describe('on an empty database', () => {
     ['mailbox', 'attributes'],
     ['mailbox', 'custom_attributes'],
     ['templates', 'attributes'],
+    ['admin', 'attributes'],
     ['postern_sync_runs', 'counts'],
     ['postern_sync_runs', 'errors'],
     ['postern_sync_runs', 'actions'],
@@ -525,7 +545,27 @@ const MAILCOW_FIXTURE = [
      active TINYINT(1) NOT NULL DEFAULT '1',
      PRIMARY KEY (api_key)
    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 ROW_FORMAT=DYNAMIC`,
+  `CREATE TABLE admin (
+     username VARCHAR(255) NOT NULL,
+     password VARCHAR(255) NOT NULL,
+     superadmin TINYINT(1) NOT NULL DEFAULT '0',
+     created DATETIME(0) NOT NULL DEFAULT NOW(0),
+     modified DATETIME ON UPDATE NOW(0),
+     active TINYINT(1) NOT NULL DEFAULT '1',
+     PRIMARY KEY (username)
+   ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 ROW_FORMAT=DYNAMIC`,
+  `CREATE TABLE domain_admins (
+     id INT NOT NULL AUTO_INCREMENT,
+     username VARCHAR(255) NOT NULL,
+     domain VARCHAR(255) NOT NULL,
+     created DATETIME(0) NOT NULL DEFAULT NOW(0),
+     active TINYINT(1) NOT NULL DEFAULT '1',
+     PRIMARY KEY (id),
+     KEY username (username)
+   ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 ROW_FORMAT=DYNAMIC`,
   "INSERT INTO versions (application, version) VALUES ('db_schema', '01022024_1500')",
+  "INSERT INTO admin (username, password, superadmin, created, modified, active) VALUES ('admin', '{SSHA256}K8eVJ6YsZbQCfuJvSUbaQRLr0HPLz5rC9IAp0PAFl0tmNDBkMDc0NDAyOTAxN2Rk', 1, NOW(), NOW(), 1), ('helpdesk', '{BLF-CRYPT}$2y$10$abcdefghijklmnopqrstuv', 0, NOW(), NOW(), 1)",
+  "INSERT INTO domain_admins (username, domain, active) VALUES ('admin', 'ALL', 1), ('helpdesk', 'example.org', 1)",
   "INSERT INTO domain (domain, description, local_note, active) VALUES ('example.org', 'Example', 'keep me', 1), ('parked.example', NULL, NULL, 0)",
   `INSERT INTO mailbox (username, password, name, quota, local_part, domain, attributes, custom_attributes, kind, multiple_bookings, tls_enforce_in, authsource, active) VALUES
      ('alice@example.org', '{BLF-CRYPT}$2y$10$abcdefghijklmnopqrstuv', 'Alice', 3221225472, 'alice', 'example.org',
@@ -579,11 +619,29 @@ describe('on an existing mailcow database', () => {
       'alias_domain',
       'postern_audit',
       'postern_change_counter',
+      'postern_recovery_codes',
       'postern_sync_runs',
       'quota2',
       'quota2replica',
       'tfa',
     ]);
+  });
+
+  it('adds only postern_ triggers, one per event on each table a mail login reads (tfa included)', async () => {
+    const triggers = await select<{ name: string; event: string; table: string }>(
+      db,
+      `SELECT TRIGGER_NAME AS name, EVENT_MANIPULATION AS event, EVENT_OBJECT_TABLE AS \`table\`
+         FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? ORDER BY TRIGGER_NAME`,
+      [schema],
+    );
+    const expected = ['alias_domain', 'app_passwd', 'domain', 'mailbox', 'tfa'].flatMap((table) =>
+      ['INSERT', 'UPDATE', 'DELETE'].map((event) => ({
+        name: `postern_${table}_${event.toLowerCase()}_count`,
+        event,
+        table,
+      })),
+    );
+    expect(triggers).toEqual(expected.sort((a, b) => (a.name < b.name ? -1 : 1)));
   });
 
   it('counts every insert, update and delete on the tables a mail login reads', async () => {
@@ -597,8 +655,13 @@ describe('on an existing mailcow database', () => {
     await db.query("DELETE FROM alias_domain WHERE alias_domain = 'alias.example'");
     await db.query("UPDATE domain SET active = active WHERE domain = 'example.org'");
     expect(await counter()).toBe(before + 4);
+    // mailcow's tfa table (migration 5): an authenticator decides whether the password logs in.
+    await db.query("INSERT INTO tfa (key_id, username, authmech, active) VALUES ('k', 'alice@example.org', 'totp', 1)");
+    await db.query("UPDATE tfa SET active = 0 WHERE username = 'alice@example.org'");
+    await db.query("DELETE FROM tfa WHERE username = 'alice@example.org'");
+    expect(await counter()).toBe(before + 7);
     await db.query("INSERT INTO sasl_log (service, real_rip, username) VALUES ('imap', '192.0.2.1', 'x@example.org')");
-    expect(await counter()).toBe(before + 4);
+    expect(await counter()).toBe(before + 7);
   });
 
   it('stays unchanged when the migrations run again', async () => {

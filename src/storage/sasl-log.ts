@@ -1,5 +1,6 @@
 // mailcow's `sasl_log`: one row per (service, client IP, user), refreshed on every successful
 // login. mailcow's UI reads it as "last logins", so labels and REPLACE semantics match mailcow.
+import { isLoggedOutage } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Db } from './db.js';
 
@@ -75,8 +76,13 @@ export function createSaslLogWriter(
           const key = keyOf(row);
           if (!pending.has(key) && pending.size < maxBuffered) pending.set(key, row);
         }
-        if (!isWarned)
-          log.warn({ err: (error as Error).message, rows: batch.length }, 'sasl_log write failed; will retry');
+        // A MySQL outage is logged by the pool itself (storage/outage-log.ts).
+        if (!isWarned) {
+          log[isLoggedOutage(error) ? 'debug' : 'warn'](
+            { err: (error as Error).message, rows: batch.length },
+            'sasl_log write failed; will retry',
+          );
+        }
         isWarned = true;
       })
       .finally(() => {

@@ -8,9 +8,13 @@
 //    the deactivations and the safety verdict before anything is written;
 // 2. the main pass plans and applies creates/updates per page (never destructive);
 // 3. the end phase scans the Keycloak mailboxes against the seen emails, re-checks safety on
-//    this pass's own numbers, then deactivates / reactivates.
+//    this pass's own numbers, then deactivates / reactivates. Each deactivation is confirmed
+//    first by asking Keycloak for that email: its paging has no snapshot, so a user deleted
+//    between two page requests pushes another one out of the listing, and one listing's
+//    silence is no evidence that a user is gone.
 // A listing that fails half-way (Keycloak error, lock lost) never reaches step 3, so a partial
 // listing can never deactivate anyone.
+import { foldAddress } from '../address.js';
 import type { Redis } from '../cache/redis.js';
 import { AppError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -30,6 +34,7 @@ import {
   planDirectoryEnd,
   planPage,
   refusalFor,
+  type SeenUser,
   type SyncAction,
   type SyncSettings,
 } from './plan-sync.js';
@@ -70,7 +75,7 @@ export interface ApplySyncDeps {
 }
 
 export interface ApplySyncOptions {
-  client: Pick<KeycloakAdminClient, 'listUserPages'>;
+  client: Pick<KeycloakAdminClient, 'listUserPages' | 'findUsersByEmail'>;
   settings: SyncSettings;
   dryRun: boolean;
   triggeredBy: string;
@@ -143,7 +148,7 @@ export async function applySync(deps: ApplySyncDeps, options: ApplySyncOptions):
 
     // 1. Safety first: with deprovisioning on, know the verdict before writing anything.
     if (!dryRun && settings.deprovision) {
-      const seen = new Map<string, boolean>();
+      const seen = new Map<string, Pick<SeenUser, 'enabled'>>();
       let listed = 0;
       for await (const page of options.client.listUserPages({
         briefRepresentation: true,
@@ -152,7 +157,7 @@ export async function applySync(deps: ApplySyncDeps, options: ApplySyncOptions):
         listed += page.length;
         for (const user of page) {
           const email = emailOf(user);
-          if (email && !seen.has(email)) seen.set(email, user.enabled);
+          if (email && !seen.has(email)) seen.set(email, { enabled: user.enabled });
         }
       }
       const end = await planEnd(db, seen, settings);
@@ -167,7 +172,7 @@ export async function applySync(deps: ApplySyncDeps, options: ApplySyncOptions):
 
     if (!refused) {
       // 2. Main pass: creates and updates, page by page.
-      const seen = new Map<string, boolean>();
+      const seen = new Map<string, SeenUser>();
       const domainCache = new Map<string, boolean | null>();
       for await (const page of options.client.listUserPages({
         briefRepresentation: false,
@@ -188,7 +193,7 @@ export async function applySync(deps: ApplySyncDeps, options: ApplySyncOptions):
           { settings, templates: templateHashes, domains },
           seen,
         );
-        for (const [email, enabled] of planned.seen) seen.set(email, enabled);
+        for (const [email, user] of planned.seen) seen.set(email, user);
         await forEachLimited(planned.actions, options.concurrency ?? 4, async (action) => {
           if (action.type === 'skip') return record(action, 'skipped');
           if (dryRun) return record(action, 'planned');
@@ -208,9 +213,14 @@ export async function applySync(deps: ApplySyncDeps, options: ApplySyncOptions):
         maxDropPercent: settings.maxDropPercent,
       });
       if (!refused) {
-        for (const action of end.actions) {
+        for (const planned of end.actions) {
           options.signal?.throwIfAborted();
-          if (action.type === 'skip') record(action, 'skipped');
+          const action =
+            planned.type === 'deactivate'
+              ? await confirmDeactivation(options.client, planned, options.signal)
+              : planned;
+          if ('stillThere' in action) record(action.planned, 'skipped', 'still_in_keycloak');
+          else if (action.type === 'skip') record(action, 'skipped');
           else if (dryRun) record(action, 'planned');
           else {
             const result = await applySyncAction(db, action, templates);
@@ -259,6 +269,23 @@ export async function applySync(deps: ApplySyncDeps, options: ApplySyncOptions):
   return report;
 }
 
+/**
+ * Ask Keycloak about a mailbox the listing says is gone or disabled, right before acting on it:
+ * still there and enabled → no deactivation; there but disabled → deactivate as disabled; no
+ * user with that email → really gone. A Keycloak fault throws and ends the run (nothing more
+ * is deactivated).
+ */
+async function confirmDeactivation(
+  client: Pick<KeycloakAdminClient, 'findUsersByEmail'>,
+  action: Extract<SyncAction, { type: 'deactivate' }>,
+  signal: AbortSignal | undefined,
+): Promise<Extract<SyncAction, { type: 'deactivate' }> | { stillThere: true; planned: SyncAction }> {
+  const users = await client.findUsersByEmail(action.email, { briefRepresentation: true, ...signalOpt(signal) });
+  if (users.some((user) => user.enabled)) return { stillThere: true, planned: action };
+  const why = users.length > 0 ? 'disabled_upstream' : 'gone_upstream';
+  return why === action.why ? action : { ...action, why };
+}
+
 function signalOpt(signal: AbortSignal | undefined): { signal?: AbortSignal } {
   return signal ? { signal } : {};
 }
@@ -286,7 +313,13 @@ function logAction(cronLog: CronLog, prefix: string, action: SyncAction, outcome
       else cronLog.add('info', `${prefix}Syncing attributes for user ${action.email}`, perUser);
       return;
     case 'deactivate':
-      if (outcome === 'applied' || outcome === 'planned') {
+      if (outcome === 'skipped' && note === 'still_in_keycloak')
+        cronLog.add(
+          'warning',
+          `${prefix}Not deactivating user ${action.email}: the listing missed it, but Keycloak still has it (users changed during the run)`,
+          perUser,
+        );
+      else if (outcome === 'applied' || outcome === 'planned') {
         const why = action.why === 'disabled_upstream' ? 'disabled in Keycloak' : 'no longer in Keycloak';
         cronLog.add('warning', `${prefix}Deactivating user ${action.email} (${why})`, perUser);
       } else if (outcome === 'failed')
@@ -330,7 +363,7 @@ function toMailboxState(row: MailboxRow): MailboxState {
   const marker = attributes[DEPROVISION_MARKER];
   const hash = attributes.attribute_hash;
   return {
-    username: row.username.toLowerCase(),
+    username: foldAddress(row.username),
     name: row.name ?? '',
     active: Number(row.active),
     authSource: (row.authsource ?? null) as MailboxAuthSource | null,
@@ -348,7 +381,11 @@ async function loadMailboxes(db: Db, emails: string[]): Promise<Map<string, Mail
     `SELECT ${MAILBOX_COLUMNS} FROM mailbox WHERE username IN (${emails.map(() => '?').join(', ')})`,
     emails,
   );
-  return new Map(rows.map((row) => [row.username.toLowerCase(), toMailboxState(row)]));
+  // The IN list matches under the column's collation (mailcow's equates é with e): keep only the
+  // rows whose name is exactly one of the listed (folded) emails.
+  const wanted = new Set(emails);
+  const exact = rows.filter((row) => wanted.has(row.username));
+  return new Map(exact.map((row) => [foldAddress(row.username), toMailboxState(row)]));
 }
 
 /**
@@ -369,7 +406,9 @@ async function loadDomains(
       missing,
     );
     for (const domain of missing) cache.set(domain, null);
-    for (const row of rows) cache.set(row.domain.toLowerCase(), Number(row.active) === 1);
+    // Exact names only (the IN list matched under the collation, which equates é with e).
+    const asked = new Set(missing);
+    for (const row of rows) if (asked.has(row.domain)) cache.set(row.domain, Number(row.active) === 1);
   }
   const result = new Map<string, { active: boolean }>();
   for (const domain of wanted) {
@@ -380,7 +419,7 @@ async function loadDomains(
 }
 
 /** Scan every Keycloak mailbox (keyset batches, so memory holds one batch) against the seen emails. */
-async function planEnd(db: Db, seen: ReadonlyMap<string, boolean>, settings: SyncSettings) {
+async function planEnd(db: Db, seen: ReadonlyMap<string, Pick<SeenUser, 'enabled'>>, settings: SyncSettings) {
   const actions: SyncAction[] = [];
   const totals = { idpMailboxes: 0, activeIdpMailboxes: 0 };
   let after = '';
@@ -430,20 +469,20 @@ export async function applySyncAction(
         });
         return created.ok ? { outcome: 'applied' } : { outcome: 'skipped', note: created.reason };
       }
-      const row = await tx.one<MailboxRow>(`SELECT ${MAILBOX_COLUMNS} FROM mailbox WHERE username = ? FOR UPDATE`, [
-        action.email,
-      ]);
+      const row = await tx.one<MailboxRow>(
+        `SELECT ${MAILBOX_COLUMNS} FROM mailbox WHERE username = ? AND BINARY username = ? FOR UPDATE`,
+        [action.email, action.email],
+      );
       if (!row) return { outcome: 'skipped', note: 'no_mailbox' };
       if (row.authsource !== 'keycloak') return { outcome: 'skipped', note: 'authsource_not_keycloak' };
       const active = Number(row.active);
       const attributes = parseAttributes(row.attributes);
       const marker = attributes[DEPROVISION_MARKER];
       const writeState = (nextActive: number, nextAttributes: Record<string, unknown>) =>
-        tx.execute('UPDATE mailbox SET active = ?, attributes = ?, modified = NOW() WHERE username = ?', [
-          nextActive,
-          JSON.stringify(nextAttributes),
-          row.username,
-        ]);
+        tx.execute(
+          'UPDATE mailbox SET active = ?, attributes = ?, modified = NOW() WHERE username = ? AND BINARY username = ?',
+          [nextActive, JSON.stringify(nextAttributes), row.username, row.username],
+        );
 
       switch (action.type) {
         case 'update': {

@@ -43,6 +43,7 @@ const user = (username: string, extra: Partial<DirectoryUser> = {}): DirectoryUs
   username,
   email: `${username}@example.org`,
   enabled: true,
+  emailVerified: true,
   firstName: username[0]?.toUpperCase() + username.slice(1),
   lastName: 'Doe',
   attributes: { mailcow_template: ['premium'] },
@@ -331,7 +332,7 @@ describe('planSync: deprovisioning and reactivation', () => {
 
 describe('the streaming pieces', () => {
   it('planPage returns the seen emails with their enabled flag and skips emails seen on earlier pages', () => {
-    const earlier = new Map([['alice@example.org', true]]);
+    const earlier = new Map([['alice@example.org', { id: 'id-alice', enabled: true, verified: true }]]);
     const { actions, seen } = planPage(
       [user('alice2', { email: 'alice@example.org' }), user('bob', { enabled: false })],
       new Map(),
@@ -342,7 +343,38 @@ describe('the streaming pieces', () => {
       { type: 'skip', username: 'alice2', email: 'alice@example.org', why: 'duplicate_email' },
       { type: 'skip', username: 'bob', email: 'bob@example.org', why: 'disabled_upstream' },
     ]);
-    expect([...seen]).toEqual([['bob@example.org', false]]);
+    expect([...seen]).toEqual([['bob@example.org', { enabled: false, verified: true }]]);
+  });
+
+  it('planPage ignores a user listed again with the same id (a page shift), but skips another user with that email', () => {
+    const earlier = new Map([['alice@example.org', { id: 'id-alice', enabled: true, verified: true }]]);
+    const { actions, seen } = planPage(
+      [user('alice', { id: 'id-alice' }), user('alice2', { id: 'id-other', email: 'alice@example.org' })],
+      new Map(),
+      context(),
+      earlier,
+    );
+    expect(actions).toEqual([{ type: 'skip', username: 'alice2', email: 'alice@example.org', why: 'duplicate_email' }]);
+    expect(seen.size).toBe(0);
+  });
+
+  it('planPage skips an unverified email, remembers it as present, and lets a verified user take the email', () => {
+    const { actions, seen } = planPage(
+      [
+        user('squatter', { id: 'id-s', email: 'nora@example.org', emailVerified: false }),
+        user('nora', { id: 'id-n' }),
+        user('lone', { id: 'id-l', emailVerified: false }),
+      ],
+      new Map([['lone@example.org', mailbox('lone@example.org', { attributeHash: 'stale' })]]),
+      context({ importUsers: true, periodicSync: true }),
+    );
+    expect(actions).toEqual([
+      { type: 'skip', username: 'squatter', email: 'nora@example.org', why: 'email_not_verified' },
+      expect.objectContaining({ type: 'create', email: 'nora@example.org' }),
+      { type: 'skip', username: 'lone', email: 'lone@example.org', why: 'email_not_verified' },
+    ]);
+    expect(seen.get('nora@example.org')).toEqual({ id: 'id-n', enabled: true, verified: true });
+    expect(seen.get('lone@example.org')).toEqual({ id: 'id-l', enabled: true, verified: false });
   });
 
   it('planDirectoryEnd only considers keycloak mailboxes', () => {

@@ -10,9 +10,15 @@
 // - refusalFor(...) gates the end actions: an empty listing or a suspicious drop applies nothing.
 // planSync() composes the three over a whole listing; it is the specification the streaming
 // engine follows and what the table tests exercise.
+// Keycloak's paging has no snapshot (a user deleted or added between two page requests shifts
+// the rest), so one listing can miss a user who is still there or list one twice: the `seen`
+// map keeps each email's Keycloak id so a repeat is no duplicate, and apply-sync.ts confirms
+// every deactivation with Keycloak before it writes (issue 11 item 6).
 // Memory bound of a run: one page of users (100) and its mailbox rows, the `seen` map (one
-// lower-case email + a boolean per listed user: ~100-150 B each, so 50,000 users ≈ 5-8 MB),
+// lower-case email, the user's id and two flags per listed user: ~200 B each, so 50,000 users
+// ≈ 10 MB),
 // and the end actions (at most one small object per IdP mailbox that changes).
+import { foldAddress } from '../address.js';
 import type { KeycloakSettings } from '../sources/idp-settings.js';
 import type { KeycloakUser } from '../sources/keycloak-admin.js';
 import type { MailboxAuthSource } from '../storage/mailboxes.js';
@@ -24,7 +30,17 @@ export const DEPROVISION_MARKER = 'postern_deprovisioned';
 export type DirectoryUser = Pick<
   KeycloakUser,
   'username' | 'email' | 'enabled' | 'firstName' | 'lastName' | 'attributes'
->;
+> &
+  Partial<Pick<KeycloakUser, 'id' | 'emailVerified'>>;
+
+/** What the listing said about an email: the user who holds it (first in listing order). */
+export interface SeenUser {
+  /** Keycloak's id of the user; the same id listed again is a page-shift repeat, not a duplicate. */
+  id?: string;
+  enabled: boolean;
+  /** Unverified holders are remembered (the mailbox is not "gone") but never drive a mailbox. */
+  verified: boolean;
+}
 
 /** What planning needs to know about an existing mailbox. */
 export interface MailboxState {
@@ -80,7 +96,9 @@ export type SkipReason =
   | 'no_template'
   | 'template_missing'
   | 'authsource_not_keycloak'
-  | 'disabled_upstream';
+  | 'disabled_upstream'
+  /** Keycloak has not verified the email: SSO refuses such a sign-in, so sync does not act on it either. */
+  | 'email_not_verified';
 
 export type SyncAction =
   | { type: 'create'; email: string; name: string; template: string; templateWhy: 'mapped' | 'default' }
@@ -103,7 +121,7 @@ export function displayNameOf(user: Pick<DirectoryUser, 'firstName' | 'lastName'
 }
 
 export function emailOf(user: Pick<DirectoryUser, 'email'>): string | undefined {
-  const email = user.email?.trim().toLowerCase();
+  const email = user.email === undefined ? undefined : foldAddress(user.email.trim());
   return email ? email : undefined;
 }
 
@@ -121,23 +139,35 @@ export function planPage(
   users: readonly DirectoryUser[],
   mailboxes: ReadonlyMap<string, MailboxState>,
   context: PlanContext,
-  earlierSeen: ReadonlyMap<string, boolean> = new Map(),
-): { actions: SyncAction[]; seen: Map<string, boolean> } {
+  earlierSeen: ReadonlyMap<string, SeenUser> = new Map(),
+): { actions: SyncAction[]; seen: Map<string, SeenUser> } {
   const { settings } = context;
   const actions: SyncAction[] = [];
-  const seen = new Map<string, boolean>();
+  const seen = new Map<string, SeenUser>();
   for (const user of users) {
     const email = emailOf(user);
     if (!email) {
       actions.push({ type: 'skip', username: user.username, why: 'no_email' });
       continue;
     }
-    if (seen.has(email) || earlierSeen.has(email)) {
-      // Keycloak can allow duplicate emails (realm setting); the first user in listing order wins.
+    const previous = seen.get(email) ?? earlierSeen.get(email);
+    // The same user again: a user added before it between two page requests pushed it onto the
+    // next page too. Nothing new to plan.
+    if (previous?.id !== undefined && previous.id === user.id) continue;
+    const verified = user.emailVerified === true;
+    if (!verified) {
+      // Consistent with SSO, which refuses an unverified email; an unverified account can neither
+      // create a mailbox nor push a template onto one (nor win the email from a verified user).
+      actions.push({ type: 'skip', username: user.username, email, why: 'email_not_verified' });
+      if (!previous) seen.set(email, { ...(user.id ? { id: user.id } : {}), enabled: user.enabled, verified });
+      continue;
+    }
+    if (previous?.verified) {
+      // Keycloak can allow duplicate emails (realm setting); the first verified user in listing order wins.
       actions.push({ type: 'skip', username: user.username, email, why: 'duplicate_email' });
       continue;
     }
-    seen.set(email, user.enabled);
+    seen.set(email, { ...(user.id ? { id: user.id } : {}), enabled: user.enabled, verified });
     const attribute = user.attributes?.[settings.attributeField];
     const mailbox = mailboxes.get(email);
     const name = displayNameOf(user);
@@ -218,13 +248,13 @@ export function planPage(
  */
 export function planDirectoryEnd(
   idpMailboxes: Iterable<MailboxState>,
-  seen: ReadonlyMap<string, boolean>,
+  seen: ReadonlyMap<string, Pick<SeenUser, 'enabled'>>,
   settings: SyncSettings,
 ): SyncAction[] {
   const actions: SyncAction[] = [];
   for (const mailbox of idpMailboxes) {
     if (mailbox.authSource !== 'keycloak') continue;
-    const enabled = seen.get(mailbox.username);
+    const enabled = seen.get(mailbox.username)?.enabled;
     if (mailbox.active === 0) {
       // Only a deactivation made by sync is undone; an admin's own (no marker) never is.
       if (mailbox.deprovisionedFrom !== undefined && enabled === true) {
@@ -283,8 +313,8 @@ export function planSync(
 ): SyncPlan {
   const byEmail = new Map(
     mailboxes.map((mailbox) => [
-      mailbox.username.toLowerCase(),
-      { ...mailbox, username: mailbox.username.toLowerCase() },
+      foldAddress(mailbox.username),
+      { ...mailbox, username: foldAddress(mailbox.username) },
     ]),
   );
   const { actions, seen } = planPage(directoryUsers, byEmail, context);

@@ -37,7 +37,10 @@ export interface RunSyncOptions {
   /** Called once the run has its row, before any user is read. */
   onStarted?: (runId: number) => void;
   /** Tests: a client against a fake, or retry settings. */
-  createClient?: (settings: KeycloakSettings, timeoutMs: number) => Pick<KeycloakAdminClient, 'listUserPages'>;
+  createClient?: (
+    settings: KeycloakSettings,
+    timeoutMs: number,
+  ) => Pick<KeycloakAdminClient, 'listUserPages' | 'findUsersByEmail'>;
 }
 
 export type RunSyncResult =
@@ -85,6 +88,7 @@ export async function runSync(deps: SyncDeps, options: RunSyncOptions): Promise<
           realm: settings.realm,
           clientId: settings.client_id,
           clientSecret: settings.client_secret,
+          clientAuthMethod: settings.postern_token_auth_method,
           timeoutMs: deps.config.idpTimeoutMs,
           fetch: idpFetch(settings),
         });

@@ -2,6 +2,7 @@
 // mailcow's columns the way mailcow does (attribute_hash, "0"/"1" strings, quota in bytes).
 // It never re-enables a mailbox an admin disabled, unlike mailcow.
 import { createHash } from 'node:crypto';
+import { checkNewAddress, foldAddress } from '../address.js';
 import type { Tx } from '../storage/db.js';
 import { type MailboxAuthSource, parseAttributes } from '../storage/mailboxes.js';
 import type { MailboxTemplate } from '../storage/templates.js';
@@ -98,25 +99,62 @@ async function writeUserAcl(tx: Tx, username: string, template: MailboxTemplate)
 
 export type CreateMailboxResult =
   | { ok: true }
-  | { ok: false; reason: 'unknown_domain' | 'inactive_domain' | 'exists' | 'invalid_address' };
+  | {
+      ok: false;
+      /**
+       * `collides`: the database's collation (mailcow's utf8mb4_general_ci equates é/e, ı/i…)
+       * already holds a mailbox or alias that is another spelling of this name.
+       * `unusable_address`: the name does not survive postern's folding (see `detail`).
+       */
+      reason: 'unknown_domain' | 'inactive_domain' | 'exists' | 'invalid_address' | 'collides' | 'unusable_address';
+      /** Public words for `unusable_address`. */
+      detail?: string;
+      /** For logs, never for the browser: the existing name a `collides` ran into. */
+      existing?: string;
+    };
 
 /**
  * Create `username` from a template, with an empty local password (IdP users sign in through
  * the IdP and use app passwords), plus the rows mailcow adds with every mailbox: self alias,
  * quota2/quota2replica and user_acl. The domain must exist and be active. Run in a transaction.
+ * The name is folded (foldAddress) and must pass checkNewAddress; the domain is matched exactly.
  */
 export async function createMailboxFromTemplate(
   tx: Tx,
   input: { username: string; name: string; authSource: MailboxAuthSource; template: MailboxTemplate },
 ): Promise<CreateMailboxResult> {
-  const username = input.username.toLowerCase();
+  const username = foldAddress(input.username);
   const at = username.lastIndexOf('@');
   if (at <= 0 || at === username.length - 1) return { ok: false, reason: 'invalid_address' };
+  const usable = checkNewAddress(username);
+  if (!usable.ok) return { ok: false, reason: 'unusable_address', detail: usable.message };
   const localPart = username.slice(0, at);
   const domain = username.slice(at + 1);
-  const domainRow = await tx.one<{ active: number }>('SELECT active FROM domain WHERE domain = ?', [domain]);
+  const domainRow = await tx.one<{ active: number }>(
+    'SELECT active FROM domain WHERE domain = ? AND BINARY domain = ?',
+    [domain, domain],
+  );
   if (!domainRow) return { ok: false, reason: 'unknown_domain' };
   if (Number(domainRow.active) !== 1) return { ok: false, reason: 'inactive_domain' };
+
+  // The collation decides what the primary keys consider equal: a new row equal to an existing
+  // one under it would be refused by the key (mailbox) or silently dropped (INSERT IGNORE alias).
+  const sameUnderCollation = await tx.one<{ username: string; exact: number }>(
+    `SELECT username, BINARY username = ? AS exact FROM mailbox WHERE username = ?
+     UNION ALL
+     SELECT address, BINARY address = ? AS exact FROM alias WHERE address = ? AND BINARY address <> ?
+     LIMIT 1`,
+    [username, username, username, username, username],
+  );
+  if (sameUnderCollation) {
+    return Number(sameUnderCollation.exact) === 1
+      ? { ok: false, reason: 'exists' }
+      : {
+          ok: false,
+          reason: 'collides',
+          existing: sameUnderCollation.username,
+        };
+  }
 
   const attributes = {
     force_pw_update: '0',
@@ -172,8 +210,8 @@ export async function applyTemplateToMailbox(
   input: { username: string; template: MailboxTemplate; name?: string },
 ): Promise<ApplyTemplateResult> {
   const row = await tx.one<{ name: string | null; attributes: unknown; active: number; authsource: string | null }>(
-    'SELECT name, attributes, active, authsource FROM mailbox WHERE username = ? FOR UPDATE',
-    [input.username],
+    'SELECT name, attributes, active, authsource FROM mailbox WHERE username = ? AND BINARY username = ? FOR UPDATE',
+    [input.username, input.username],
   );
   if (!row) return { changed: false, reason: 'no_mailbox' };
   const current = parseAttributes(row.attributes);
@@ -190,8 +228,15 @@ export async function applyTemplateToMailbox(
   const active = rank(wanted) < rank(currentActive) ? wanted : currentActive;
 
   await tx.execute(
-    'UPDATE mailbox SET quota = ?, attributes = ?, active = ?, name = ?, modified = NOW() WHERE username = ?',
-    [quotaBytes(input.template), JSON.stringify(attributes), active, input.name ?? row.name ?? '', input.username],
+    'UPDATE mailbox SET quota = ?, attributes = ?, active = ?, name = ?, modified = NOW() WHERE username = ? AND BINARY username = ?',
+    [
+      quotaBytes(input.template),
+      JSON.stringify(attributes),
+      active,
+      input.name ?? row.name ?? '',
+      input.username,
+      input.username,
+    ],
   );
   await writeUserAcl(tx, input.username, input.template);
   return { changed: true };

@@ -1,35 +1,66 @@
-// A node:http fake of exactly the Keycloak endpoints postern calls: the token endpoint
-// (client_credentials) and the Admin REST users listing/search. No real Keycloak runs here
-// (test-idps.md §2); this fake follows Keycloak's documented shapes so the client is tested
-// against the protocol, not against itself.
+// A node:http fake of the Keycloak endpoints postern calls: realm discovery, the token endpoint
+// (client_credentials) and the Admin REST users resource (listing, search, count, by id). No
+// real Keycloak runs here (test-idps.md §2), so each behaviour below follows Keycloak's own code
+// (github.com/keycloak/keycloak, main as of 2026; paths relative to the repository), and the
+// fake's own tests (fake-keycloak.test.ts) pin them down.
 //
-// Provenance of each shape:
-// - Token endpoint `POST /realms/{realm}/protocol/openid-connect/token`, form-encoded, client
-//   authentication by HTTP Basic or client_id/client_secret in the body (Keycloak's default
-//   "Client Id and Secret" authenticator; RFC 6749 §2.3.1). Success body
-//   {access_token, expires_in, refresh_expires_in: 0, token_type: "Bearer", "not-before-policy",
-//   scope}: Keycloak server admin guide, service accounts / client credentials grant (no refresh
-//   token for client_credentials by default). Wrong secret: 401
-//   {"error":"invalid_client","error_description":"Invalid client or Invalid client credentials"}
-//   (Keycloak ≥ 21 wording, as given in the lead's brief). Missing grant_type: 400
-//   {"error":"invalid_request","error_description":"Missing form parameter: grant_type"}.
-//   Unknown realm: 404 {"error":"Realm does not exist"}.
-// - Admin REST `GET /admin/realms/{realm}/users` (Keycloak Admin REST API docs, UsersResource
-//   getUsers): query `first` (offset, default 0), `max` (default 100 = Constants.DEFAULT_MAX_RESULTS),
-//   `briefRepresentation` (default false; true omits `attributes`), `email`/`username` substring
-//   match, exact match with `exact=true`, `enabled`. Results sorted by username (test-idps.md §2).
-//   UserRepresentation fields as documented (id, username, firstName, lastName, email,
-//   emailVerified, enabled, createdTimestamp, attributes: map of string arrays, totp,
-//   disableableCredentialTypes, requiredActions, notBefore, access); Keycloak serialises with
-//   NON_NULL, so absent names/attributes are omitted rather than null.
-// - Bearer check: 401 {"error":"HTTP 401 Unauthorized"} (test-idps.md §2). No realm-management
-//   role: 403 {"error":"unknown_error"} (Keycloak ≥ 21, test-idps.md §2). Roles: view-users or
-//   manage-users list everything; query-users alone passes the check but Keycloak filters each
-//   user through canView, so the listing is an empty array (Keycloak UsersResource: requireQuery
-//   then a per-user canView filter) — the empty-listing trap the sync's safety check covers.
+// Token endpoint `POST /realms/{realm}/protocol/openid-connect/token`:
+// - Unknown realm: 404 {"error":"Realm does not exist"} (services/.../resources/RealmsResource.java,
+//   resolveRealm); the realm is needed to find the client, so this comes first here.
+// - Client authentication (services/.../authentication/authenticators/client/
+//   ClientIdAndSecretAuthenticator.java): HTTP Basic (form-decoded, BasicAuthHelper.RFC6749) or
+//   client_id/client_secret in the body; no client_id → 400 invalid_client "Missing client_id
+//   parameter"; missing or wrong secret → 401 unauthorized_client "Invalid client or Invalid client
+//   credentials" (reportFailedAuth). Unknown or disabled client → 401 invalid_client "Invalid client
+//   or Invalid client credentials" (services/.../authentication/AuthenticationProcessor.java,
+//   handleClientAuthException for CLIENT_NOT_FOUND / CLIENT_DISABLED).
+// - client_credentials grant (services/.../protocol/oidc/grants/ClientCredentialsGrantType.java):
+//   service accounts off → 401 unauthorized_client "Client not enabled to retrieve service account";
+//   public client → 401 unauthorized_client "Public client not allowed to retrieve service account".
+//   Success: {access_token, expires_in, refresh_expires_in: 0, token_type: "Bearer",
+//   "not-before-policy", scope}; no refresh token (useRefreshTokenForClientCredentialsGrant off).
+// - Missing grant_type: 400 invalid_request "Missing form parameter: grant_type"; another grant:
+//   400 unsupported_grant_type (services/.../protocol/oidc/endpoints/TokenEndpoint.java).
+// Discovery `GET /realms/{realm}/.well-known/openid-configuration`: the fields of
+// services/.../protocol/oidc/OIDCWellKnownProvider.java that postern and openid-client read.
+// Admin REST `/admin/realms/{realm}/users` (services/.../resources/admin/UsersResource.java):
+// - The bearer token is checked before the realm is looked up (services/.../resources/admin/
+//   AdminRoot.java authenticates, then RealmsAdminResource.getRealmAdmin answers 404 {"error":
+//   "Realm not found."}); no or a bad token: 401 {"error":"HTTP 401 Unauthorized"}.
+// - requireQuery(): query-users, view-users or manage-users, else 403 {"error":"unknown_error"}
+//   (Keycloak ≥ 21, test-idps.md §2); a user is listed only if canView(user) (view-users or
+//   manage-users), so query-users alone lists nothing (toRepresentation's canView filter).
+// - `first` absent = -1, `max` absent = 100 (Constants.DEFAULT_MAX_RESULTS); a negative value means
+//   no offset / no limit (model/jpa/.../PaginationUtils.java paginateQuery). A value that is not an
+//   integer (first=abc) fails JAX-RS parameter conversion: 404.
+// - No snapshot between requests: every page is a fresh query (`ORDER BY username` with
+//   OFFSET/LIMIT in model/jpa/.../JpaUserProvider.java searchForUserStream), so a user deleted
+//   or added between two page requests shifts the users after it. `onUsersRequest` lets a test
+//   change the directory between pages.
+// - Without filters the service-account users are left out; with field filters (email, username,
+//   firstName, lastName, exact, enabled, emailVerified, q) they are included; `search` leaves them
+//   out (searchForUser's includeServiceAccounts flag). `search`: prefix match by default, `*` a
+//   wildcard, "x" exact, over username, email, first and last name, case-insensitive
+//   (JpaUserProvider.getSearchOptionPredicateArray). Field filters: substring, or equality with
+//   exact=true, case-insensitive. `q=key:value key2:value2`: attribute equality
+//   (server-spi-private/.../utils/SearchQueryUtils.java).
+// - `/users/count` takes the same filters and answers a bare integer (getUsersCount);
+//   `/users/{id}`: the full representation, or 404 {"error":"User not found"} (UsersResource.user).
+// Users (model/jpa/.../JpaUserProvider.java addUser, UserAdapter.setEmail): local users get a
+// random UUID id (KeycloakModelUtils.generateId) and their username and email are stored
+// lower-cased. Users of a user federation without import (`federated: true`) keep their case and
+// come after the local ones (services/.../storage/UserStorageManager.java queries the local store
+// first, then each provider).
+// UserRepresentation (core/.../representations/idm/UserRepresentation.java) is serialised with
+// NON_NULL; briefRepresentation=true omits attributes and the access/credential fields
+// (ModelToRepresentation.toBriefRepresentation). Keycloak ≥ 24 returns only the attributes
+// declared in the realm's user profile unless the unmanaged attribute policy is ENABLED,
+// ADMIN_VIEW or ADMIN_EDIT (services/.../userprofile/DeclarativeUserProfileProvider.java,
+// UPConfig.UnmanagedAttributePolicy); the fake declares mailcow_template and mailcow_password
+// by default, as postern's README tells operators to.
 // Differences from real Keycloak: tokens are opaque random strings, not JWTs (postern treats
-// them as opaque); one realm; no `search`/`q`/count endpoints (postern does not call them).
-import { createHash, randomBytes } from 'node:crypto';
+// them as opaque); one realm; no writes through the Admin API.
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -44,6 +75,7 @@ import { runSync } from '../../src/sync/run-sync.js';
 import { dropDatabase, testConfig, uniqueName } from './env.js';
 
 export interface FakeKeycloakUser {
+  /** Omitted: a random UUID, as Keycloak assigns. */
   id?: string;
   username: string;
   email?: string;
@@ -53,31 +85,63 @@ export interface FakeKeycloakUser {
   lastName?: string;
   attributes?: Record<string, string[]>;
   createdTimestamp?: number;
+  /** A user of a federation provider without import: keeps its case, listed after local users. */
+  federated?: boolean;
 }
 
-/** Users in Keycloak's listing order (by username). Indexable, so 50,000 users cost nothing until asked for. */
+/** Users in Keycloak's listing order. Indexable, so 50,000 users cost nothing until asked for. */
 export interface FakeDirectory {
   readonly size: number;
   at(index: number): FakeKeycloakUser;
 }
 
-/** A directory from a list (sorted by username here, as Keycloak lists). */
-export function listDirectory(users: readonly FakeKeycloakUser[]): FakeDirectory {
-  const sorted = [...users].sort((a, b) => (a.username < b.username ? -1 : a.username > b.username ? 1 : 0));
-  return { size: sorted.length, at: (index) => sorted[index] as FakeKeycloakUser };
+/** Keycloak's local store lower-cases username and email; federated users keep theirs. */
+function stored(user: FakeKeycloakUser): FakeKeycloakUser {
+  if (user.federated) return user;
+  return {
+    ...user,
+    username: user.username.toLowerCase(),
+    ...(user.email !== undefined ? { email: user.email.toLowerCase() } : {}),
+  };
+}
+
+/** Local users by username, then federated ones (UserStorageManager: local store first). */
+function listingOrder(a: FakeKeycloakUser, b: FakeKeycloakUser): number {
+  if (Boolean(a.federated) !== Boolean(b.federated)) return a.federated ? 1 : -1;
+  return a.username < b.username ? -1 : a.username > b.username ? 1 : 0;
+}
+
+/** A directory from a list: stored as Keycloak stores it (random ids, lower case), in listing order. */
+export function listDirectory(users: readonly FakeKeycloakUser[]): FakeDirectory & { users: FakeKeycloakUser[] } {
+  const sorted = users.map((user) => ({ id: randomUUID(), ...stored(user) })).sort(listingOrder);
+  return {
+    users: sorted,
+    get size() {
+      return sorted.length;
+    },
+    at: (index) => sorted[index] as FakeKeycloakUser,
+  };
 }
 
 /**
- * A generated directory: `make(i)` builds user i on demand. `make` must yield usernames in
- * ascending order of i (e.g. zero-padded numbers), which keeps Keycloak's order without sorting.
+ * A generated directory: `make(i)` builds user i on demand. `make` must yield lower-case usernames
+ * in ascending order of i (e.g. zero-padded numbers), which keeps Keycloak's order without sorting.
+ * Ids are random per directory but stable per user.
  */
 export function generatedDirectory(count: number, make: (index: number) => FakeKeycloakUser): FakeDirectory {
-  return { size: count, at: make };
+  const salt = randomBytes(8).toString('hex');
+  return {
+    size: count,
+    at: (index) => {
+      const user = stored(make(index));
+      return user.id ? user : { ...user, id: uuidFrom(`${salt}:${index}`) };
+    },
+  };
 }
 
-function uuidFrom(username: string): string {
-  const hex = createHash('sha1').update(username).digest('hex');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-5${hex.slice(13, 16)}-a${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+function uuidFrom(seed: string): string {
+  const hex = createHash('sha1').update(seed).digest('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-a${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
 }
 
 function isUserList(users: FakeDirectory | readonly FakeKeycloakUser[]): users is readonly FakeKeycloakUser[] {
@@ -89,14 +153,29 @@ export interface FakeClient {
   secret: string;
   /** realm-management client roles of the service account; default ['view-users']. */
   roles?: string[];
+  /** "Service accounts roles" on the client; default true. */
+  serviceAccountsEnabled?: boolean;
+  /** Default true. */
+  enabled?: boolean;
+  /** A public client (no secret); default false. */
+  publicClient?: boolean;
 }
 
+export type FakeEndpoint = 'token' | 'users';
 export type FakeFault =
-  | { endpoint: 'token' | 'users'; status: number; retryAfterSeconds?: number; body?: unknown }
+  | { endpoint: FakeEndpoint; status: number; retryAfterSeconds?: number; body?: unknown }
   /** Destroy the socket without an answer (a network error for the client). */
-  | { endpoint: 'token' | 'users'; reset: true }
+  | { endpoint: FakeEndpoint; reset: true }
   /** Answer after `delayMs` (to trip client timeouts). */
-  | { endpoint: 'token' | 'users'; delayMs: number };
+  | { endpoint: FakeEndpoint; delayMs: number };
+
+export interface UsersRequest {
+  /** 'list' = GET /users, 'count' = /users/count, 'get' = /users/{id}. */
+  kind: 'list' | 'count' | 'get';
+  query: URLSearchParams;
+  /** How many users requests (of any kind) came before this one. */
+  index: number;
+}
 
 export interface FakeKeycloakOptions {
   realm?: string;
@@ -105,6 +184,8 @@ export interface FakeKeycloakOptions {
   tokenLifetimeSeconds?: number;
   /** Serve https with this key and certificate (a lab Keycloak with a self-signed one). */
   tls?: { key: string; cert: string };
+  /** The realm's user profile: declared attributes (default mailcow_template, mailcow_password) and the unmanaged attribute policy (default: none, i.e. hidden). */
+  userProfile?: { attributes?: string[]; unmanagedAttributePolicy?: 'ENABLED' | 'ADMIN_VIEW' | 'ADMIN_EDIT' };
 }
 
 export interface RecordedRequest {
@@ -118,36 +199,88 @@ export interface FakeKeycloak {
   url: string;
   realm: string;
   setUsers(users: FakeDirectory | readonly FakeKeycloakUser[]): void;
+  /** Add a user now (list directories only); returns its id. */
+  addUser(user: FakeKeycloakUser): string;
+  /** Delete the user with this username (lower-cased unless federated); false when there is none. */
+  deleteUser(username: string): boolean;
+  /** The stored user (id, lower-cased names) with this username. */
+  findUser(username: string): FakeKeycloakUser | undefined;
+  /** Called before each users request is answered: change the directory between pages here. */
+  onUsersRequest(hook: ((request: UsersRequest) => void) | undefined): void;
+  /** The service-account user of a client (Keycloak creates `service-account-<clientId>`). */
+  serviceAccountUser(clientId: string): FakeKeycloakUser | undefined;
   /** Queue faults; each is served once, in order, by the matching endpoint. */
   injectFaults(...faults: FakeFault[]): void;
   /** Invalidate every issued token (as a key rotation or session logout would). */
   revokeTokens(): void;
   readonly requests: RecordedRequest[];
-  readonly counts: { token: number; users: number };
+  /** How each token request authenticated the client: 'basic', 'post' or 'none'. */
+  readonly tokenClientAuth: ('basic' | 'post' | 'none')[];
+  /** token: token requests; users: GET /users (any filter); count: /users/count; byId: /users/{id}. */
+  readonly counts: { token: number; users: number; count: number; byId: number };
   close(): Promise<void>;
 }
 
 const UNAUTHORIZED = { error: 'HTTP 401 Unauthorized' };
 const FORBIDDEN = { error: 'unknown_error' };
+const BAD_CLIENT = 'Invalid client or Invalid client credentials';
 const DEFAULT_MAX_RESULTS = 100;
 const REQUEST_LOG_LIMIT = 20_000;
+const DECLARED_ATTRIBUTES = ['mailcow_template', 'mailcow_password'];
+/** Query parameters that make getUsers a field search, which includes service accounts. */
+const FIELD_FILTERS = [
+  'lastName',
+  'firstName',
+  'email',
+  'username',
+  'emailVerified',
+  'idpAlias',
+  'idpUserId',
+  'enabled',
+  'exact',
+  'q',
+];
 
 export async function startFakeKeycloak(options: FakeKeycloakOptions = {}): Promise<FakeKeycloak> {
   const realm = options.realm ?? 'mail';
   const clients = new Map(
     (options.clients ?? [{ clientId: 'postern', secret: 'postern-secret' }]).map((c) => [c.clientId, c]),
   );
+  const serviceAccounts = new Map<string, FakeKeycloakUser>();
+  for (const c of clients.values()) {
+    if (c.serviceAccountsEnabled === false || c.publicClient) continue;
+    // services/.../managers/ClientManager.java enableServiceAccount: username service-account-<clientId>.
+    serviceAccounts.set(c.clientId, {
+      id: randomUUID(),
+      username: `service-account-${c.clientId.toLowerCase()}`,
+      emailVerified: false,
+      enabled: true,
+      createdTimestamp: Date.now(),
+    });
+  }
   const tokenLifetimeSeconds = options.tokenLifetimeSeconds ?? 300;
-  const toDirectory = (users: FakeDirectory | readonly FakeKeycloakUser[] | undefined): FakeDirectory =>
+  const declared = new Set(options.userProfile?.attributes ?? DECLARED_ATTRIBUTES);
+  const showsUnmanaged = options.userProfile?.unmanagedAttributePolicy !== undefined;
+  const toDirectory = (users: FakeDirectory | readonly FakeKeycloakUser[] | undefined) =>
     users === undefined ? listDirectory([]) : isUserList(users) ? listDirectory(users) : users;
-  let directory = toDirectory(options.users);
+  let directory: FakeDirectory & { users?: FakeKeycloakUser[] } = toDirectory(options.users);
+  let usersHook: ((request: UsersRequest) => void) | undefined;
+  let usersRequests = 0;
   const tokens = new Map<string, { roles: string[]; expiresAt: number }>();
   const faults: FakeFault[] = [];
   const requests: RecordedRequest[] = [];
-  const counts = { token: 0, users: 0 };
+  const counts = { token: 0, users: 0, count: 0, byId: 0 };
+  const tokenClientAuth: ('basic' | 'post' | 'none')[] = [];
 
-  const tokenPath = `/realms/${realm}/protocol/openid-connect/token`;
+  const realmPath = `/realms/${realm}`;
+  const tokenPath = `${realmPath}/protocol/openid-connect/token`;
   const usersPath = `/admin/realms/${realm}/users`;
+  let url = '';
+
+  const mutableUsers = () => {
+    if (!directory.users) throw new Error('this fake directory is generated; use a list to change it');
+    return directory.users;
+  };
 
   const send = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
     const text = JSON.stringify(body);
@@ -160,7 +293,7 @@ export async function startFakeKeycloak(options: FakeKeycloakOptions = {}): Prom
   };
 
   /** Serve a queued fault for this endpoint; true when the request was consumed. */
-  const serveFault = async (endpoint: 'token' | 'users', req: IncomingMessage, res: ServerResponse) => {
+  const serveFault = async (endpoint: FakeEndpoint, req: IncomingMessage, res: ServerResponse) => {
     const index = faults.findIndex((fault) => fault.endpoint === endpoint);
     if (index < 0) return false;
     const [fault] = faults.splice(index, 1) as [FakeFault];
@@ -186,6 +319,43 @@ export async function startFakeKeycloak(options: FakeKeycloakOptions = {}): Prom
       req.on('error', reject);
     });
 
+  const discovery = () => {
+    const issuer = `${url}${realmPath}`;
+    const oidc = `${issuer}/protocol/openid-connect`;
+    return {
+      issuer,
+      authorization_endpoint: `${oidc}/auth`,
+      token_endpoint: `${oidc}/token`,
+      introspection_endpoint: `${oidc}/token/introspect`,
+      userinfo_endpoint: `${oidc}/userinfo`,
+      end_session_endpoint: `${oidc}/logout`,
+      jwks_uri: `${oidc}/certs`,
+      grant_types_supported: ['authorization_code', 'implicit', 'refresh_token', 'password', 'client_credentials'],
+      response_types_supported: [
+        'code',
+        'none',
+        'id_token',
+        'token',
+        'id_token token',
+        'code id_token',
+        'code token',
+        'code id_token token',
+      ],
+      subject_types_supported: ['public', 'pairwise'],
+      id_token_signing_alg_values_supported: ['RS256'],
+      scopes_supported: ['openid', 'profile', 'email', 'roles', 'web-origins', 'offline_access'],
+      token_endpoint_auth_methods_supported: [
+        'private_key_jwt',
+        'client_secret_basic',
+        'client_secret_post',
+        'tls_client_auth',
+        'client_secret_jwt',
+      ],
+      code_challenge_methods_supported: ['plain', 'S256'],
+      authorization_response_iss_parameter_supported: true,
+    };
+  };
+
   const issueToken = async (req: IncomingMessage, res: ServerResponse) => {
     counts.token++;
     if (req.method !== 'POST')
@@ -198,29 +368,48 @@ export async function startFakeKeycloak(options: FakeKeycloakOptions = {}): Prom
       return send(res, 400, { error: 'invalid_request', error_description: 'Missing form parameter: grant_type' });
     }
     if (await serveFault('token', req, res)) return;
-    let clientId = form.get('client_id') ?? undefined;
-    let secret = form.get('client_secret') ?? undefined;
+    const grantType = form.get('grant_type');
+    if (!grantType)
+      return send(res, 400, { error: 'invalid_request', error_description: 'Missing form parameter: grant_type' });
+    let clientId: string | undefined;
+    let secret: string | undefined;
     const authorization = req.headers.authorization ?? '';
     if (authorization.startsWith('Basic ')) {
       const decoded = Buffer.from(authorization.slice(6), 'base64').toString('utf8');
       const cut = decoded.indexOf(':');
-      // RFC 6749 §2.3.1: both parts are form-encoded before base64.
+      // BasicAuthHelper.RFC6749.parseHeader: both parts are form-decoded (RFC 6749 §2.3.1).
       const decode = (value: string) => decodeURIComponent(value.replace(/\+/g, ' '));
-      clientId = decode(decoded.slice(0, cut));
-      secret = decode(decoded.slice(cut + 1));
+      if (cut >= 0) {
+        clientId = decode(decoded.slice(0, cut));
+        secret = decode(decoded.slice(cut + 1));
+      }
     }
-    const client = clientId ? clients.get(clientId) : undefined;
-    if (!client || client.secret !== secret) {
-      return send(res, 401, {
-        error: 'invalid_client',
-        error_description: 'Invalid client or Invalid client credentials',
-      });
+    tokenClientAuth.push(form.has('client_secret') ? 'post' : authorization.startsWith('Basic ') ? 'basic' : 'none');
+    // Form parameters win over the header (ClientIdAndSecretAuthenticator).
+    clientId = form.get('client_id') ?? clientId;
+    secret = form.get('client_secret') ?? secret;
+    if (!clientId) return send(res, 400, { error: 'invalid_client', error_description: 'Missing client_id parameter' });
+    const client = clients.get(clientId);
+    if (!client || client.enabled === false) {
+      return send(res, 401, { error: 'invalid_client', error_description: BAD_CLIENT });
     }
-    const grantType = form.get('grant_type');
-    if (!grantType)
-      return send(res, 400, { error: 'invalid_request', error_description: 'Missing form parameter: grant_type' });
+    if (!client.publicClient && (secret === undefined || client.secret !== secret)) {
+      return send(res, 401, { error: 'unauthorized_client', error_description: BAD_CLIENT });
+    }
     if (grantType !== 'client_credentials') {
       return send(res, 400, { error: 'unsupported_grant_type', error_description: 'Unsupported grant_type' });
+    }
+    if (client.publicClient) {
+      return send(res, 401, {
+        error: 'unauthorized_client',
+        error_description: 'Public client not allowed to retrieve service account',
+      });
+    }
+    if (client.serviceAccountsEnabled === false) {
+      return send(res, 401, {
+        error: 'unauthorized_client',
+        error_description: 'Client not enabled to retrieve service account',
+      });
     }
     const accessToken = randomBytes(24).toString('base64url');
     tokens.set(accessToken, {
@@ -238,10 +427,8 @@ export async function startFakeKeycloak(options: FakeKeycloakOptions = {}): Prom
   };
 
   const representation = (user: FakeKeycloakUser, brief: boolean) => {
-    // Stable UUID-shaped ids derived from the username: nothing to store for 50,000 users.
-    const id = user.id ?? uuidFrom(user.username);
     const rep: Record<string, unknown> = {
-      id,
+      id: user.id,
       username: user.username,
       ...(user.firstName !== undefined ? { firstName: user.firstName } : {}),
       ...(user.lastName !== undefined ? { lastName: user.lastName } : {}),
@@ -250,8 +437,12 @@ export async function startFakeKeycloak(options: FakeKeycloakOptions = {}): Prom
       createdTimestamp: user.createdTimestamp ?? 1_700_000_000_000,
       enabled: user.enabled ?? true,
     };
+    if (user.username.startsWith('service-account-') && [...serviceAccounts.values()].includes(user)) {
+      rep.serviceAccountClientId = user.id;
+    }
     if (brief) return rep;
-    if (user.attributes && Object.keys(user.attributes).length > 0) rep.attributes = user.attributes;
+    const visible = Object.entries(user.attributes ?? {}).filter(([key]) => showsUnmanaged || declared.has(key));
+    if (visible.length > 0) rep.attributes = Object.fromEntries(visible);
     rep.totp = false;
     rep.disableableCredentialTypes = [];
     rep.requiredActions = [];
@@ -260,65 +451,146 @@ export async function startFakeKeycloak(options: FakeKeycloakOptions = {}): Prom
     return rep;
   };
 
-  const listUsers = async (req: IncomingMessage, res: ServerResponse, query: URLSearchParams) => {
-    counts.users++;
+  /** JAX-RS Integer conversion: absent → fallback, not an integer → undefined (the caller answers 404). */
+  const integerParam = (query: URLSearchParams, name: string, fallback: number): number | undefined => {
+    const value = query.get(name);
+    if (value === null) return fallback;
+    return /^[+-]?\d+$/.test(value.trim()) ? Number.parseInt(value, 10) : undefined;
+  };
+
+  const booleanParam = (query: URLSearchParams, name: string): boolean | undefined => {
+    const value = query.get(name);
+    return value === null ? undefined : value.toLowerCase() === 'true';
+  };
+
+  /** The users the query selects, in listing order, service accounts included or not as Keycloak does. */
+  function* selected(query: URLSearchParams): Generator<FakeKeycloakUser> {
+    const search = query.get('search');
+    const isFieldSearch = search === null && FIELD_FILTERS.some((name) => query.has(name));
+    const enabled = booleanParam(query, 'enabled');
+    const emailVerified = booleanParam(query, 'emailVerified');
+    const exact = booleanParam(query, 'exact') === true;
+    const fields = (['email', 'username', 'firstName', 'lastName'] as const)
+      .map((field) => [field, query.get(field)?.toLowerCase()] as const)
+      .filter((entry): entry is readonly [(typeof entry)[0], string] => entry[1] !== undefined);
+    // SearchQueryUtils.getFields: `key:value` pairs separated by spaces.
+    const attributes = (query.get('q') ?? '')
+      .split(/\s+/)
+      .filter((pair) => pair.includes(':'))
+      .map((pair) => [pair.slice(0, pair.indexOf(':')), pair.slice(pair.indexOf(':') + 1).toLowerCase()] as const);
+    const searchMatch = (() => {
+      if (search === null) return () => true;
+      const value = search.trim().toLowerCase();
+      if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) {
+        const wanted = value.slice(1, -1);
+        return (text: string) => text === wanted;
+      }
+      const escaped = value.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*');
+      const pattern = new RegExp(`^${escaped}${escaped.endsWith('.*') ? '' : '.*'}$`, 's');
+      return (text: string) => pattern.test(text);
+    })();
+    const matches = (user: FakeKeycloakUser) => {
+      if (enabled !== undefined && (user.enabled ?? true) !== enabled) return false;
+      if (emailVerified !== undefined && (user.emailVerified ?? false) !== emailVerified) return false;
+      for (const [field, wanted] of fields) {
+        const actual = String(user[field] ?? '').toLowerCase();
+        if (exact ? actual !== wanted : !actual.includes(wanted)) return false;
+      }
+      for (const [key, wanted] of attributes) {
+        if (!(user.attributes?.[key] ?? []).some((value) => value.toLowerCase() === wanted)) return false;
+      }
+      if (search !== null) {
+        const texts = [user.username, user.email, user.firstName, user.lastName].map((text) =>
+          (text ?? '').toLowerCase(),
+        );
+        if (!texts.some(searchMatch)) return false;
+      }
+      return true;
+    };
+    const plain = search === null && !isFieldSearch;
+    const all = function* () {
+      for (let i = 0; i < directory.size; i++) yield directory.at(i);
+      if (isFieldSearch) yield* serviceAccounts.values();
+    };
+    for (const user of all()) if (plain || matches(user)) yield user;
+  }
+
+  const usersRequest = async (req: IncomingMessage, res: ServerResponse, rest: string, query: URLSearchParams) => {
+    const kind = rest === '' ? 'list' : rest === '/count' ? 'count' : 'get';
+    if (kind === 'list') counts.users++;
+    else if (kind === 'count') counts.count++;
+    else counts.byId++;
+    if (req.method !== 'GET') return send(res, 405, { error: 'HTTP 405 Method Not Allowed' });
     const authorization = req.headers.authorization ?? '';
     const grant = authorization.startsWith('Bearer ') ? tokens.get(authorization.slice(7)) : undefined;
     if (!grant || grant.expiresAt <= Date.now()) return send(res, 401, UNAUTHORIZED);
     const canView = grant.roles.includes('view-users') || grant.roles.includes('manage-users');
-    if (!canView && !grant.roles.includes('query-users')) return send(res, 403, FORBIDDEN);
+    const canQuery = canView || grant.roles.includes('query-users');
     if (await serveFault('users', req, res)) return;
-    if (!canView) return send(res, 200, []);
+    usersHook?.({ kind, query, index: usersRequests++ });
 
-    const first = Math.max(0, Number.parseInt(query.get('first') ?? '0', 10) || 0);
-    const maxParam = query.get('max');
-    const max = maxParam === null ? DEFAULT_MAX_RESULTS : Math.max(0, Number.parseInt(maxParam, 10) || 0);
-    const brief = query.get('briefRepresentation') === 'true';
-    const exact = query.get('exact') === 'true';
-    const filters: [keyof FakeKeycloakUser, string][] = [];
-    for (const field of ['email', 'username', 'firstName', 'lastName'] as const) {
-      // firstName/lastName filter by name; `first` is the offset (Keycloak's @QueryParam names).
-      const value = query.get(field);
-      if (value !== null) filters.push([field, value.toLowerCase()]);
+    if (kind === 'get') {
+      const id = decodeURIComponent(rest.slice(1));
+      let user: FakeKeycloakUser | undefined;
+      for (let i = 0; i < directory.size && !user; i++) if (directory.at(i).id === id) user = directory.at(i);
+      user ??= [...serviceAccounts.values()].find((candidate) => candidate.id === id);
+      if (!user) return canQuery ? send(res, 404, { error: 'User not found' }) : send(res, 403, FORBIDDEN);
+      if (!canView) return send(res, 403, FORBIDDEN);
+      return send(res, 200, representation(user, false));
     }
-    const enabledFilter = query.get('enabled');
-    const matches = (user: FakeKeycloakUser) => {
-      if (enabledFilter !== null && String(user.enabled ?? true) !== enabledFilter) return false;
-      return filters.every(([field, wanted]) => {
-        const actual = String(user[field] ?? '').toLowerCase();
-        return exact ? actual === wanted : actual.includes(wanted);
-      });
-    };
-
+    if (!canQuery) return send(res, 403, FORBIDDEN);
+    if (kind === 'count') {
+      let total = 0;
+      if (canView) for (const _ of selected(query)) total++;
+      return send(res, 200, total);
+    }
+    const first = integerParam(query, 'first', -1);
+    const max = integerParam(query, 'max', DEFAULT_MAX_RESULTS);
+    if (first === undefined || max === undefined) {
+      return send(res, 404, { error: 'RESTEASY003870: Unable to extract parameter from http request' });
+    }
+    if (!canView) return send(res, 200, []);
+    const brief = booleanParam(query, 'briefRepresentation') === true;
     const page: Record<string, unknown>[] = [];
-    if (filters.length === 0 && enabledFilter === null) {
-      for (let i = first; i < Math.min(directory.size, first + max); i++)
-        page.push(representation(directory.at(i), brief));
-    } else {
-      let skipped = 0;
-      for (let i = 0; i < directory.size && page.length < max; i++) {
-        const user = directory.at(i);
-        if (!matches(user)) continue;
-        if (skipped++ < first) continue;
-        page.push(representation(user, brief));
-      }
+    let skipped = 0;
+    const offset = Math.max(0, first);
+    if (!query.has('search') && !FIELD_FILTERS.some((name) => query.has(name))) {
+      // Unfiltered: index straight into the directory (a 50,000-user realm stays cheap).
+      const end = max < 0 ? directory.size : Math.min(directory.size, offset + max);
+      for (let i = offset; i < end; i++) page.push(representation(directory.at(i), brief));
+      return send(res, 200, page);
+    }
+    for (const user of selected(query)) {
+      if (max >= 0 && page.length >= max) break;
+      if (skipped++ < offset) continue;
+      page.push(representation(user, brief));
     }
     send(res, 200, page);
   };
 
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
-    const url = new URL(req.url ?? '/', 'http://fake');
+    const requestUrl = new URL(req.url ?? '/', 'http://fake');
+    const path = requestUrl.pathname;
     if (requests.length < REQUEST_LOG_LIMIT) {
-      requests.push({ method: req.method ?? '', path: url.pathname, query: Object.fromEntries(url.searchParams) });
+      requests.push({ method: req.method ?? '', path, query: Object.fromEntries(requestUrl.searchParams) });
     }
     const handle = async () => {
-      if (url.pathname === tokenPath) return issueToken(req, res);
-      if (url.pathname === usersPath && req.method === 'GET') return listUsers(req, res, url.searchParams);
-      if (url.pathname.startsWith('/realms/') && !url.pathname.startsWith(`/realms/${realm}/`)) {
-        return send(res, 404, { error: 'Realm does not exist' });
+      if (path === tokenPath) return issueToken(req, res);
+      if (path === `${realmPath}/.well-known/openid-configuration`) return send(res, 200, discovery());
+      if (path === usersPath || path.startsWith(`${usersPath}/`)) {
+        return usersRequest(req, res, path.slice(usersPath.length), requestUrl.searchParams);
       }
-      if (url.pathname.startsWith('/admin/realms/') && !url.pathname.startsWith(`/admin/realms/${realm}/`)) {
-        return send(res, 404, { error: 'Realm not found.' });
+      if (path.startsWith('/admin/realms/')) {
+        // AdminRoot authenticates the token before the realm is looked up.
+        const authorization = req.headers.authorization ?? '';
+        const grant = authorization.startsWith('Bearer ') ? tokens.get(authorization.slice(7)) : undefined;
+        if (!grant || grant.expiresAt <= Date.now()) return send(res, 401, UNAUTHORIZED);
+        if (!path.startsWith(`/admin/realms/${realm}/`) && path !== `/admin/realms/${realm}`) {
+          return send(res, 404, { error: 'Realm not found.' });
+        }
+      }
+      if (path.startsWith('/realms/') && !path.startsWith(`${realmPath}/`)) {
+        return send(res, 404, { error: 'Realm does not exist' });
       }
       send(res, 404, { error: 'RESTEASY003210: Could not find resource for full path' });
     };
@@ -330,13 +602,42 @@ export async function startFakeKeycloak(options: FakeKeycloakOptions = {}): Prom
   server.keepAliveTimeout = 5_000;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
+  url = `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
+
+  const findIndex = (username: string) => {
+    const users = mutableUsers();
+    return users.findIndex(
+      (user) => user.username === username || (!user.federated && user.username === username.toLowerCase()),
+    );
+  };
 
   return {
-    url: `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
+    url,
     realm,
     setUsers(users) {
       directory = toDirectory(users);
     },
+    addUser(user) {
+      const users = mutableUsers();
+      const added = { id: randomUUID(), ...stored(user) };
+      users.push(added);
+      users.sort(listingOrder);
+      return added.id;
+    },
+    deleteUser(username) {
+      const index = findIndex(username);
+      if (index < 0) return false;
+      mutableUsers().splice(index, 1);
+      return true;
+    },
+    findUser(username) {
+      const index = findIndex(username);
+      return index < 0 ? undefined : mutableUsers()[index];
+    },
+    onUsersRequest(hook) {
+      usersHook = hook;
+    },
+    serviceAccountUser: (clientId) => serviceAccounts.get(clientId),
     injectFaults(...added) {
       faults.push(...added);
     },
@@ -344,6 +645,7 @@ export async function startFakeKeycloak(options: FakeKeycloakOptions = {}): Prom
       tokens.clear();
     },
     requests,
+    tokenClientAuth,
     counts,
     close: () =>
       new Promise<void>((resolve) => {

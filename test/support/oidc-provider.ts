@@ -8,7 +8,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import Provider, { type Configuration } from 'oidc-provider';
+import Provider, { type ClientAuthMethod, type Configuration } from 'oidc-provider';
 
 export interface TestAccount {
   username: string;
@@ -46,6 +46,19 @@ export async function startOidcProvider(options: {
   accounts?: TestAccount[];
   /** Serve https with this key and certificate (e.g. a self-signed one) instead of http. */
   tls?: { key: string; cert: string };
+  /**
+   * The client authentication methods the provider allows (oidc-provider's `clientAuthMethods`,
+   * also what discovery lists): e.g. ['client_secret_basic'] makes it refuse client_secret_post
+   * with invalid_client. Default: oidc-provider's own list (both secret methods).
+   */
+  clientAuthMethods?: ClientAuthMethod[];
+  /**
+   * false: behave like providers that compare the HTTP Basic password without form-decoding it
+   * (RFC 6749 §2.3.1 says to decode; openid-client encodes every character outside A-Z a-z 0-9,
+   * `-`, `_` and `.` included), so a secret with such characters is refused over Basic.
+   * Default true (oidc-provider decodes, as the RFC says).
+   */
+  decodesBasicCredentials?: boolean;
 }): Promise<TestOidcProvider> {
   const realm = options.realm ?? 'mail';
   const prefix = `/realms/${realm}`;
@@ -79,9 +92,10 @@ export async function startOidcProvider(options: {
         redirect_uris: options.redirectUris,
         grant_types: ['authorization_code'],
         response_types: ['code'],
-        token_endpoint_auth_method: 'client_secret_basic',
+        token_endpoint_auth_method: options.clientAuthMethods?.[0] ?? 'client_secret_basic',
       },
     ],
+    ...(options.clientAuthMethods ? { clientAuthMethods: options.clientAuthMethods } : {}),
     // v9 requires PKCE only for public clients by default; Keycloak can require it for all.
     pkce: { required: () => true },
     // Keycloak-like ID tokens: scope claims in the ID token too, not only at userinfo.
@@ -177,6 +191,7 @@ export async function startOidcProvider(options: {
       return;
     }
     if (path === prefix || path.startsWith(`${prefix}/`)) {
+      if (options.decodesBasicCredentials === false) keepBasicCredentialsEncoded(req);
       // Mounted under the issuer's path: oidc-provider derives its mount path from originalUrl.
       (req as IncomingMessage & { originalUrl?: string }).originalUrl = path;
       req.url = path.slice(prefix.length) || '/';
@@ -213,6 +228,22 @@ export async function startOidcProvider(options: {
       });
     },
   };
+}
+
+/**
+ * Rewrite an HTTP Basic header so that oidc-provider's form-decoding yields the raw, still
+ * form-encoded id and password: what a provider that skips the decoding compares.
+ */
+function keepBasicCredentialsEncoded(req: IncomingMessage): void {
+  const header = req.headers.authorization;
+  if (!header?.startsWith('Basic ')) return;
+  const decoded = Buffer.from(header.slice(6), 'base64').toString('utf8');
+  const cut = decoded.indexOf(':');
+  if (cut < 0) return;
+  const encode = (value: string) => encodeURIComponent(value);
+  const id = decoded.slice(0, cut);
+  const password = decoded.slice(cut + 1);
+  req.headers.authorization = `Basic ${Buffer.from(`${encode(id)}:${encode(password)}`).toString('base64')}`;
 }
 
 function loginForm(uid: string, error?: string): string {

@@ -77,3 +77,15 @@ export async function seedAppPassword(
   if (input.active === false) await db.execute('UPDATE app_passwd SET active = 0 WHERE id = ?', [id]);
   return id;
 }
+
+/** A row of mailcow's `tfa` table (one authenticator of a user), as mailcow's set_tfa() writes it. */
+export async function seedTfa(
+  db: Db,
+  input: { username: string; authmech: 'yubi_otp' | 'u2f' | 'hotp' | 'totp' | 'webauthn'; active: number },
+): Promise<number> {
+  const { insertId } = await db.execute(
+    'INSERT INTO tfa (key_id, username, authmech, secret, active) VALUES (?, ?, ?, ?, ?)',
+    ['test key', input.username, input.authmech, 'JBSWY3DPEHPK3PXP', input.active],
+  );
+  return insertId;
+}

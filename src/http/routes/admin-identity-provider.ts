@@ -18,7 +18,7 @@ import { recordAudit } from '../../storage/audit.js';
 import type { Db } from '../../storage/db.js';
 import { countExternalMailboxes, deleteIdpRows, readIdpRows } from '../../storage/mailbox-admin.js';
 import { listMailboxTemplates } from '../../storage/templates.js';
-import { changeOrigin, describeIssues, isPlainObject, readJsonBody } from './admin-request.js';
+import { authorizeArea, changeOrigin, describeIssues, isPlainObject, readJsonBody } from './admin-request.js';
 
 type IdpDeps = Pick<Deps, 'db' | 'secretBox' | 'config' | 'log'>;
 
@@ -29,6 +29,7 @@ const SEALED_PREFIX = 'postern:v1:';
 
 export function createIdentityProviderRoutes(deps: IdpDeps) {
   const app = new Hono();
+  app.use('*', authorizeArea({ kind: 'identity_provider' }));
 
   app.get('/', async (c) => c.json(await describeProvider(deps)));
 

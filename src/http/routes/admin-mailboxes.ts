@@ -1,24 +1,26 @@
 // /api/v1/mailboxes/:username: a mailbox's auth source and its app passwords, as admins manage
 // them. Password hashes never leave the database through here; switching a mailbox to an IdP
 // keeps its local hash so that switching back to mailcow restores the old password (mailcow docs).
-import { Hono } from 'hono';
+import { type Context, Hono } from 'hono';
 import { z } from 'zod';
+import { foldAddress } from '../../address.js';
+import { type Action, domainOf } from '../../admin/roles.js';
 import type { Deps } from '../../deps.js';
 import { AppError } from '../../errors.js';
 import { createSogoHandoff } from '../../login/sogo-handoff.js';
 import { APP_PASSWORD_PROTOCOLS, deleteAppPassword, listAppPasswords } from '../../storage/app-passwords.js';
 import { recordAudit } from '../../storage/audit.js';
 import { type AdminMailbox, findAdminMailbox, readIdpRows, setMailboxAuthSource } from '../../storage/mailbox-admin.js';
-import { changeOrigin, parseWith, readBody } from './admin-request.js';
+import { actionOf, authorize, changeOrigin, parseWith, readBody } from './admin-request.js';
 
 type MailboxDeps = Pick<Deps, 'db' | 'redis' | 'log' | 'config'>;
 
 const username = z
   .string()
   .trim()
-  .toLowerCase()
   .max(255)
-  .regex(/^[^@\s]+@[^@\s]+$/, 'must be a mailbox address (local@domain)');
+  .regex(/^[^@\s]+@[^@\s]+$/, 'must be a mailbox address (local@domain)')
+  .transform(foldAddress);
 
 const authsourceBody = z.strictObject({
   authsource: z.enum(['mailcow', 'keycloak', 'generic-oidc'], { error: 'must be mailcow, keycloak or generic-oidc' }),
@@ -53,7 +55,7 @@ export function createMailboxRoutes(deps: MailboxDeps) {
     if (deps.config.adminWebmail !== 'on') {
       throw new AppError('forbidden', 'admin webmail links are off (POSTERN_ADMIN_WEBMAIL)');
     }
-    const mailbox = await findOrFail(deps, c.req.param('username'));
+    const mailbox = await findOrFail(deps, c, c.req.param('username'));
     const origin = changeOrigin(c);
     const outcome = await handoff.mintAdminTicket({
       username: mailbox.username,
@@ -66,10 +68,10 @@ export function createMailboxRoutes(deps: MailboxDeps) {
     return c.json({ url, expires_in: outcome.ttlSeconds });
   });
 
-  app.get('/:username', async (c) => c.json(view(await findOrFail(deps, c.req.param('username')))));
+  app.get('/:username', async (c) => c.json(view(await findOrFail(deps, c, c.req.param('username')))));
 
   app.put('/:username/authsource', async (c) => {
-    const mailbox = await findOrFail(deps, c.req.param('username'));
+    const mailbox = await findOrFail(deps, c, c.req.param('username'));
     const { authsource } = await readBody(c, authsourceBody);
     if (authsource !== 'mailcow') {
       const configured = (await readIdpRows(deps.db)).authsource;
@@ -90,11 +92,11 @@ export function createMailboxRoutes(deps: MailboxDeps) {
         });
       });
     }
-    return c.json(view(await findOrFail(deps, mailbox.username)));
+    return c.json(view(await findOrFail(deps, c, mailbox.username, 'read')));
   });
 
   app.get('/:username/app-passwords', async (c) => {
-    const mailbox = await findOrFail(deps, c.req.param('username'));
+    const mailbox = await findOrFail(deps, c, c.req.param('username'));
     const records = await listAppPasswords(deps.db, mailbox.username);
     return c.json({
       app_passwords: records.map((record) => ({
@@ -108,7 +110,7 @@ export function createMailboxRoutes(deps: MailboxDeps) {
   });
 
   app.delete('/:username/app-passwords/:id', async (c) => {
-    const mailbox = await findOrFail(deps, c.req.param('username'));
+    const mailbox = await findOrFail(deps, c, c.req.param('username'));
     const id = parseWith(appPasswordId, c.req.param('id'), 'id');
     const deleted = await deps.db.transaction(async (tx) => {
       if (!(await deleteAppPassword(tx, mailbox.username, id))) return false;
@@ -127,9 +129,22 @@ export function createMailboxRoutes(deps: MailboxDeps) {
   return app;
 }
 
-async function findOrFail(deps: MailboxDeps, raw: string): Promise<AdminMailbox> {
+/**
+ * The mailbox, if the caller may act on it. Checked twice: on the name's domain before the
+ * lookup (no query for other domains) and on the row's own domain after it. Outside the
+ * caller's domains the answer is the same 404 as for a mailbox that does not exist.
+ */
+async function findOrFail(
+  deps: MailboxDeps,
+  c: Context,
+  raw: string,
+  action: Action = actionOf(c),
+): Promise<AdminMailbox> {
   const name = parseWith(username, raw, 'username');
+  const missing = `no mailbox ${name}`;
+  authorize(c, action, { kind: 'mailbox', domain: domainOf(name) }, missing);
   const mailbox = await findAdminMailbox(deps.db, name);
-  if (!mailbox) throw new AppError('not_found', `no mailbox ${name}`);
+  if (!mailbox) throw new AppError('not_found', missing);
+  authorize(c, action, { kind: 'mailbox', domain: mailbox.domain }, missing);
   return mailbox;
 }

@@ -1,10 +1,11 @@
 // Shared by the admin API's route files: JSON bodies and path parameters validated with zod into
 // 400s that name the field, and who/where a change came from for the audit log.
-import { getConnInfo } from '@hono/node-server/conninfo';
-import type { Context } from 'hono';
+import type { Context, MiddlewareHandler } from 'hono';
 import type { z } from 'zod';
+import { type Action, type AdminObject, can } from '../../admin/roles.js';
 import { AppError } from '../../errors.js';
 import type { AuditActor } from '../../storage/audit.js';
+import { clientIp } from '../client-ip.js';
 
 /** `attributes.quota: must be ...; name: required` (never the offending value: it may be a secret). */
 export function describeIssues(issues: readonly z.core.$ZodIssue[], root = 'body'): string {
@@ -54,11 +55,30 @@ export interface ChangeOrigin {
 /** Set by requireAdmin: which kind of key admitted the caller, never the key. */
 export function changeOrigin(c: Context): ChangeOrigin {
   const admin = c.get('admin');
-  let ip: string | undefined;
-  try {
-    ip = getConnInfo(c).remote.address;
-  } catch {
-    ip = undefined;
-  }
-  return { actor: `api:${admin.via}`, ip };
+  return { actor: admin.actor.name, ip: clientIp(c) };
+}
+
+/**
+ * The role check on the object itself: throws 404 for an object outside the caller's domains
+ * (worded like a missing one, so existence does not leak), 403 for what the role never reaches.
+ */
+export function authorize(c: Context, action: Action, object: AdminObject, notFoundMessage = 'not found'): void {
+  const permission = can(c.get('admin').actor, action, object);
+  if (permission.allowed) return;
+  if (permission.denial === 'not_found') throw new AppError('not_found', notFoundMessage);
+  if (permission.denial === 'read_only') throw new AppError('forbidden', 'this API key is read-only');
+  throw new AppError('forbidden', 'your role does not allow this');
+}
+
+/** GET/HEAD read, every other method writes. */
+export function actionOf(c: Context): Action {
+  return c.req.method === 'GET' || c.req.method === 'HEAD' ? 'read' : 'write';
+}
+
+/** For areas that are one object as a whole (IdP settings, templates, sync): check every request. */
+export function authorizeArea(object: AdminObject): MiddlewareHandler {
+  return async (c, next) => {
+    authorize(c, actionOf(c), object);
+    await next();
+  };
 }

@@ -18,7 +18,7 @@ import {
   updateMailboxTemplate,
 } from '../../storage/templates.js';
 import { FLAG_ATTRIBUTES, TEMPLATE_ACL_KEYS } from '../../templates/apply-template.js';
-import { changeOrigin, parseWith, readBody } from './admin-request.js';
+import { authorizeArea, changeOrigin, parseWith, readBody } from './admin-request.js';
 
 type TemplateDeps = Pick<Deps, 'db'>;
 
@@ -103,6 +103,8 @@ function view(template: MailboxTemplate) {
 
 export function createTemplateRoutes(deps: TemplateDeps) {
   const app = new Hono();
+  // Domain admins read templates (to know what applies to their mailboxes); only superadmins edit.
+  app.use('*', authorizeArea({ kind: 'templates' }));
 
   app.get('/', async (c) => c.json({ templates: (await listMailboxTemplates(deps.db)).map(view) }));
 

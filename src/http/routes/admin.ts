@@ -1,11 +1,14 @@
 // The admin JSON API under /api/v1: IdP settings (+ test connection), mailbox templates, a
-// mailbox's auth source and its app passwords. Every route sits behind requireAdmin (X-API-Key);
-// read-only keys may only GET. Each change is written to postern_audit; secrets never leave.
+// mailbox's auth source and its app passwords, the limiter's bans, admin accounts. Every route
+// sits behind requireAdmin (X-API-Key) and checks the caller's role with can(); read-only keys
+// may only GET. Each change is written to postern_audit; secrets never leave.
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { Deps } from '../../deps.js';
 import { AppError } from '../../errors.js';
 import { requireAdmin } from '../admin-auth.js';
+import { createAdminAccountRoutes } from './admin-accounts.js';
+import { createAdminBanRoutes } from './admin-bans.js';
 import { createIdentityProviderRoutes } from './admin-identity-provider.js';
 import { createMailboxRoutes } from './admin-mailboxes.js';
 import { createTemplateRoutes } from './admin-templates.js';
@@ -30,5 +33,7 @@ export function createAdminRoutes(deps: Deps) {
   app.route('/identity-provider', createIdentityProviderRoutes(deps));
   app.route('/templates', createTemplateRoutes(deps));
   app.route('/mailboxes', createMailboxRoutes(deps));
+  app.route('/bans', createAdminBanRoutes(deps));
+  app.route('/admins', createAdminAccountRoutes(deps));
   return app;
 }

@@ -1,25 +1,28 @@
-// GET /admin/bans and DELETE /admin/bans/:scope/:subject on the internal listener: operators
-// (or mailcow's UI through a script) see who is banned and lift a ban.
+// GET /admin/bans and DELETE /admin/bans/:scope/:subject on the internal listener, for operators'
+// scripts. Lifting a ban changes state, so it needs the internal token: without one configured it
+// is refused (reaching the listener must never be enough to undo a ban); the admin API's
+// /api/v1/bans does the same with an API key.
 import { Hono } from 'hono';
-import { z } from 'zod';
+import type { Deps } from '../../deps.js';
 import { AppError } from '../../errors.js';
-import type { Logger } from '../../log.js';
-import type { RateLimiter } from '../../rate-limit/limiter.js';
+import { recordAudit } from '../../storage/audit.js';
+import { parseBanTarget } from './ban-subject.js';
 
-const scope = z.enum(['ip', 'user']);
-
-export function createBanRoutes(deps: { limiter: RateLimiter; log: Logger }) {
+export function createBanRoutes(deps: Pick<Deps, 'limiter' | 'log' | 'db'> & { hasInternalToken: boolean }) {
   const app = new Hono();
   app.get('/admin/bans', async (c) => c.json({ bans: await deps.limiter.listBans() }));
   app.delete('/admin/bans/:scope/:subject', async (c) => {
-    const parsedScope = scope.safeParse(c.req.param('scope'));
-    if (!parsedScope.success) throw new AppError('bad_request', 'scope must be ip or user');
-    const subject = c.req.param('subject');
-    if (!subject || subject.length > 320)
-      throw new AppError('bad_request', 'subject must be an IP, a /64 or a username');
-    const lifted = await deps.limiter.liftBan(parsedScope.data, subject);
+    // With a token configured, the listener's middleware has already checked it.
+    if (!deps.hasInternalToken) {
+      throw new AppError(
+        'forbidden',
+        'lifting a ban here needs POSTERN_INTERNAL_TOKEN; use DELETE /api/v1/bans/:scope/:subject on the admin API',
+      );
+    }
+    const { scope, subject } = parseBanTarget(c.req.param('scope'), c.req.param('subject'));
+    const lifted = await deps.limiter.liftBan(scope, subject);
     if (!lifted) throw new AppError('not_found', 'no such ban');
-    deps.log.info({ scope: parsedScope.data, subject }, 'ban lifted');
+    await recordAudit(deps.db, { actor: 'api:internal-token', action: 'ban.lift', target: subject, detail: { scope } });
     return c.json({ lifted: true });
   });
   return app;

@@ -3,7 +3,7 @@
 import { isIP } from 'node:net';
 import { type Context, Hono } from 'hono';
 import { z } from 'zod';
-import { AppError } from '../../errors.js';
+import { AppError, isLoggedOutage } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import {
   checkMailLogin,
@@ -26,8 +26,10 @@ const passdbBody = z
       .string()
       .min(1, 'must not be empty')
       .max(255)
-      // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what this refuses.
-      .regex(/^[^\s\x00-\x1f]+$/, 'must not contain spaces or control characters'),
+      // No login name has them, and they forge what a log line or an admin page shows: white space,
+      // every control character (C0, DEL, C1), format characters (bidi overrides and isolates such
+      // as U+202E, zero-width characters) and unpaired surrogates.
+      .regex(/^[^\s\p{Cc}\p{Cf}\p{Cs}]+$/u, 'must not contain spaces, control or format characters'),
     password: z.string().max(4096),
     real_rip: z.string().refine((value) => isIP(value) !== 0, 'must be an IP address'),
     service: serviceName.optional(),
@@ -90,7 +92,8 @@ export function createPassdbEndpoint(
           outcome: { result: 'internal_failure' },
           seconds,
         });
-        deps.log.warn(
+        // An auth event like any other login's (info) when the outage is logged where it was found.
+        deps.log[isLoggedOutage(error) ? 'info' : 'warn'](
           {
             event: 'auth',
             user: request.username,

@@ -10,9 +10,10 @@ import {
 } from '../../app-passwords/app-passwords.js';
 import type { Deps } from '../../deps.js';
 import { findPortalMailbox, type PortalMailbox, recordWebAudit } from '../../login/web-login.js';
+import { clientIp } from '../client-ip.js';
 import { destroyWebSession, getWebSession, isSameOrigin, isValidCsrfToken, type WebSession } from '../session.js';
 import { AppPasswordCreatedPage, PortalPage, type PortalProps } from '../views/portal-page.js';
-import { CROSS_SITE_REFUSAL, clientIp, renderPageError, renderRefusal } from './sso.js';
+import { CROSS_SITE_REFUSAL, renderPageError, renderRefusal } from './sso.js';
 
 const GONE = {
   status: 403,

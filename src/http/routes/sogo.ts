@@ -15,8 +15,9 @@ import {
   WEBMAIL_COOKIE,
   WEBMAIL_COOKIE_PATH,
 } from '../../login/sogo-handoff.js';
+import { clientIp } from '../client-ip.js';
 import { getWebSession, isCookieSecure, SESSION_COOKIE, startWebSession } from '../session.js';
-import { clientIp, renderPageError, renderRefusal } from './sso.js';
+import { renderPageError, renderRefusal } from './sso.js';
 
 /**
  * Response headers of /sogo/verify. nginx copies them with auth_request_set into the request to
@@ -151,6 +152,8 @@ export function createSogoVerifyRoutes(deps: Deps, options: SogoHandoffOptions =
   const app = new Hono();
   const handoff = createSogoHandoff(deps, options);
   const secure = isCookieSecure(deps.config);
+  // DAV/EAS logins pad their hash work like the passdb's (see mail-login.ts).
+  const loginDeps = { ...deps, loginHashFloor: deps.config.loginHashFloor };
 
   app.get('/sogo/verify', async (c) => {
     const ip = originalClientIp(c);
@@ -166,7 +169,7 @@ export function createSogoVerifyRoutes(deps: Deps, options: SogoHandoffOptions =
       const credentials = basicCredentials(authorization);
       const outcome =
         credentials && ip && credentials.username.length <= 255 && credentials.password.length <= 4096
-          ? await checkMailLogin(deps, { ...credentials, realRip: ip, service: basicService })
+          ? await checkMailLogin(loginDeps, { ...credentials, realRip: ip, service: basicService })
           : undefined;
       if (outcome?.result !== 'ok') {
         if (outcome) {

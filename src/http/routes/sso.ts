@@ -1,15 +1,15 @@
 // Browser sign-in: GET /login (page), POST /login (mailbox password), GET /login/sso → IdP,
 // GET /login/sso/callback, POST /logout. Decisions live in login/web-login.ts; this file only
 // moves cookies, forms and pages.
-import { getConnInfo } from '@hono/node-server/conninfo';
 import { type Context, Hono } from 'hono';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Deps } from '../../deps.js';
-import { AppError } from '../../errors.js';
+import { AppError, isLoggedOutage } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { createWebLogin, recordWebAudit, SSO_TRANSACTION_TTL_SECONDS, type WebRefusal } from '../../login/web-login.js';
 import { loadIdpSettings } from '../../sources/idp-settings.js';
+import { clientIp } from '../client-ip.js';
 import { safeNextPath } from '../next-path.js';
 import {
   destroyWebSession,
@@ -27,15 +27,6 @@ const PRELOGIN_COOKIE = 'postern_sso';
 const PRELOGIN_PATH = '/login/sso';
 /** Where an SSO sign-in continues to (a local path, checked again when used); same scope as above. */
 const NEXT_COOKIE = 'postern_sso_next';
-
-/** The TCP peer. X-Forwarded-For is not trusted: a proxy in front is covered by the exempt networks. */
-export function clientIp(c: Context): string | undefined {
-  try {
-    return getConnInfo(c).remote.address?.replace(/^::ffff:/, '');
-  } catch {
-    return undefined;
-  }
-}
 
 export function renderRefusal(
   c: Context,
@@ -61,7 +52,9 @@ export const CROSS_SITE_REFUSAL = {
  */
 export function renderPageError(error: unknown, c: Context, log: Logger): Response | Promise<Response> {
   const appError = error instanceof AppError ? error : new AppError('internal', 'internal error', { cause: error });
-  if (appError.expose) log.debug({ code: appError.code, path: c.req.path }, appError.message);
+  // An outage of MySQL or Redis is logged once where it is detected, not once per page.
+  if (appError.expose || isLoggedOutage(appError))
+    log.debug({ code: appError.code, path: c.req.path }, appError.message);
   else log.error({ err: appError.cause ?? appError, code: appError.code, path: c.req.path }, appError.message);
   c.header('cache-control', 'no-store');
   const message = appError.expose
@@ -98,7 +91,8 @@ export function createSsoRoutes(deps: Deps) {
     const password = typeof form.password === 'string' ? form.password : '';
     const next = safeNextPath(form.next);
     const ip = clientIp(c);
-    // Clients in POSTERN_BAN_EXEMPT_NETWORKS (a reverse proxy in front) are counted per user only.
+    // Behind a trusted proxy this is the browser's address (POSTERN_TRUSTED_PROXIES); clients in
+    // POSTERN_BAN_EXEMPT_NETWORKS are counted per user only.
     const outcome = await webLogin.checkPassword({ username, password, ...(ip ? { ip } : {}) });
     if (!outcome.ok) {
       if (outcome.status === 401 || outcome.status === 429) {

@@ -9,7 +9,7 @@ import { getSyncRun, listSyncRuns, type SyncRun, type SyncRunSummary } from '../
 import type { SyncReport } from '../../sync/apply-sync.js';
 import { type RunSyncOptions, runSync } from '../../sync/run-sync.js';
 import { requireAdmin } from '../admin-auth.js';
-import { changeOrigin, parseWith } from './admin-request.js';
+import { authorizeArea, changeOrigin, parseWith } from './admin-request.js';
 
 const runBody = z.strictObject({
   dry_run: z.boolean().optional(),
@@ -22,6 +22,8 @@ const runId = z.coerce.number().int().positive();
 export function createSyncRoutes(deps: Deps, options: { runOptions?: Partial<RunSyncOptions> } = {}) {
   const app = new Hono();
   app.use('*', requireAdmin({ db: deps.db, apiKey: deps.config.apiKey }));
+  // A run's actions name users of every domain: superadmins only.
+  app.use('*', authorizeArea({ kind: 'sync' }));
 
   app.post('/runs', async (c) => {
     const text = await c.req.text();

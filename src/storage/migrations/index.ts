@@ -4,6 +4,8 @@
 import { mailcowCore } from './0001-mailcow-core.js';
 import { posternOwn } from './0002-postern-own.js';
 import { changeCounter } from './0003-change-counter.js';
+import { admins } from './0004-admins.js';
+import { tfaChangeCounter } from './0005-tfa-change-counter.js';
 
 /**
  * One schema step. `statements` run in order, one per query (multipleStatements is off), and
@@ -18,4 +20,4 @@ export interface Migration {
 }
 
 /** Every migration, ordered by id. The ledger `postern_migrations` belongs to the runner. */
-export const migrations: readonly Migration[] = [mailcowCore, posternOwn, changeCounter];
+export const migrations: readonly Migration[] = [mailcowCore, posternOwn, changeCounter, admins, tfaChangeCounter];
