@@ -7,6 +7,8 @@ set -euo pipefail
 packages=(
   dovecot-core dovecot-imapd dovecot-submissiond dovecot-auth-lua
   lua5.4 lua-socket lua-cjson
+  # LuaSec: mailcow's passwd-verify.lua (ssl.https) in test/e2e/mailcow-lua-tls.test.ts.
+  lua-sec
   whois
   nginx-light
   sogo memcached

@@ -1,4 +1,5 @@
 // Starts postern's listeners over a set of deps; main.ts and the end-to-end tests both use it.
+import { readFileSync } from 'node:fs';
 import {
   createServer,
   type IncomingMessage,
@@ -6,6 +7,7 @@ import {
   type ServerOptions,
   type ServerResponse,
 } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { serve } from '@hono/node-server';
 import type { Config } from './config/schema.js';
@@ -23,6 +25,8 @@ export interface RunningPostern {
   deps: Deps;
   /** Base URL of the internal listener, e.g. http://127.0.0.1:9082 */
   internalUrl: string;
+  /** Base URL of the internal TLS listener, e.g. https://127.0.0.1:9443, when one is configured. */
+  internalTlsUrl?: string;
   /** Base URL of the web listener, e.g. http://127.0.0.1:8080 */
   webUrl: string;
   /**
@@ -40,16 +44,40 @@ export interface StopReport {
   backgroundCut: boolean;
 }
 
+/** The internal TLS listener's certificate and key, read at start; a problem names the variable. */
+function readInternalTls(config: Config): { cert: Buffer; key: Buffer } | undefined {
+  if (!config.internalTlsListen || !config.internalTlsCertFile || !config.internalTlsKeyFile) return undefined;
+  const read = (variable: string, path: string) => {
+    try {
+      return readFileSync(path);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? 'unreadable';
+      throw new Error(`${variable}: cannot read ${path} (${code})`);
+    }
+  };
+  return {
+    cert: read('POSTERN_INTERNAL_TLS_CERT_FILE', config.internalTlsCertFile),
+    key: read('POSTERN_INTERNAL_TLS_KEY_FILE', config.internalTlsKeyFile),
+  };
+}
+
 export async function startPostern(config: Config, log: Logger): Promise<RunningPostern> {
+  const tls = readInternalTls(config);
   const deps = await createDeps(config, log);
   const servers: Server[] = [];
   const inFlight = createRequestTracker();
   try {
     const passdb = createInternalPassdb(deps);
-    const internal = await listen(createInternalApp(deps, passdb).fetch, config.internalListen, 'internal', log, {
-      fastPath: createInternalFastPath(deps, passdb),
-    });
+    const internalFetch = createInternalApp(deps, passdb).fetch;
+    const fastPath = createInternalFastPath(deps, passdb);
+    const internal = await listen(internalFetch, config.internalListen, 'internal', log, { fastPath });
     servers.push(internal);
+    // The same endpoints over TLS, for callers that cannot speak plain HTTP (mailcow's Lua).
+    let internalTls: Server | undefined;
+    if (tls && config.internalTlsListen) {
+      internalTls = await listen(internalFetch, config.internalTlsListen, 'internal-tls', log, { fastPath, tls });
+      servers.push(internalTls);
+    }
     const web = await listen(createWebApp(deps).fetch, config.webListen, 'web', log);
     servers.push(web);
     for (const server of servers) inFlight.attach(server);
@@ -57,6 +85,7 @@ export async function startPostern(config: Config, log: Logger): Promise<Running
     return {
       deps,
       internalUrl: urlOf(internal),
+      ...(internalTls ? { internalTlsUrl: urlOf(internalTls, 'https') } : {}),
       webUrl: urlOf(web),
       async stop() {
         const deadline = Date.now() + config.shutdownTimeoutMs;
@@ -137,10 +166,10 @@ function createRequestTracker() {
   };
 }
 
-function urlOf(server: Server): string {
+function urlOf(server: Server, scheme: 'http' | 'https' = 'http'): string {
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  return `http://${host}:${address.port}`;
+  return `${scheme}://${host}:${address.port}`;
 }
 
 function listen(
@@ -148,9 +177,19 @@ function listen(
   address: { host: string; port: number },
   name: string,
   log: Logger,
-  options: { fastPath?: FastPath } = {},
+  options: { fastPath?: FastPath; tls?: { cert: Buffer; key: Buffer } } = {},
 ): Promise<Server> {
-  const { fastPath } = options;
+  const { fastPath, tls } = options;
+  const handler = inConnectionOrder((incoming, outgoing) => {
+    const served = fastPath?.(incoming, outgoing);
+    if (!served) return honoListener?.(incoming, outgoing);
+    served.catch((error: unknown) => {
+      // Only writing the reply can get here; the endpoint itself renders its errors.
+      log.error({ err: error, listener: name }, 'passdb reply could not be written');
+      outgoing.destroy();
+    });
+  });
+  let honoListener: RequestListener | undefined;
   return new Promise((resolve, reject) => {
     const server = serve(
       {
@@ -160,19 +199,10 @@ function listen(
         // Dovecot's auth workers burst; the default backlog of 511 is fine, keep-alive matters more.
         serverOptions: { keepAliveTimeout: 65_000, requestTimeout: 30_000 },
         // Requests the fast path takes never reach hono; the rest go to hono's listener.
-        createServer: ((serverOptions: ServerOptions, honoListener: RequestListener) =>
-          createServer(
-            serverOptions,
-            inConnectionOrder((incoming, outgoing) => {
-              const served = fastPath?.(incoming, outgoing);
-              if (!served) return honoListener(incoming, outgoing);
-              served.catch((error: unknown) => {
-                // Only writing the reply can get here; the endpoint itself renders its errors.
-                log.error({ err: error, listener: name }, 'passdb reply could not be written');
-                outgoing.destroy();
-              });
-            }),
-          )) as typeof createServer,
+        createServer: ((serverOptions: ServerOptions, listener: RequestListener) => {
+          honoListener = listener;
+          return tls ? createTlsServer({ ...serverOptions, ...tls }, handler) : createServer(serverOptions, handler);
+        }) as typeof createServer,
       },
       (info: AddressInfo) => {
         log.info({ listener: name, address: `${info.address}:${info.port}` }, 'listening');

@@ -105,6 +105,22 @@ export const variables = {
     defaultValue: '127.0.0.1:9082',
     description: 'Internal listener: Dovecot passdb, SOGo auth_request verify, health, metrics.',
   },
+  internalTlsListen: {
+    env: 'POSTERN_INTERNAL_TLS_LISTEN',
+    schema: listenAddress,
+    description:
+      "A second internal listener speaking HTTPS, with the same endpoints and token rule (unset = none), for callers that only speak TLS such as mailcow's passwd-verify.lua. Needs POSTERN_INTERNAL_TLS_CERT_FILE and POSTERN_INTERNAL_TLS_KEY_FILE.",
+  },
+  internalTlsCertFile: {
+    env: 'POSTERN_INTERNAL_TLS_CERT_FILE',
+    schema: z.string().min(1),
+    description: "PEM certificate (chain) of the internal TLS listener, e.g. mailcow's `data/assets/ssl/cert.pem`.",
+  },
+  internalTlsKeyFile: {
+    env: 'POSTERN_INTERNAL_TLS_KEY_FILE',
+    schema: z.string().min(1),
+    description: "PEM private key of the internal TLS listener, e.g. mailcow's `data/assets/ssl/key.pem`.",
+  },
   webListen: {
     env: 'POSTERN_WEB_LISTEN',
     schema: listenAddress,
