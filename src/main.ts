@@ -1,7 +1,10 @@
+#!/usr/bin/env node
 // Process entry: `postern` serves; `postern check` asks every dependency (MySQL and its schema,
 // Redis, the IdP) whether it will work, prints one line each, and exits non-zero on a problem;
-// `postern health` asks the running server's /healthz (the image's HEALTHCHECK). SIGTERM/SIGINT
-// stop the listeners, let requests finish, then close deps, all within POSTERN_SHUTDOWN_TIMEOUT_MS.
+// `postern admin …` manages admin accounts (src/cli/admin-command.ts); `postern health` asks the
+// running server's /healthz (the image's HEALTHCHECK). SIGTERM/SIGINT stop the listeners, let
+// requests finish, then close deps, all within POSTERN_SHUTDOWN_TIMEOUT_MS.
+import { announceFirstAdmin } from './admin/bootstrap.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { createLogger, type Logger } from './log.js';
@@ -21,8 +24,17 @@ async function main(argv: readonly string[]): Promise<number> {
   const command = argv[0] ?? 'serve';
   if (command === 'check') return runCheck(config, log);
   if (command === 'health') return runHealth(config);
+  if (command === 'admin') {
+    const { runAdminCommand } = await import('./cli/admin-command.js');
+    // The command's own lines are its output; routine log lines (migrations applied) would bury them.
+    return runAdminCommand(argv.slice(1), config, createLogger('warn'), {
+      stdin: process.stdin,
+      stdout: process.stdout,
+      stderr: process.stderr,
+    });
+  }
   if (command !== 'serve') {
-    process.stderr.write(`postern: unknown command "${command}" (expected serve, check or health)\n`);
+    process.stderr.write(`postern: unknown command "${command}" (expected serve, check, health or admin)\n`);
     return 2;
   }
 
@@ -43,6 +55,8 @@ async function main(argv: readonly string[]): Promise<number> {
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+  // After the handlers: a SIGTERM during this query must still shut down cleanly.
+  await announceFirstAdmin(running.deps.db, log);
   return -1;
 }
 
