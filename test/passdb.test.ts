@@ -310,6 +310,23 @@ describe('service names postern does not know', () => {
     expect(rows).toEqual([]);
   });
 
+  // Issue 11 item 12: each name was a new metrics series for the life of the process.
+  it('counts unknown names in one other series on /metrics', async () => {
+    for (let index = 0; index < 300; index += 1) {
+      expect((await login('nobody@example.org', 'x', `svc-${index}`)).status).toBe(401);
+    }
+    const text = await (await fetch(`${postern.internalUrl}/metrics`)).text();
+    const services = new Set(
+      [...text.matchAll(/^postern_auth_attempts_total\{[^}]*service="([^"]*)"/gm)].map((match) => match[1]),
+    );
+    expect([...services].filter((service) => service?.startsWith('svc-'))).toEqual([]);
+    expect(services.has('other')).toBe(true);
+    const other = /^postern_auth_attempts_total\{service="other",source="none",result="user_disabled"\} (\d+)$/m.exec(
+      text,
+    );
+    expect(Number(other?.[1])).toBeGreaterThanOrEqual(300);
+  });
+
   it('keeps the known services working for the same mailbox', async () => {
     expect((await login('popper@example.org', 'popper pw', 'pop3')).status).toBe(200);
     expect((await login('popper@example.org', 'popper pw', 'sieve')).status).toBe(200);
