@@ -1,6 +1,6 @@
-// Mailbox names beyond ASCII through nginx's auth_request into real SOGo (Debian sogod 5.8, run
-// like mailcow's with the C locale). SOGo reads plain header values in the locale's C-string
-// encoding (Latin-1 here: a UTF-8 x-webobjects-remote-user arrives garbled and SOGo answers 403),
+// Mailbox names beyond ASCII through nginx's auth_request into real SOGo (Debian sogod 5.8). SOGo
+// reads plain header values in GNUstep's default C-string encoding (Latin-1 here: a UTF-8
+// x-webobjects-remote-user arrives garbled and SOGo answers 403),
 // but the Basic pair of Authorization as UTF-8, and takes the user from that pair when nginx sends
 // no x-webobjects-remote-user (SOPE's WOHttpTransaction.m). See setSogoIdentity in
 // src/http/routes/sogo.ts.

@@ -39,9 +39,10 @@ export const VERIFY_HEADERS = {
 
 /**
  * The identity headers for SOGo. Header values are bytes, and SOGo (SOPE's WOSimpleHTTPParser.m)
- * turns them into strings with the C-string encoding of sogod's locale: Latin-1 under mailcow's
- * `LC_ALL=C`, so a name beyond U+00FF cannot be written there at all (Node refuses it: "Cannot
- * convert argument to a ByteString") and a Latin-1 one would break under a UTF-8 locale. The Basic
+ * turns them into strings with GNUstep's default C-string encoding: Debian's sogod 5.8 read them as
+ * Latin-1 in test/e2e/sogo-non-latin.test.ts (UTF-8 bytes of a name got 403), so a name beyond
+ * U+00FF cannot be written there at all (Node refuses it: "Cannot convert argument to a
+ * ByteString"), and a Latin-1 one depends on that encoding. The Basic
  * pair of Authorization, though, is base64 and decoded as UTF-8 whatever the locale
  * (NGHttpHeaderFields.m, NGConcreteHttpBasicCredentials; NGBase64Coding.m), and without an
  * x-webobjects-remote-user header SOPE takes the user from that pair (WOHttpTransaction.m; nginx
