@@ -20,6 +20,12 @@ export interface MailLoginRequest {
   realRip: string;
   /** Canonical service label (see services.ts). */
   service: string;
+  /**
+   * The caller takes the canonical mailbox name from the answer (our Lua hands it to Dovecot), so
+   * a name in an alias domain may log in as its target mailbox. Absent or false: alias-domain
+   * names are unknown users, as for mailcow, whose Lua ignores the name in the answer.
+   */
+  resolveAliasDomains?: boolean;
 }
 
 export type DenialReason =
@@ -108,7 +114,8 @@ interface Candidate {
  */
 export async function checkMailLogin(deps: MailLoginDeps, request: MailLoginRequest): Promise<MailLoginOutcome> {
   const loginName = foldAddress(request.username);
-  const data = await deps.loginData.load(loginName);
+  const loaded = await deps.loginData.load(loginName);
+  const data = loaded.mailbox?.viaAliasDomain && !request.resolveAliasDomains ? NO_MAILBOX : loaded;
   const mailbox = data.mailbox;
   // Count against the canonical mailbox, so alias-domain spellings share one budget.
   const attempt = { ip: request.realRip, username: mailbox?.username ?? loginName };
@@ -131,6 +138,8 @@ export async function checkMailLogin(deps: MailLoginDeps, request: MailLoginRequ
   }
   return outcome;
 }
+
+const NO_MAILBOX: LoginData = { mailbox: undefined, appPasswords: [], hasActiveTfa: false };
 
 /** Denials that mean "this secret is not good here": what a guesser produces. */
 const COUNTED_DENIALS = new Set<DenialReason>([
