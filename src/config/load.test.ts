@@ -106,6 +106,27 @@ describe('loadConfig', () => {
     },
   );
 
+  it.each<Record<string, string>>([
+    { POSTERN_INTERNAL_TLS_LISTEN: '0.0.0.0:9443' },
+    {
+      POSTERN_INTERNAL_TLS_CERT_FILE: '/etc/ssl/mail/cert.pem',
+      POSTERN_INTERNAL_TLS_KEY_FILE: '/etc/ssl/mail/key.pem',
+    },
+    { POSTERN_INTERNAL_TLS_LISTEN: '0.0.0.0:9443', POSTERN_INTERNAL_TLS_CERT_FILE: '/etc/ssl/mail/cert.pem' },
+  ])('refuses an internal TLS listener without its certificate and key, or those without it: %o', (env) => {
+    expect(problemsOf(env)).toEqual([expect.stringMatching(/POSTERN_INTERNAL_TLS_LISTEN.*set all three or none/)]);
+  });
+
+  it('takes an internal TLS listener with its certificate and key files', () => {
+    const config = loadConfig({
+      POSTERN_INTERNAL_TLS_LISTEN: '0.0.0.0:9443',
+      POSTERN_INTERNAL_TLS_CERT_FILE: '/etc/ssl/mail/cert.pem',
+      POSTERN_INTERNAL_TLS_KEY_FILE: '/etc/ssl/mail/key.pem',
+    });
+    expect(config.internalTlsListen).toEqual({ host: '0.0.0.0', port: 9443 });
+    expect(config.internalTlsCertFile).toBe('/etc/ssl/mail/cert.pem');
+  });
+
   it('trusts the loopback proxy by default, named proxies when listed, and none when told so', () => {
     expect(loadConfig({}).trustedProxies).toEqual(['127.0.0.0/8', '::1/128']);
     expect(loadConfig({ POSTERN_TRUSTED_PROXIES: '172.22.1.0/24' }).trustedProxies).toEqual(['172.22.1.0/24']);

@@ -50,6 +50,13 @@ export function loadConfig(env: Env = process.env): Config {
       `POSTERN_SESSION_MAX_SECONDS: must be at least POSTERN_SESSION_TTL_SECONDS (${sessionTtlSeconds}) (got ${sessionMaxSeconds})`,
     );
   }
+  const tls = parsed as { internalTlsListen?: unknown; internalTlsCertFile?: unknown; internalTlsKeyFile?: unknown };
+  const tlsSet = [tls.internalTlsListen, tls.internalTlsCertFile, tls.internalTlsKeyFile].map((v) => v !== undefined);
+  if (tlsSet.some(Boolean) && !tlsSet.every(Boolean)) {
+    problems.push(
+      'POSTERN_INTERNAL_TLS_LISTEN, POSTERN_INTERNAL_TLS_CERT_FILE and POSTERN_INTERNAL_TLS_KEY_FILE: set all three or none',
+    );
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   parsed.hashThreads ??= Math.max(1, cpus().length);
   return Object.freeze(parsed) as Config;

@@ -105,6 +105,22 @@ export const variables = {
     defaultValue: '127.0.0.1:9082',
     description: 'Internal listener: Dovecot passdb, SOGo auth_request verify, health, metrics.',
   },
+  internalTlsListen: {
+    env: 'POSTERN_INTERNAL_TLS_LISTEN',
+    schema: listenAddress,
+    description:
+      "A second internal listener speaking HTTPS, with the same endpoints and token rule (unset = none), for callers that only speak TLS such as mailcow's passwd-verify.lua. Needs POSTERN_INTERNAL_TLS_CERT_FILE and POSTERN_INTERNAL_TLS_KEY_FILE.",
+  },
+  internalTlsCertFile: {
+    env: 'POSTERN_INTERNAL_TLS_CERT_FILE',
+    schema: z.string().min(1),
+    description: "PEM certificate (chain) of the internal TLS listener, e.g. mailcow's `data/assets/ssl/cert.pem`.",
+  },
+  internalTlsKeyFile: {
+    env: 'POSTERN_INTERNAL_TLS_KEY_FILE',
+    schema: z.string().min(1),
+    description: "PEM private key of the internal TLS listener, e.g. mailcow's `data/assets/ssl/key.pem`.",
+  },
   webListen: {
     env: 'POSTERN_WEB_LISTEN',
     schema: listenAddress,
@@ -184,6 +200,13 @@ export const variables = {
     defaultValue: '50000',
     description:
       'Login names whose mailbox and app-password rows are kept in process, used only while the change counter (kept by triggers) shows no change; 0 = query every login.',
+  },
+  loginHashFloor: {
+    env: 'POSTERN_LOGIN_HASH_FLOOR',
+    schema: positiveInt.max(32),
+    defaultValue: '4',
+    description:
+      'Hash verifications every passdb login not settled by the credential cache spends at least (dummy ones fill up), so a wrong password costs the same for an unknown user and a mailbox with up to this many candidates (mailbox password + app passwords for the service); 1 = one hash per candidate, timing then shows their number.',
   },
   banIpThreshold: {
     env: 'POSTERN_BAN_IP_THRESHOLD',
@@ -306,6 +329,13 @@ export const variables = {
     schema: positiveInt.max(1_048_576),
     defaultValue: '16384',
     description: 'Largest request body the passdb endpoint reads; larger bodies get 400.',
+  },
+  shutdownTimeoutMs: {
+    env: 'POSTERN_SHUTDOWN_TIMEOUT_MS',
+    schema: positiveInt.max(600_000),
+    defaultValue: '8000',
+    description:
+      "On SIGTERM: how long requests in flight and a running sync (it stops at its next page) may take before postern cuts them and exits 1. Keep it below the orchestrator's grace (Docker and Podman: 10 s, compose `stop_grace_period`).",
   },
 } satisfies Record<string, VariableSpec>;
 

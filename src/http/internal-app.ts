@@ -53,6 +53,7 @@ export function createInternalPassdb(deps: Deps): PassdbEndpoint {
     log: deps.log,
     maxBodyBytes: deps.config.maxBodyBytes,
     webmailSecrets: createWebmailSecretChecker(deps),
+    loginHashFloor: deps.config.loginHashFloor,
     observe: ({ service, source, outcome, seconds }) => {
       deps.metrics.observeAuth(service, source, outcome.result, seconds);
       if ('bannedScope' in outcome && outcome.bannedScope) deps.metrics.rateLimited.inc({ scope: outcome.bannedScope });

@@ -9,7 +9,12 @@ import type { AppPasswordRecord } from '../storage/app-passwords.js';
 import type { LoginMailbox } from '../storage/mailboxes.js';
 import type { SaslLogWriter } from '../storage/sasl-log.js';
 import type { LoginData, LoginDataSource } from './login-data.js';
-import { isServiceAllowedForAppPassword, isServiceAllowedForMailbox } from './services.js';
+import {
+  isKnownService,
+  isServiceAllowedForAppPassword,
+  isServiceAllowedForMailbox,
+  KNOWN_SERVICES,
+} from './services.js';
 
 export interface MailLoginRequest {
   /** As Dovecot sent it; matched exactly after foldAddress (ASCII letters only are case-insensitive). */
@@ -31,6 +36,8 @@ export type DenialReason =
   | 'mailbox_inactive'
   | 'domain_inactive'
   | 'service_denied'
+  /** A service name postern does not know (services.ts): denied whoever asks. */
+  | 'unknown_service'
   /** The mailbox password was right, but the mailbox has 2FA on: only app passwords log in. */
   | 'tfa_required'
   | 'rate_limited';
@@ -89,6 +96,12 @@ export interface MailLoginDeps {
   /** Brute-force protection; absent = no limits (tests of the decision alone). */
   limiter?: RateLimiter;
   webmailSecrets?: WebmailSecretChecker;
+  /**
+   * Hash verifications a login not settled by a remembered success spends at least (dummies fill
+   * up), so a wrong password costs the same whether the user is unknown or has a few app
+   * passwords (POSTERN_LOGIN_HASH_FLOOR). Absent = 1.
+   */
+  loginHashFloor?: number;
 }
 
 interface Candidate {
@@ -101,6 +114,13 @@ interface Candidate {
  * is refused before any hash work; denials that mean "wrong secret" are counted, faults never.
  */
 export async function checkMailLogin(deps: MailLoginDeps, request: MailLoginRequest): Promise<MailLoginOutcome> {
+  // A service postern does not know has no access flags to check, so it opens nothing (issue 11
+  // item 9). The same answer for every user and password, before any lookup or hash: it reveals
+  // nothing and is no guess, so it is not counted.
+  if (!isKnownService(request.service)) {
+    warnUnknownService(deps.log, request.service);
+    return { result: 'user_disabled', reason: 'unknown_service', source: 'none' };
+  }
   const loginName = foldAddress(request.username);
   const data = await deps.loginData.load(loginName);
   const mailbox = data.mailbox;
@@ -126,6 +146,29 @@ export async function checkMailLogin(deps: MailLoginDeps, request: MailLoginRequ
   return outcome;
 }
 
+/** Service names already warned about; bounded, so a stream of made-up names cannot grow it. */
+const warnedServices = new Set<string>();
+const MAX_WARNED_SERVICES = 64;
+
+/** One warning per unknown name per process (every request still gets its `passdb` info line). */
+function warnUnknownService(log: Logger, service: string): void {
+  if (warnedServices.has(service) || warnedServices.size >= MAX_WARNED_SERVICES) return;
+  warnedServices.add(service);
+  log.warn(
+    {
+      service,
+      known: KNOWN_SERVICES,
+      hint:
+        service === 'doveadm'
+          ? 'doveadm auth test uses service doveadm unless given -x service=imap'
+          : service === 'lmtp'
+            ? 'LMTP does not authenticate with passwords'
+            : undefined,
+    },
+    'passdb: login for a service postern does not know, denied',
+  );
+}
+
 /** Denials that mean "this secret is not good here": what a guesser produces. */
 const COUNTED_DENIALS = new Set<DenialReason>([
   'no_such_mailbox',
@@ -139,8 +182,9 @@ const COUNTED_DENIALS = new Set<DenialReason>([
 
 async function decide(deps: MailLoginDeps, request: MailLoginRequest, data: LoginData): Promise<MailLoginOutcome> {
   const { mailbox, appPasswords, hasActiveTfa } = data;
+  const floor = deps.loginHashFloor ?? 1;
   if (!mailbox) {
-    await deps.verifier.verifyDummy(request.password);
+    await verifyDummies(deps.verifier, request.password, floor);
     return { result: 'user_unknown', reason: 'no_such_mailbox', source: 'none' };
   }
 
@@ -161,11 +205,11 @@ async function decide(deps: MailLoginDeps, request: MailLoginRequest, data: Logi
   if (lookup.ok) candidates.push({ hash: lookup.hash });
 
   if (candidates.length === 0) {
-    await deps.verifier.verifyDummy(request.password);
+    await verifyDummies(deps.verifier, request.password, floor);
     return { result: 'password_mismatch', reason: lookup.ok ? 'wrong_password' : lookup.reason, source };
   }
 
-  const verdicts = await verifyCandidates(deps.verifier, mailbox.username, candidates, request.password);
+  const verdicts = await verifyCandidates(deps.verifier, mailbox.username, candidates, request.password, floor);
   verdicts.forEach((verdict, index) => {
     if (!verdict.ok && verdict.reason !== 'mismatch') {
       const appPasswordId = candidates[index]?.appPassword?.id;
@@ -213,15 +257,18 @@ async function decide(deps: MailLoginDeps, request: MailLoginRequest, data: Logi
 /**
  * A remembered success on any candidate settles it without hashing the others (a mailbox with ten
  * app passwords would otherwise pay nine failing hashes on every login). Otherwise all candidates
- * at once: the hash pool spreads them over the cores.
+ * at once, padded with dummy verifications up to `floor`: the hash pool spreads them over the
+ * cores, and a wrong password costs the same for one candidate as for `floor` of them.
  */
 async function verifyCandidates(
   verifier: CredentialVerifier,
   username: string,
   candidates: Candidate[],
   password: string,
+  floor: number,
 ): Promise<HashVerdict[]> {
-  if (verifier.findCached && candidates.length > 1) {
+  const padding = Math.max(0, floor - candidates.length);
+  if (verifier.findCached && (candidates.length > 1 || padding > 0)) {
     const cached = await verifier.findCached(
       username,
       password,
@@ -229,7 +276,17 @@ async function verifyCandidates(
     );
     if (cached) return candidates.map((_, index) => (index === cached.index ? cached.verdict : MISMATCH));
   }
-  return Promise.all(candidates.map((candidate) => verifier.verify(username, candidate.hash, password)));
+  const [verdicts] = await Promise.all([
+    Promise.all(candidates.map((candidate) => verifier.verify(username, candidate.hash, password))),
+    verifyDummies(verifier, password, padding),
+  ]);
+  return verdicts;
+}
+
+/** `count` dummy verifications at once: the time of that many real ones, nobody can match them. */
+async function verifyDummies(verifier: CredentialVerifier, password: string, count: number): Promise<void> {
+  if (count === 1) return verifier.verifyDummy(password);
+  await Promise.all(Array.from({ length: count }, () => verifier.verifyDummy(password)));
 }
 
 const MISMATCH: HashVerdict = { ok: false, reason: 'mismatch' };

@@ -595,7 +595,9 @@ function identityFrom(
   const given = typeof claims.given_name === 'string' ? claims.given_name : '';
   const family = typeof claims.family_name === 'string' ? claims.family_name : '';
   const name = typeof claims.name === 'string' && claims.name.trim() ? claims.name.trim() : `${given} ${family}`.trim();
-  return { ok: true, identity: { email, name: name.slice(0, 255), attribute: claims[settings.attribute_field] } };
+  // Own claims only: an attribute_field such as `constructor` must not find what every object inherits.
+  const attribute = Object.hasOwn(claims, settings.attribute_field) ? claims[settings.attribute_field] : undefined;
+  return { ok: true, identity: { email, name: name.slice(0, 255), attribute } };
 }
 
 async function auditRefusal(

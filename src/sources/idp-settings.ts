@@ -117,7 +117,7 @@ function decodeRows(rows: Record<string, string>, box: SecretBox): Record<string
     else input[key] = value;
   }
   // mailcow writes no row for login_provisioning until edited; a missing row means true.
-  if (!('login_provisioning' in rows)) delete input.login_provisioning;
+  if (!Object.hasOwn(rows, 'login_provisioning')) delete input.login_provisioning;
   return input;
 }
 

@@ -3,8 +3,10 @@
 import type { TestPostern } from './env.js';
 
 export interface HashCount {
-  /** Verifications since countHashes. */
+  /** Verifications since countHashes, dummy ones (timing padding, unknown users) included. */
   readonly count: number;
+  /** Verifications against this stored hash only (a real candidate, never a dummy). */
+  countOf(storedHash: string): number;
   /** Puts the pool's own verify back. */
   restore(): void;
 }
@@ -12,15 +14,16 @@ export interface HashCount {
 export function countHashes(postern: TestPostern): HashCount {
   const pool = postern.deps.hashPool;
   const original = pool.verify.bind(pool);
-  let count = 0;
+  const verified: string[] = [];
   pool.verify = async (stored, candidate) => {
-    count += 1;
+    verified.push(stored);
     return original(stored, candidate);
   };
   return {
     get count() {
-      return count;
+      return verified.length;
     },
+    countOf: (storedHash) => verified.filter((stored) => stored === storedHash).length,
     restore: () => {
       pool.verify = original;
     },

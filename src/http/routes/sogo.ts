@@ -152,6 +152,8 @@ export function createSogoVerifyRoutes(deps: Deps, options: SogoHandoffOptions =
   const app = new Hono();
   const handoff = createSogoHandoff(deps, options);
   const secure = isCookieSecure(deps.config);
+  // DAV/EAS logins pad their hash work like the passdb's (see mail-login.ts).
+  const loginDeps = { ...deps, loginHashFloor: deps.config.loginHashFloor };
 
   app.get('/sogo/verify', async (c) => {
     const ip = originalClientIp(c);
@@ -167,7 +169,7 @@ export function createSogoVerifyRoutes(deps: Deps, options: SogoHandoffOptions =
       const credentials = basicCredentials(authorization);
       const outcome =
         credentials && ip && credentials.username.length <= 255 && credentials.password.length <= 4096
-          ? await checkMailLogin(deps, { ...credentials, realRip: ip, service: basicService })
+          ? await checkMailLogin(loginDeps, { ...credentials, realRip: ip, service: basicService })
           : undefined;
       if (outcome?.result !== 'ok') {
         if (outcome) {
