@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite drives for real (Dovecot with Lua, nginx, SOGo,
-# Chromium) and starts MariaDB and Redis if they are not running. Idempotent; needs root.
+# Chromium, podman for the container image) and starts MariaDB and Redis if they are not
+# running. Idempotent; needs root.
 set -euo pipefail
 
 packages=(
@@ -13,6 +14,7 @@ packages=(
   sogo memcached
   chromium
   mariadb-server redis-server
+  podman runc debootstrap
 )
 missing=()
 for package in "${packages[@]}"; do
@@ -28,6 +30,18 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# podman on this machine kind: runc (crun fails on the host's hybrid cgroups), and no rlimits
+# raised for containers (the host forbids it). The suite also passes --runtime /usr/sbin/runc.
+containers_conf='[containers]
+default_ulimits = []
+
+[engine]
+runtime = "runc"'
+if [[ "$(cat /etc/containers/containers.conf 2>/dev/null)" != "$containers_conf" ]]; then
+  mkdir -p /etc/containers
+  printf '%s\n' "$containers_conf" > /etc/containers/containers.conf
 fi
 
 if ! mariadb-admin --protocol=tcp -h 127.0.0.1 -u root ping >/dev/null 2>&1; then

@@ -18,7 +18,7 @@ describe('createBackgroundWork', () => {
       'test',
     );
     expect(background.signal.aborted).toBe(false);
-    await background.stop(5_000);
+    expect(await background.stop(5_000)).toBe(true);
     expect(background.signal.aborted).toBe(true);
     expect(finished).toBe(true);
   });
@@ -28,7 +28,7 @@ describe('createBackgroundWork', () => {
     background.track(Promise.reject(new Error('boom')), 'failing');
     background.track(new Promise(() => undefined), 'never ends');
     const started = Date.now();
-    await background.stop(50);
+    expect(await background.stop(50)).toBe(false);
     expect(Date.now() - started).toBeLessThan(1_000);
   });
 });

@@ -8,8 +8,8 @@ export interface BackgroundWork {
   readonly signal: AbortSignal;
   /** Keeps `work` until it settles; a rejection is logged, never left unhandled. */
   track(work: Promise<unknown>, what: string): void;
-  /** Aborts the signal and waits for the tracked work, at most `timeoutMs`. */
-  stop(timeoutMs: number): Promise<void>;
+  /** Aborts the signal and waits for the tracked work, at most `timeoutMs`; false if it outlasted that. */
+  stop(timeoutMs: number): Promise<boolean>;
 }
 
 export function createBackgroundWork(log: Logger): BackgroundWork {
@@ -25,16 +25,17 @@ export function createBackgroundWork(log: Logger): BackgroundWork {
     },
     async stop(timeoutMs) {
       controller.abort(new Error('postern is shutting down'));
-      if (running.size === 0) return;
+      if (running.size === 0) return true;
       let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<void>((resolve) => {
+      const timeout = new Promise<boolean>((resolve) => {
         timer = setTimeout(() => {
           log.warn({ pending: running.size }, 'background work still running at shutdown');
-          resolve();
+          resolve(false);
         }, timeoutMs);
       });
-      await Promise.race([Promise.allSettled([...running]), timeout]);
+      const finished = await Promise.race([Promise.allSettled([...running]).then(() => true), timeout]);
       clearTimeout(timer);
+      return finished;
     },
   };
 }

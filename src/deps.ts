@@ -36,8 +36,17 @@ export interface Deps {
   metrics: Metrics;
   /** Work that outlives its request; close() aborts it and waits for it first. */
   background: BackgroundWork;
-  close(): Promise<void>;
+  /**
+   * Closes everything; with `timeoutMs`, gives up on background work and on pools that do not
+   * close (a connection stuck in a query) when the time is up. Resolves false if it had to.
+   */
+  close(options?: { timeoutMs?: number }): Promise<boolean>;
 }
+
+const sleep = (ms: number) =>
+  new Promise<void>((resolve) => {
+    setTimeout(resolve, ms).unref();
+  });
 
 /** How long shutdown waits for background work (a sync run ends at its next page). */
 const BACKGROUND_STOP_MS = 10_000;
@@ -45,9 +54,19 @@ const BACKGROUND_STOP_MS = 10_000;
 export async function createDeps(config: Config, log: Logger): Promise<Deps> {
   const closers: (() => Promise<unknown>)[] = [];
   const background = createBackgroundWork(log);
-  const close = async () => {
-    await background.stop(BACKGROUND_STOP_MS);
-    for (const closer of closers.reverse()) await closer().catch(() => undefined);
+  const close = async ({ timeoutMs }: { timeoutMs?: number } = {}) => {
+    const deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
+    let finished = await background.stop(timeoutMs ?? BACKGROUND_STOP_MS);
+    for (const closer of closers.reverse()) {
+      const closed = closer().then(
+        () => true,
+        () => true,
+      );
+      if (deadline === undefined) await closed;
+      else if (!(await Promise.race([closed, sleep(Math.max(0, deadline - Date.now())).then(() => false)])))
+        finished = false;
+    }
+    return finished;
   };
   try {
     const db = await createDb({ url: config.dbUrl, poolSize: config.dbPoolSize, createDatabase: true, log });

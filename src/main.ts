@@ -1,13 +1,13 @@
 #!/usr/bin/env node
 // Process entry: `postern` serves; `postern check` asks every dependency (MySQL and its schema,
 // Redis, the IdP) whether it will work, prints one line each, and exits non-zero on a problem;
-// `postern admin …` manages admin accounts (src/cli/admin-command.ts).
-// SIGTERM/SIGINT stop the listeners, let requests finish, then close deps.
+// `postern admin …` manages admin accounts (src/cli/admin-command.ts); `postern health` asks the
+// running server's /healthz (the image's HEALTHCHECK). SIGTERM/SIGINT stop the listeners, let
+// requests finish, then close deps, all within POSTERN_SHUTDOWN_TIMEOUT_MS.
 import { announceFirstAdmin } from './admin/bootstrap.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { createLogger, type Logger } from './log.js';
-import { startPostern } from './server.js';
 
 async function main(argv: readonly string[]): Promise<number> {
   let config: Config;
@@ -23,6 +23,7 @@ async function main(argv: readonly string[]): Promise<number> {
   const log = createLogger(config.logLevel);
   const command = argv[0] ?? 'serve';
   if (command === 'check') return runCheck(config, log);
+  if (command === 'health') return runHealth(config);
   if (command === 'admin') {
     const { runAdminCommand } = await import('./cli/admin-command.js');
     // The command's own lines are its output; routine log lines (migrations applied) would bury them.
@@ -33,17 +34,22 @@ async function main(argv: readonly string[]): Promise<number> {
     });
   }
   if (command !== 'serve') {
-    process.stderr.write(`postern: unknown command "${command}" (expected serve, check or admin)\n`);
+    process.stderr.write(`postern: unknown command "${command}" (expected serve, check, health or admin)\n`);
     return 2;
   }
 
+  const { startPostern } = await import('./server.js');
   const running = await startPostern(config, log);
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    log.info({ signal }, 'shutting down');
-    await running.stop();
+    log.info({ signal, timeoutMs: config.shutdownTimeoutMs }, 'shutting down');
+    const report = await running.stop();
+    if (report.requestsCut > 0 || report.backgroundCut) {
+      log.warn(report, 'shutdown grace exceeded');
+      process.exit(1);
+    }
     log.info('stopped');
     process.exit(0);
   };
@@ -52,6 +58,22 @@ async function main(argv: readonly string[]): Promise<number> {
   // After the handlers: a SIGTERM during this query must still shut down cleanly.
   await announceFirstAdmin(running.deps.db, log);
   return -1;
+}
+
+/** GET /healthz on the internal listener of this configuration: exit 0 on 200, 1 otherwise. */
+async function runHealth(config: Config): Promise<number> {
+  const { host, port } = config.internalListen;
+  // A wildcard listener is reached on loopback from inside its own container.
+  const target =
+    host === '0.0.0.0' || host === '' ? '127.0.0.1' : host === '::' ? '[::1]' : host.includes(':') ? `[${host}]` : host;
+  try {
+    const response = await fetch(`http://${target}:${port}/healthz`, { signal: AbortSignal.timeout(3000) });
+    process.stdout.write(`healthz: ${response.status}\n`);
+    return response.status === 200 ? 0 : 1;
+  } catch (error) {
+    process.stdout.write(`healthz: ${(error as Error).message}\n`);
+    return 1;
+  }
 }
 
 async function runCheck(config: Config, log: Logger): Promise<number> {

@@ -1,6 +1,12 @@
 // Starts postern's listeners over a set of deps; main.ts and the end-to-end tests both use it.
 import { readFileSync } from 'node:fs';
-import { createServer, type RequestListener, type ServerOptions, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  type IncomingMessage,
+  type RequestListener,
+  type ServerOptions,
+  type ServerResponse,
+} from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { serve } from '@hono/node-server';
@@ -23,7 +29,19 @@ export interface RunningPostern {
   internalTlsUrl?: string;
   /** Base URL of the web listener, e.g. http://127.0.0.1:8080 */
   webUrl: string;
-  stop(): Promise<void>;
+  /**
+   * Graceful stop within `config.shutdownTimeoutMs`: stop accepting, let requests in flight
+   * answer, stop the scheduler (a sync ends at its next page), close the pools. What was still
+   * running when the time was up is cut and counted.
+   */
+  stop(): Promise<StopReport>;
+}
+
+export interface StopReport {
+  /** Requests that had not answered when the shutdown time was up (their connections were closed). */
+  requestsCut: number;
+  /** Whether a sync run or other background work was still running when the time was up. */
+  backgroundCut: boolean;
 }
 
 /** The internal TLS listener's certificate and key, read at start; a problem names the variable. */
@@ -47,11 +65,11 @@ export async function startPostern(config: Config, log: Logger): Promise<Running
   const tls = readInternalTls(config);
   const deps = await createDeps(config, log);
   const servers: Server[] = [];
-  const inFlight = createInFlightCounter();
+  const inFlight = createRequestTracker();
   try {
     const passdb = createInternalPassdb(deps);
-    const internalFetch = inFlight.wrap(createInternalApp(deps, passdb).fetch);
-    const fastPath = inFlight.wrapFastPath(createInternalFastPath(deps, passdb));
+    const internalFetch = createInternalApp(deps, passdb).fetch;
+    const fastPath = createInternalFastPath(deps, passdb);
     const internal = await listen(internalFetch, config.internalListen, 'internal', log, { fastPath });
     servers.push(internal);
     // The same endpoints over TLS, for callers that cannot speak plain HTTP (mailcow's Lua).
@@ -60,8 +78,9 @@ export async function startPostern(config: Config, log: Logger): Promise<Running
       internalTls = await listen(internalFetch, config.internalTlsListen, 'internal-tls', log, { fastPath, tls });
       servers.push(internalTls);
     }
-    const web = await listen(inFlight.wrap(createWebApp(deps).fetch), config.webListen, 'web', log);
+    const web = await listen(createWebApp(deps).fetch, config.webListen, 'web', log);
     servers.push(web);
+    for (const server of servers) inFlight.attach(server);
     const scheduler = startSyncScheduler(deps);
     return {
       deps,
@@ -69,56 +88,78 @@ export async function startPostern(config: Config, log: Logger): Promise<Running
       ...(internalTls ? { internalTlsUrl: urlOf(internalTls, 'https') } : {}),
       webUrl: urlOf(web),
       async stop() {
-        await scheduler.stop();
-        await Promise.all(servers.map(closeServer));
-        // A client may hang up while its request still runs; let it finish before the pools close.
-        await inFlight.drained(10_000);
-        await deps.close();
+        const deadline = Date.now() + config.shutdownTimeoutMs;
+        const remainingMs = () => Math.max(0, deadline - Date.now());
+        inFlight.closing();
+        const closed = servers.map(stopAccepting);
+        const schedulerStopped = scheduler.stop().then(() => true);
+        const drained = await inFlight.drained(remainingMs());
+        const requestsCut = drained ? 0 : inFlight.count;
+        // Connections still open now are idle keep-alives or hold a request we give up on.
+        for (const server of servers) if ('closeAllConnections' in server) server.closeAllConnections();
+        await Promise.all(closed);
+        const schedulerDone = await Promise.race([schedulerStopped, sleep(remainingMs()).then(() => false)]);
+        const backgroundDone = await deps.close({ timeoutMs: remainingMs() });
+        return { requestsCut, backgroundCut: !schedulerDone || !backgroundDone };
       },
     };
   } catch (error) {
-    await Promise.all(servers.map(closeServer));
+    for (const server of servers) {
+      void stopAccepting(server);
+      if ('closeAllConnections' in server) server.closeAllConnections();
+    }
     await deps.close();
     throw error;
   }
 }
 
+const sleep = (ms: number) =>
+  new Promise<void>((resolve) => {
+    setTimeout(resolve, ms).unref();
+  });
+
 type Fetch = (request: Request, env?: unknown) => Response | Promise<Response>;
 
-function createInFlightCounter() {
-  let count = 0;
+/**
+ * Counts requests from their arrival until their response has been written (or their connection
+ * died), on both paths (the passdb fast path and hono), so shutdown knows when answers are out.
+ */
+function createRequestTracker() {
+  const open = new Set<ServerResponse>();
+  let isClosing = false;
   let onIdle: (() => void) | undefined;
+  const markClosing = (outgoing: ServerResponse) => {
+    // The client gets its answer, then the connection ends instead of waiting as a keep-alive.
+    if (!outgoing.headersSent) outgoing.setHeader('connection', 'close');
+  };
   return {
-    wrap(fetch: Fetch): Fetch {
-      return async (request, env) => {
-        count += 1;
-        try {
-          return await fetch(request, env);
-        } finally {
-          count -= 1;
-          if (count === 0) onIdle?.();
-        }
-      };
-    },
-    wrapFastPath(fastPath: FastPath): FastPath {
-      return (incoming, outgoing) => {
-        const served = fastPath(incoming, outgoing);
-        if (!served) return undefined;
-        count += 1;
-        return served.finally(() => {
-          count -= 1;
-          if (count === 0) onIdle?.();
+    attach(server: Server) {
+      server.prependListener('request', (_incoming: IncomingMessage, outgoing: ServerResponse) => {
+        open.add(outgoing);
+        if (isClosing) markClosing(outgoing);
+        outgoing.once('close', () => {
+          open.delete(outgoing);
+          if (open.size === 0) onIdle?.();
         });
-      };
+      });
     },
-    drained(timeoutMs: number): Promise<void> {
-      if (count === 0) return Promise.resolve();
+    get count() {
+      return open.size;
+    },
+    /** From now on every response closes its connection once written. */
+    closing() {
+      isClosing = true;
+      for (const outgoing of open) markClosing(outgoing);
+    },
+    /** Resolves true once no request is in flight, or false when `timeoutMs` passed first. */
+    drained(timeoutMs: number): Promise<boolean> {
+      if (open.size === 0) return Promise.resolve(true);
       return new Promise((resolve) => {
-        const timer = setTimeout(resolve, timeoutMs);
+        const timer = setTimeout(() => resolve(false), timeoutMs);
         timer.unref();
         onIdle = () => {
           clearTimeout(timer);
-          resolve();
+          resolve(true);
         };
       });
     },
@@ -205,18 +246,9 @@ function inConnectionOrder(listener: RequestListener): RequestListener {
   };
 }
 
-function closeServer(server: Server): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      if ('closeAllConnections' in server) server.closeAllConnections();
-      resolve();
-    }, 10_000);
-    timer.unref();
-    server.close(() => {
-      clearTimeout(timer);
-      resolve();
-    });
-    // Idle keep-alive connections (Dovecot holds them open) would keep close() waiting.
-    if ('closeIdleConnections' in server) server.closeIdleConnections();
-  });
+/** Stops accepting connections, closes idle keep-alives (Dovecot holds them open); resolves once closed. */
+function stopAccepting(server: Server): Promise<void> {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  if ('closeIdleConnections' in server) server.closeIdleConnections();
+  return closed;
 }

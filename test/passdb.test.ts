@@ -65,6 +65,21 @@ beforeAll(async () => {
       passwordHash: await hashPool.hash('kc app', 'BLF-CRYPT'),
       protocols: ['imap_access', 'smtp_access'],
     }),
+    aliceDav: await seedAppPassword(db, {
+      mailbox: 'alice@example.org',
+      passwordHash: await ssha('alice dav app'),
+      protocols: ['dav_access'],
+    }),
+    aliceNoFlags: await seedAppPassword(db, {
+      mailbox: 'alice@example.org',
+      passwordHash: await ssha('alice flagless app'),
+      protocols: [],
+    }),
+    popperAll: await seedAppPassword(db, {
+      mailbox: 'popper@example.org',
+      passwordHash: await ssha('popper every app'),
+      protocols: ['imap_access', 'pop3_access', 'smtp_access', 'sieve_access', 'dav_access', 'eas_access'],
+    }),
     oidcSmtp: await seedAppPassword(db, {
       mailbox: 'oidc@example.org',
       passwordHash: await ssha('oidc smtp app'),
@@ -127,14 +142,64 @@ describe('POST / (Dovecot passdb)', () => {
     expect(body.username).toBe('alice@example.org');
   });
 
-  it('resolves a login through an active alias domain to the real mailbox', async () => {
-    const { status, body } = await login('alice@example.net', 'alice pw');
+  it('resolves a login through an active alias domain for a caller that takes the canonical name back', async () => {
+    const { status, body } = await postern.passdb({
+      username: 'alice@example.net',
+      password: 'alice pw',
+      real_rip: RIP,
+      service: 'imap',
+      resolve_alias_domains: true,
+    });
     expect(status).toBe(200);
     expect(body.username).toBe('alice@example.org');
   });
 
+  // mailcow's passwd-verify.lua (data/conf/dovecot/auth/passwd-verify.lua) sends exactly
+  // username, password, real_rip and service, and ignores every answer field but `success`: its
+  // Dovecot would go on with the alias name, which mailcow's SQL userdb does not know. mailcow's
+  // user_login() looks the name up in `mailbox` only, so it answers 401: so does postern.
+  it("answers an alias-domain name as mailcow does (401) for a caller without the flag, such as mailcow's Lua", async () => {
+    const hashes = countHashes(postern);
+    try {
+      const reply = await login('alice@example.net', 'alice pw');
+      expect(reply).toEqual({ status: 401, body: { success: false, result: 'user_unknown' } });
+      // The same work as any unknown user.
+      expect(hashes.count).toBe(4);
+    } finally {
+      hashes.restore();
+    }
+    const explicit = await postern.passdb({
+      username: 'alice@example.net',
+      password: 'alice imap app',
+      real_rip: RIP,
+      service: 'imap',
+      resolve_alias_domains: false,
+    });
+    expect(explicit.status).toBe(401);
+    // The canonical name itself is not affected.
+    expect((await login('alice@example.org', 'alice pw')).status).toBe(200);
+  });
+
+  it('refuses a resolve_alias_domains flag that is not a boolean', async () => {
+    const reply = await postern.passdb({
+      username: 'alice@example.net',
+      password: 'alice pw',
+      real_rip: RIP,
+      service: 'imap',
+      resolve_alias_domains: 'yes',
+    });
+    expect(reply.status).toBe(400);
+  });
+
   it('does not resolve through an inactive alias domain', async () => {
-    expect((await login('alice@old.example', 'alice pw')).body.result).toBe('user_unknown');
+    const reply = await postern.passdb({
+      username: 'alice@old.example',
+      password: 'alice pw',
+      real_rip: RIP,
+      service: 'imap',
+      resolve_alias_domains: true,
+    });
+    expect(reply.body.result).toBe('user_unknown');
   });
 
   it('never lets a resource mailbox (location, thing, group) log in', async () => {
@@ -229,6 +294,107 @@ describe('POST / (Dovecot passdb)', () => {
       '198.51.100.9',
     ]);
     expect(row?.service).toBe('SOGO');
+  });
+});
+
+// Issue 11 item 9: a service name postern does not know skipped the mailbox's access flags
+// (popper has imap and smtp off and got 200 for lmtp). Dovecot's LMTP never authenticates with a
+// password and `doveadm auth test` says "doveadm" unless told `-x service=imap`; the rest are not
+// Dovecot services at all (imaps is still "imap" to Dovecot) or live only on Object.prototype.
+describe('service names postern does not know', () => {
+  const UNKNOWN = [
+    'lmtp',
+    'doveadm',
+    'imaps',
+    'x',
+    'constructor',
+    'toString',
+    '__proto__',
+    'hasOwnProperty',
+    'NONE',
+    'SSO',
+  ];
+
+  it.each(UNKNOWN)('denies %s for the right mailbox password, app password or none', async (service) => {
+    for (const [username, password] of [
+      ['popper@example.org', 'popper pw'],
+      ['popper@example.org', 'popper every app'],
+      ['alice@example.org', 'alice pw'],
+      ['alice@example.org', 'alice flagless app'],
+      ['alice@example.org', 'wrong'],
+      ['nobody@example.org', 'whatever'],
+    ] as const) {
+      const { status, body } = await login(username, password, service);
+      expect({ status, body }, `${service} ${username} ${password}`).toEqual({
+        status: 401,
+        body: { success: false, result: 'user_disabled' },
+      });
+    }
+  });
+
+  it('denies the mailcow 2025-03 protocol object naming an unknown service too', async () => {
+    const { status } = await postern.passdb({
+      username: 'popper@example.org',
+      password: 'popper pw',
+      real_rip: RIP,
+      protocol: { lmtp: true },
+    });
+    expect(status).toBe(401);
+  });
+
+  it('spends no hash and writes no sasl_log row on an unknown service', async () => {
+    const hashes = countHashes(postern);
+    try {
+      // A password never seen before: no cached verdict could hide a hash.
+      expect((await login('alice@example.org', 'a fresh guess 7f3a', 'doveadm')).status).toBe(401);
+      expect((await login('alice@example.org', 'alice pw', 'lmtp')).status).toBe(401);
+      expect(hashes.count).toBe(0);
+    } finally {
+      hashes.restore();
+    }
+    await postern.deps.saslLog.flush();
+    const rows = await postern.deps.db.many('SELECT service FROM sasl_log WHERE service IN (?, ?)', [
+      'doveadm',
+      'lmtp',
+    ]);
+    expect(rows).toEqual([]);
+  });
+
+  // Issue 11 item 12: each name was a new metrics series for the life of the process.
+  it('counts unknown names in one other series on /metrics', async () => {
+    for (let index = 0; index < 300; index += 1) {
+      expect((await login('nobody@example.org', 'x', `svc-${index}`)).status).toBe(401);
+    }
+    const text = await (await fetch(`${postern.internalUrl}/metrics`)).text();
+    const services = new Set(
+      [...text.matchAll(/^postern_auth_attempts_total\{[^}]*service="([^"]*)"/gm)].map((match) => match[1]),
+    );
+    expect([...services].filter((service) => service?.startsWith('svc-'))).toEqual([]);
+    expect(services.has('other')).toBe(true);
+    const other = /^postern_auth_attempts_total\{service="other",source="none",result="user_disabled"\} (\d+)$/m.exec(
+      text,
+    );
+    expect(Number(other?.[1])).toBeGreaterThanOrEqual(300);
+  });
+
+  it('keeps the known services working for the same mailbox', async () => {
+    expect((await login('popper@example.org', 'popper pw', 'pop3')).status).toBe(200);
+    expect((await login('popper@example.org', 'popper pw', 'sieve')).status).toBe(200);
+    expect((await login('popper@example.org', 'popper pw', 'managesieve')).status).toBe(200);
+    expect((await login('alice@example.org', 'alice pw', 'IMAP')).status).toBe(200);
+  });
+});
+
+// Issue 11 item 10: SOGo logs into IMAP, so an app password used there needs its IMAP flag (as in
+// mailcow 2025-03b; mailcow 2025-05 and later ignore the flags on SOGo's logins, see README).
+describe('app passwords on SOGo logins', () => {
+  it.each([
+    { password: 'alice imap app', status: 200 },
+    { password: 'alice dav app', status: 401 },
+    { password: 'alice flagless app', status: 401 },
+    { password: 'alice pw', status: 200 },
+  ])('SOGO with $password answers $status', async ({ password, status }) => {
+    expect((await login('alice@example.org', password, 'SOGO')).status).toBe(status);
   });
 });
 

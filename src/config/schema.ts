@@ -343,6 +343,13 @@ export const variables = {
     defaultValue: '16384',
     description: 'Largest request body the passdb endpoint reads; larger bodies get 400.',
   },
+  shutdownTimeoutMs: {
+    env: 'POSTERN_SHUTDOWN_TIMEOUT_MS',
+    schema: positiveInt.max(600_000),
+    defaultValue: '8000',
+    description:
+      "On SIGTERM: how long requests in flight and a running sync (it stops at its next page) may take before postern cuts them and exits 1. Keep it below the orchestrator's grace (Docker and Podman: 10 s, compose `stop_grace_period`).",
+  },
 } satisfies Record<string, VariableSpec>;
 
 export type VariableKey = keyof typeof variables;

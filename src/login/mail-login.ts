@@ -9,7 +9,12 @@ import type { AppPasswordRecord } from '../storage/app-passwords.js';
 import type { LoginMailbox } from '../storage/mailboxes.js';
 import type { SaslLogWriter } from '../storage/sasl-log.js';
 import type { LoginData, LoginDataSource } from './login-data.js';
-import { isServiceAllowedForAppPassword, isServiceAllowedForMailbox } from './services.js';
+import {
+  isKnownService,
+  isServiceAllowedForAppPassword,
+  isServiceAllowedForMailbox,
+  KNOWN_SERVICES,
+} from './services.js';
 
 export interface MailLoginRequest {
   /** As Dovecot sent it; matched exactly after foldAddress (ASCII letters only are case-insensitive). */
@@ -20,6 +25,12 @@ export interface MailLoginRequest {
   realRip: string;
   /** Canonical service label (see services.ts). */
   service: string;
+  /**
+   * The caller takes the canonical mailbox name from the answer (our Lua hands it to Dovecot), so
+   * a name in an alias domain may log in as its target mailbox. Absent or false: alias-domain
+   * names are unknown users, as for mailcow, whose Lua ignores the name in the answer.
+   */
+  resolveAliasDomains?: boolean;
 }
 
 export type DenialReason =
@@ -31,6 +42,8 @@ export type DenialReason =
   | 'mailbox_inactive'
   | 'domain_inactive'
   | 'service_denied'
+  /** A service name postern does not know (services.ts): denied whoever asks. */
+  | 'unknown_service'
   /** The mailbox password was right, but the mailbox has 2FA on: only app passwords log in. */
   | 'tfa_required'
   | 'rate_limited';
@@ -107,8 +120,16 @@ interface Candidate {
  * is refused before any hash work; denials that mean "wrong secret" are counted, faults never.
  */
 export async function checkMailLogin(deps: MailLoginDeps, request: MailLoginRequest): Promise<MailLoginOutcome> {
+  // A service postern does not know has no access flags to check, so it opens nothing (issue 11
+  // item 9). The same answer for every user and password, before any lookup or hash: it reveals
+  // nothing and is no guess, so it is not counted.
+  if (!isKnownService(request.service)) {
+    warnUnknownService(deps.log, request.service);
+    return { result: 'user_disabled', reason: 'unknown_service', source: 'none' };
+  }
   const loginName = foldAddress(request.username);
-  const data = await deps.loginData.load(loginName);
+  const loaded = await deps.loginData.load(loginName);
+  const data = loaded.mailbox?.viaAliasDomain && !request.resolveAliasDomains ? NO_MAILBOX : loaded;
   const mailbox = data.mailbox;
   // Count against the canonical mailbox, so alias-domain spellings share one budget.
   const attempt = { ip: request.realRip, username: mailbox?.username ?? loginName };
@@ -130,6 +151,31 @@ export async function checkMailLogin(deps: MailLoginDeps, request: MailLoginRequ
       await deps.limiter.recordFailure({ ...attempt, password: request.password });
   }
   return outcome;
+}
+
+const NO_MAILBOX: LoginData = { mailbox: undefined, appPasswords: [], hasActiveTfa: false };
+
+/** Service names already warned about; bounded, so a stream of made-up names cannot grow it. */
+const warnedServices = new Set<string>();
+const MAX_WARNED_SERVICES = 64;
+
+/** One warning per unknown name per process (every request still gets its `passdb` info line). */
+function warnUnknownService(log: Logger, service: string): void {
+  if (warnedServices.has(service) || warnedServices.size >= MAX_WARNED_SERVICES) return;
+  warnedServices.add(service);
+  log.warn(
+    {
+      service,
+      known: KNOWN_SERVICES,
+      hint:
+        service === 'doveadm'
+          ? 'doveadm auth test uses service doveadm unless given -x service=imap'
+          : service === 'lmtp'
+            ? 'LMTP does not authenticate with passwords'
+            : undefined,
+    },
+    'passdb: login for a service postern does not know, denied',
+  );
 }
 
 /** Denials that mean "this secret is not good here": what a guesser produces. */

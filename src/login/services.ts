@@ -12,38 +12,56 @@ export function canonicalService(raw: string): string {
 
 interface AccessRule {
   /** Key of mailbox.attributes that must not be "0" (a missing key allows, as in mailcow). */
-  mailboxAttribute?: string;
-  /** Column of app_passwd that must be 1; `any` = every active app password works. */
-  appPasswordFlag: AppPasswordProtocol | 'any' | 'none';
+  mailboxAttribute: string;
+  /** Column of app_passwd that must be 1. */
+  appPasswordFlag: AppPasswordProtocol;
 }
 
-const RULES: Record<string, AccessRule> = {
-  imap: { mailboxAttribute: 'imap_access', appPasswordFlag: 'imap_access' },
-  pop3: { mailboxAttribute: 'pop3_access', appPasswordFlag: 'pop3_access' },
+/**
+ * Every service a password login may name, and nothing else (issue 11 item 9): Dovecot's own
+ * service names as its Lua passdb receives them (`%s`: imap, pop3, submission, sieve; imaps and
+ * pop3s are still imap and pop3 to Dovecot), Postfix's SASL requests through Dovecot (`smtp`),
+ * and the labels of the web side (SOGo's IMAP logins, DAV, ActiveSync). A Map, not an object
+ * literal: a name from the request must never find `constructor` or `__proto__`.
+ *
+ * Not here, so denied: `lmtp` (Dovecot's LMTP never authenticates with a password; its proxy
+ * lookups carry none), `doveadm` (`doveadm auth test` without `-x service=imap`), mailcow's
+ * `NONE` (its OAuth2 password grant, "no protocol check") and `SSO` (the handoff's sasl_log label).
+ */
+const RULES = new Map<string, AccessRule>([
+  ['imap', { mailboxAttribute: 'imap_access', appPasswordFlag: 'imap_access' }],
+  ['pop3', { mailboxAttribute: 'pop3_access', appPasswordFlag: 'pop3_access' }],
   // Postfix asks through Dovecot SASL as "smtp"; Dovecot's submission service says "submission".
-  smtp: { mailboxAttribute: 'smtp_access', appPasswordFlag: 'smtp_access' },
-  submission: { mailboxAttribute: 'smtp_access', appPasswordFlag: 'smtp_access' },
-  sieve: { mailboxAttribute: 'sieve_access', appPasswordFlag: 'sieve_access' },
-  managesieve: { mailboxAttribute: 'sieve_access', appPasswordFlag: 'sieve_access' },
-  DAV: { mailboxAttribute: 'dav_access', appPasswordFlag: 'dav_access' },
-  EAS: { mailboxAttribute: 'eas_access', appPasswordFlag: 'eas_access' },
-  // SOGo opens IMAP for a user already admitted to webmail; mailcow (since 2025-05) accepts any
-  // active app password there, whatever its protocol flags.
-  SOGO: { mailboxAttribute: 'sogo_access', appPasswordFlag: 'any' },
-};
+  ['smtp', { mailboxAttribute: 'smtp_access', appPasswordFlag: 'smtp_access' }],
+  ['submission', { mailboxAttribute: 'smtp_access', appPasswordFlag: 'smtp_access' }],
+  // Dovecot's ManageSieve service authenticates as "sieve"; "managesieve" is accepted for callers
+  // that spell the protocol out.
+  ['sieve', { mailboxAttribute: 'sieve_access', appPasswordFlag: 'sieve_access' }],
+  ['managesieve', { mailboxAttribute: 'sieve_access', appPasswordFlag: 'sieve_access' }],
+  ['DAV', { mailboxAttribute: 'dav_access', appPasswordFlag: 'dav_access' }],
+  ['EAS', { mailboxAttribute: 'eas_access', appPasswordFlag: 'eas_access' }],
+  // SOGo opens IMAP for a user admitted to webmail (sogo_access). An app password used there is
+  // used for IMAP, so it needs imap_access, as in mailcow 2025-03b. mailcow 2025-05 and later
+  // ignore the flags on SOGo's logins (mailcowauth.php sets service NONE for SOGo's address), which
+  // lets an app password made for CalDAV alone read all mail: postern does not follow that.
+  ['SOGO', { mailboxAttribute: 'sogo_access', appPasswordFlag: 'imap_access' }],
+]);
 
-/** Services we do not know get no app passwords: a new protocol must be granted explicitly. */
-const UNKNOWN_SERVICE: AccessRule = { appPasswordFlag: 'none' };
+/** The services postern decides logins for (canonical labels), e.g. for log lines and metrics. */
+export const KNOWN_SERVICES: readonly string[] = [...RULES.keys()];
 
-export function accessRuleFor(service: string): AccessRule {
-  return RULES[service] ?? UNKNOWN_SERVICE;
+/** Whether postern knows this canonical service label; every other one is denied. */
+export function isKnownService(service: string): boolean {
+  return RULES.has(service);
 }
 
 /** mailcow's rule: the attribute blocks only when present and not "1" (loosely compared). */
 export function isServiceAllowedForMailbox(service: string, attributes: Record<string, unknown>): boolean {
-  const attribute = accessRuleFor(service).mailboxAttribute;
-  if (!attribute || !(attribute in attributes)) return true;
-  const value = attributes[attribute];
+  const rule = RULES.get(service);
+  if (!rule) return false;
+  // Own properties only: a parsed JSON object has no others, but a name must never reach the prototype.
+  if (!Object.hasOwn(attributes, rule.mailboxAttribute)) return true;
+  const value = attributes[rule.mailboxAttribute];
   return value === '1' || value === 1 || value === true;
 }
 
@@ -51,8 +69,6 @@ export function isServiceAllowedForAppPassword(
   service: string,
   protocols: Record<AppPasswordProtocol, boolean>,
 ): boolean {
-  const flag = accessRuleFor(service).appPasswordFlag;
-  if (flag === 'any') return true;
-  if (flag === 'none') return false;
-  return protocols[flag];
+  const rule = RULES.get(service);
+  return rule !== undefined && protocols[rule.appPasswordFlag] === true;
 }

@@ -1,5 +1,6 @@
 // A TCP proxy in front of a real service, so a test can cut the service off (connections
-// refused and existing ones reset) and bring it back, without stopping the shared server.
+// refused and existing ones reset) and bring it back, or hold what clients send (the service
+// looks slow) and let it through later, without stopping the shared server.
 import net from 'node:net';
 
 export interface TcpProxy {
@@ -8,6 +9,12 @@ export interface TcpProxy {
   cut(): Promise<void>;
   /** Accept connections again on the same port (no-op while open). */
   restore(): Promise<void>;
+  /** Keep what clients send from here on, without forwarding it, until release(). */
+  hold(): void;
+  /** Bytes clients sent since hold() that the service has not seen yet. */
+  readonly heldBytes: number;
+  /** Forward what was held, then pass everything through again. */
+  release(): void;
   close(): Promise<void>;
 }
 
@@ -15,6 +22,7 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
   const sockets = new Set<net.Socket>();
   let server: net.Server | undefined;
   let port = 0;
+  let held: { socket: net.Socket; chunk: Buffer }[] | undefined;
 
   const open = () =>
     new Promise<void>((resolve, reject) => {
@@ -31,7 +39,12 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
         };
         client.on('error', drop).on('close', drop);
         upstream.on('error', drop).on('close', drop);
-        client.pipe(upstream).pipe(client);
+        client.on('data', (chunk: Buffer) => {
+          if (held) held.push({ socket: upstream, chunk });
+          else upstream.write(chunk);
+        });
+        client.on('end', () => upstream.end());
+        upstream.pipe(client);
       });
       server.once('error', (error) => {
         server = undefined;
@@ -60,6 +73,17 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     },
     cut: shut,
     restore: open,
+    hold() {
+      held ??= [];
+    },
+    get heldBytes() {
+      return (held ?? []).reduce((sum, { chunk }) => sum + chunk.length, 0);
+    },
+    release() {
+      const pending = held ?? [];
+      held = undefined;
+      for (const { socket, chunk } of pending) if (!socket.destroyed) socket.write(chunk);
+    },
     close: shut,
   };
 }
