@@ -235,6 +235,8 @@ describe('the admin API with an admin session', () => {
     ['DELETE', '/admins/otherdesk/tfa', undefined, 200, 403, 403],
     ['GET', '/bans', undefined, 200, 403, 403],
     ['GET', '/sync/runs', undefined, 200, 403, 403],
+    ['GET', '/audit', undefined, 200, 200, 200],
+    ['POST', '/audit', {}, 404, 403, 403],
   ];
   let sessions: Record<'root' | 'helpdesk' | 'otherdesk', { b: ReturnType<typeof browser>; csrf: string }>;
 

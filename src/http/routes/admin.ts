@@ -9,6 +9,7 @@ import { AppError } from '../../errors.js';
 import { requireAdmin } from '../admin-auth.js';
 import type { AdminSessionStore } from '../admin-session.js';
 import { createAdminAccountRoutes } from './admin-accounts.js';
+import { createAuditRoutes } from './admin-audit.js';
 import { createAdminBanRoutes } from './admin-bans.js';
 import { createIdentityProviderRoutes } from './admin-identity-provider.js';
 import { createMailboxRoutes } from './admin-mailboxes.js';
@@ -44,5 +45,6 @@ export function createAdminRoutes(deps: Deps, options: { sessions?: AdminSession
   app.route('/mailboxes', createMailboxRoutes(deps));
   app.route('/bans', createAdminBanRoutes(deps));
   app.route('/admins', createAdminAccountRoutes(deps));
+  app.route('/audit', createAuditRoutes(deps));
   return app;
 }
