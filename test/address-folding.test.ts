@@ -167,12 +167,30 @@ describe('passdb (POST /)', () => {
       status: 200,
       body: { username: 'erin@example.org' },
     });
-    await expect(passdb('erin@alias.example', 'erin own app pw')).resolves.toMatchObject({ status: 200 });
+    await expect(
+      postern.passdb({
+        username: 'erin@alias.example',
+        password: 'erin own app pw',
+        real_rip: RIP,
+        service: 'imap',
+        resolve_alias_domains: true,
+      }),
+    ).resolves.toMatchObject({ status: 200 });
   });
 
   it.each([...LOOKALIKES.filter((name) => name.trim() === name), 'érin@alias.example'])(
     'answers user_unknown for %s with erin’s password',
     async (name) => {
+      // Also for a caller that resolves alias domains (our Lua), where the alias spelling counts.
+      await expect(
+        postern.passdb({
+          username: name,
+          password: 'erin pw',
+          real_rip: RIP,
+          service: 'imap',
+          resolve_alias_domains: true,
+        }),
+      ).resolves.toMatchObject({ status: 401, body: { success: false, result: 'user_unknown' } });
       await expect(passdb(name, 'erin pw')).resolves.toMatchObject({
         status: 401,
         body: { success: false, result: 'user_unknown' },

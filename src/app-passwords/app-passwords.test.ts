@@ -81,6 +81,22 @@ describe('createAppPassword', () => {
     if (!outcome.ok) expect(outcome.problems.join(' ')).toContain(problem);
   });
 
+  // Issue 11 item 11: `p in PROTOCOL_CHOICES` saw Object.prototype, so these passed the check and
+  // made an app password with every flag 0.
+  it.each(['constructor', 'hasOwnProperty', 'toString', 'valueOf', '__proto__', 'isPrototypeOf'])(
+    'refuses the protocol %j, a name only Object.prototype has, alone or with a real one',
+    async (protocol) => {
+      const before = await postern.deps.db.many('SELECT id FROM app_passwd WHERE mailbox = ?', ['ben@example.org']);
+      for (const protocols of [protocol, [protocol], ['imap', protocol]]) {
+        const outcome = await createAppPassword(deps, { mailbox: 'ben@example.org', name: 'Sneaky', protocols });
+        expect(outcome, JSON.stringify(protocols)).toMatchObject({ ok: false });
+        if (!outcome.ok) expect(outcome.problems.join(' ')).toContain('Unknown protocol');
+      }
+      const after = await postern.deps.db.many('SELECT id FROM app_passwd WHERE mailbox = ?', ['ben@example.org']);
+      expect(after).toEqual(before);
+    },
+  );
+
   it('accepts a single protocol given as a string (one checked box)', async () => {
     await expect(
       createAppPassword(deps, { mailbox: 'amy@example.org', name: 'Tablet', protocols: 'eas' }),

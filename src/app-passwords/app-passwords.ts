@@ -22,6 +22,15 @@ export const PROTOCOL_CHOICES = {
 } as const satisfies Record<string, AppPasswordProtocol>;
 export type ProtocolChoice = keyof typeof PROTOCOL_CHOICES;
 
+/**
+ * Whether a submitted value names a choice. Own keys only: `in` would also accept what every
+ * object inherits (`constructor`, `toString`, `__proto__`), and indexing PROTOCOL_CHOICES with
+ * such a name yields no flag at all (issue 11 item 11).
+ */
+export function isProtocolChoice(value: unknown): value is ProtocolChoice {
+  return typeof value === 'string' && Object.hasOwn(PROTOCOL_CHOICES, value);
+}
+
 export interface AppPasswordDeps {
   db: Db;
   hashPool: { hash(secret: string, scheme: NewHashScheme): Promise<string> };
@@ -73,9 +82,7 @@ export async function createAppPassword(
     : input.protocols === undefined
       ? []
       : [input.protocols];
-  const protocols = [...new Set(requested)].filter(
-    (p): p is ProtocolChoice => typeof p === 'string' && p in PROTOCOL_CHOICES,
-  );
+  const protocols = [...new Set(requested)].filter(isProtocolChoice);
   if (protocols.length !== new Set(requested).size) problems.push('Unknown protocol selected.');
   if (protocols.length === 0) problems.push('Choose at least one protocol.');
   if (problems.length > 0) return { ok: false, problems };

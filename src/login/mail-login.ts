@@ -25,6 +25,12 @@ export interface MailLoginRequest {
   realRip: string;
   /** Canonical service label (see services.ts). */
   service: string;
+  /**
+   * The caller takes the canonical mailbox name from the answer (our Lua hands it to Dovecot), so
+   * a name in an alias domain may log in as its target mailbox. Absent or false: alias-domain
+   * names are unknown users, as for mailcow, whose Lua ignores the name in the answer.
+   */
+  resolveAliasDomains?: boolean;
 }
 
 export type DenialReason =
@@ -122,7 +128,8 @@ export async function checkMailLogin(deps: MailLoginDeps, request: MailLoginRequ
     return { result: 'user_disabled', reason: 'unknown_service', source: 'none' };
   }
   const loginName = foldAddress(request.username);
-  const data = await deps.loginData.load(loginName);
+  const loaded = await deps.loginData.load(loginName);
+  const data = loaded.mailbox?.viaAliasDomain && !request.resolveAliasDomains ? NO_MAILBOX : loaded;
   const mailbox = data.mailbox;
   // Count against the canonical mailbox, so alias-domain spellings share one budget.
   const attempt = { ip: request.realRip, username: mailbox?.username ?? loginName };
@@ -145,6 +152,8 @@ export async function checkMailLogin(deps: MailLoginDeps, request: MailLoginRequ
   }
   return outcome;
 }
+
+const NO_MAILBOX: LoginData = { mailbox: undefined, appPasswords: [], hasActiveTfa: false };
 
 /** Service names already warned about; bounded, so a stream of made-up names cannot grow it. */
 const warnedServices = new Set<string>();

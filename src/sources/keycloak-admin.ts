@@ -352,12 +352,14 @@ function parseUsers(body: unknown): KeycloakUser[] {
     if (typeof r.lastName === 'string') user.lastName = r.lastName;
     if (typeof r.createdTimestamp === 'number') user.createdTimestamp = r.createdTimestamp;
     if (r.attributes && typeof r.attributes === 'object' && !Array.isArray(r.attributes)) {
-      const attributes: Record<string, string[]> = {};
+      // Built with Object.fromEntries: an attribute a user named `__proto__` stays an own property
+      // instead of replacing the object's prototype, as an assignment would.
+      const entries: [string, string[]][] = [];
       for (const [key, value] of Object.entries(r.attributes as Record<string, unknown>)) {
-        if (Array.isArray(value)) attributes[key] = value.map(String);
-        else if (value !== null && value !== undefined) attributes[key] = [String(value)];
+        if (Array.isArray(value)) entries.push([key, value.map(String)]);
+        else if (value !== null && value !== undefined) entries.push([key, [String(value)]]);
       }
-      user.attributes = attributes;
+      user.attributes = Object.fromEntries(entries);
     }
     return user;
   });

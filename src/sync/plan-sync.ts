@@ -168,7 +168,10 @@ export function planPage(
       continue;
     }
     seen.set(email, { ...(user.id ? { id: user.id } : {}), enabled: user.enabled, verified });
-    const attribute = user.attributes?.[settings.attributeField];
+    const attribute =
+      user.attributes && Object.hasOwn(user.attributes, settings.attributeField)
+        ? user.attributes[settings.attributeField]
+        : undefined;
     const mailbox = mailboxes.get(email);
     const name = displayNameOf(user);
 

@@ -57,7 +57,7 @@ function flag(value: unknown): '0' | '1' {
 function mailboxAttributesFrom(template: MailboxTemplate, authSource: MailboxAuthSource): Record<string, string> {
   const t = template.attributes;
   const out: Record<string, string> = {};
-  for (const key of FLAG_ATTRIBUTES) if (key in t) out[key] = flag(t[key]);
+  for (const key of FLAG_ATTRIBUTES) if (Object.hasOwn(t, key)) out[key] = flag(t[key]);
   // mailcow forces these for external sources: IdP users have no local password to update,
   // and generic OIDC users cannot do mailcow 2FA.
   if (authSource !== 'mailcow') out.force_pw_update = '0';

@@ -12,6 +12,7 @@ import {
   normaliseUsername,
   setAdminPassword,
 } from '../../admin/admin-accounts.js';
+import { resetAdminTwoFactor } from '../../admin/two-factor-reset.js';
 import type { Deps } from '../../deps.js';
 import { AppError } from '../../errors.js';
 import { type AdminAccount, findAdmin, listAdmins } from '../../storage/admins.js';
@@ -120,6 +121,19 @@ export function createAdminAccountRoutes(deps: AccountDeps) {
     const account = valueOrThrow(await setAdminPassword(accountDeps, c.req.param('username'), password));
     await recordAudit(deps.db, { ...changeOrigin(c), action: 'admin.password', target: account.username });
     return c.json({ success: true });
+  });
+
+  // A superadmin removes another admin's second factor (a lost phone): audited, and the owner is
+  // told at the next sign-in.
+  app.delete('/:username/tfa', async (c) => {
+    const origin = changeOrigin(c);
+    const outcome = await resetAdminTwoFactor(deps.db, {
+      username: c.req.param('username'),
+      actor: origin.actor,
+      ...(origin.ip ? { ip: origin.ip } : {}),
+    });
+    if (!outcome.ok) throw new AppError('not_found', 'no such admin');
+    return c.json({ success: true, removed: outcome.removed });
   });
 
   app.delete('/:username', async (c) => {

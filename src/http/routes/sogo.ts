@@ -37,6 +37,27 @@ export const VERIFY_HEADERS = {
   challenge: 'X-Postern-Challenge',
 } as const;
 
+/**
+ * The identity headers for SOGo. Header values are bytes, and SOGo (SOPE's WOSimpleHTTPParser.m)
+ * turns them into strings with the C-string encoding of sogod's locale: Latin-1 under mailcow's
+ * `LC_ALL=C`, so a name beyond U+00FF cannot be written there at all (Node refuses it: "Cannot
+ * convert argument to a ByteString") and a Latin-1 one would break under a UTF-8 locale. The Basic
+ * pair of Authorization, though, is base64 and decoded as UTF-8 whatever the locale
+ * (NGHttpHeaderFields.m, NGConcreteHttpBasicCredentials; NGBase64Coding.m), and without an
+ * x-webobjects-remote-user header SOPE takes the user from that pair (WOHttpTransaction.m; nginx
+ * passes no header for an empty value). So a name that is not printable ASCII is carried only in
+ * Authorization, and Authorization always names the canonical mailbox: SOGoProxyAuthenticator.m
+ * takes the password only when the pair starts with "<x-webobjects-remote-user>:".
+ */
+function setSogoIdentity(c: Context, username: string, password: string): void {
+  if (/^[\x21-\x7e]+$/.test(username)) {
+    c.header(VERIFY_HEADERS.remoteUser, username);
+    c.header(VERIFY_HEADERS.user, username);
+  }
+  c.header(VERIFY_HEADERS.auth, `Basic ${Buffer.from(`${username}:${password}`, 'utf8').toString('base64')}`);
+  c.header(VERIFY_HEADERS.authType, 'Basic');
+}
+
 /** The client's own Authorization header, which nginx passes under this name (its own is the token). */
 const ORIGINAL_AUTHORIZATION = 'x-original-authorization';
 const BASIC_CHALLENGE = 'Basic realm="SOGo", charset="UTF-8"';
@@ -169,7 +190,13 @@ export function createSogoVerifyRoutes(deps: Deps, options: SogoHandoffOptions =
       const credentials = basicCredentials(authorization);
       const outcome =
         credentials && ip && credentials.username.length <= 255 && credentials.password.length <= 4096
-          ? await checkMailLogin(loginDeps, { ...credentials, realRip: ip, service: basicService })
+          ? await checkMailLogin(loginDeps, {
+              ...credentials,
+              realRip: ip,
+              service: basicService,
+              // SOGo is handed the canonical name below (X-Webobjects-Remote-User).
+              resolveAliasDomains: true,
+            })
           : undefined;
       if (outcome?.result !== 'ok') {
         if (outcome) {
@@ -181,10 +208,8 @@ export function createSogoVerifyRoutes(deps: Deps, options: SogoHandoffOptions =
         c.header(VERIFY_HEADERS.challenge, BASIC_CHALLENGE);
         return c.body(null, 401);
       }
-      c.header(VERIFY_HEADERS.remoteUser, outcome.username);
-      c.header(VERIFY_HEADERS.user, outcome.username);
-      c.header(VERIFY_HEADERS.auth, authorization as string);
-      c.header(VERIFY_HEADERS.authType, 'Basic');
+      // The checked password under the canonical name (the client may have typed another spelling).
+      setSogoIdentity(c, outcome.username, (credentials as { password: string }).password);
       return c.body(null, 200);
     }
 
@@ -206,11 +231,7 @@ export function createSogoVerifyRoutes(deps: Deps, options: SogoHandoffOptions =
       c.header(VERIFY_HEADERS.webmailCookie, cookieLine(WEBMAIL_COOKIE, '', 0, secure));
     }
     if (!verdict.ok) return c.body(null, 401);
-    const basic = Buffer.from(`${verdict.username}:${verdict.imapSecret}`, 'utf8').toString('base64');
-    c.header(VERIFY_HEADERS.remoteUser, verdict.username);
-    c.header(VERIFY_HEADERS.user, verdict.username);
-    c.header(VERIFY_HEADERS.auth, `Basic ${basic}`);
-    c.header(VERIFY_HEADERS.authType, 'Basic');
+    setSogoIdentity(c, verdict.username, verdict.imapSecret);
     return c.body(null, 200);
   });
 
