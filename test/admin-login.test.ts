@@ -397,6 +397,24 @@ describe('TOTP', () => {
     expect((await owner.request('GET', '/admin/tfa/enrol')).text).toContain('id="tfa-reset-notice"');
   });
 
+  it('lets only an admin with a second factor require one of others (no self-lockout)', async () => {
+    const root = browser(KNOWN_ROOT_IP);
+    await postern.deps.db.execute("DELETE FROM tfa WHERE username = 'root'");
+    expect((await root.signIn('root', ROOT_PASSWORD)).location).toBe('/admin');
+    const csrf = await root.csrf();
+    const refused = await root.api('PATCH', '/admins/helpdesk', { force_tfa: true }, csrf);
+    expect(refused.status).toBe(409);
+    expect(refused.text).toMatch(/set up your own two-factor sign-in/);
+    await postern.deps.db.execute(
+      "INSERT INTO tfa (key_id, username, authmech, secret, active) VALUES ('phone', 'root', 'totp', 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP', 1)",
+    );
+    const allowed = await root.api('PATCH', '/admins/helpdesk', { force_tfa: true }, csrf);
+    expect(allowed.status).toBe(200);
+    expect(JSON.parse(allowed.text)).toMatchObject({ force_tfa: true });
+    // The rate-limit test banned 'helpdesk'; its known-good IP still signs in, straight to enrolment.
+    expect((await browser('203.0.113.10').signIn('helpdesk', DESK_PASSWORD)).location).toBe('/admin/tfa/enrol');
+  });
+
   it('never sent a password in any page or response', () => {
     for (const text of bodies)
       for (const secret of [ROOT_PASSWORD, DESK_PASSWORD, OTHER_PASSWORD, FORCED_PASSWORD])

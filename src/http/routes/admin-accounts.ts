@@ -35,7 +35,12 @@ const createBody = z
     path: ['domains'],
   });
 const changeBody = z
-  .strictObject({ superadmin: z.boolean().optional(), active: z.boolean().optional(), domains: domains.optional() })
+  .strictObject({
+    superadmin: z.boolean().optional(),
+    active: z.boolean().optional(),
+    domains: domains.optional(),
+    force_tfa: z.boolean().optional(),
+  })
   .refine((body) => Object.keys(body).length > 0, { message: 'nothing to change' });
 const passwordBody = z.strictObject({ password: z.string().min(1).max(1024) });
 
@@ -52,7 +57,12 @@ export function view(account: AdminAccount) {
 
 /** The fields an audit entry compares (never a password or hash). */
 function auditFields(account: AdminAccount) {
-  return { superadmin: account.superadmin, active: account.active, domains: account.domains };
+  return {
+    superadmin: account.superadmin,
+    active: account.active,
+    domains: account.domains,
+    force_tfa: Number(account.attributes.force_tfa ?? 0) === 1,
+  };
 }
 
 const STATUS_BY_DENIAL: Record<AccountDenial, 'bad_request' | 'conflict' | 'not_found'> = {
@@ -63,6 +73,7 @@ const STATUS_BY_DENIAL: Record<AccountDenial, 'bad_request' | 'conflict' | 'not_
   exists: 'conflict',
   not_found: 'not_found',
   last_superadmin: 'conflict',
+  actor_not_enrolled: 'conflict',
 };
 
 function valueOrThrow<T>(outcome: AccountOutcome<T>): T {
@@ -106,7 +117,16 @@ export function createAdminAccountRoutes(deps: AccountDeps) {
 
   app.patch('/:username', async (c) => {
     const body = await readBody(c, changeBody);
-    const { before, after } = valueOrThrow(await changeAdminAccount(accountDeps, c.req.param('username'), body));
+    const { force_tfa: forceTfa, ...flags } = body;
+    const principal = c.get('admin');
+    const { before, after } = valueOrThrow(
+      await changeAdminAccount(
+        accountDeps,
+        c.req.param('username'),
+        { ...flags, ...(forceTfa === undefined ? {} : { forceTfa }) },
+        principal.via === 'session' ? principal.actor.name : undefined,
+      ),
+    );
     await recordAudit(deps.db, {
       ...changeOrigin(c),
       action: 'admin.update',
