@@ -298,6 +298,13 @@ export const variables = {
     description:
       'Longest a web session lives however much it is used, counted from sign-in; at least POSTERN_SESSION_TTL_SECONDS.',
   },
+  auditRetentionDays: {
+    env: 'POSTERN_AUDIT_RETENTION_DAYS',
+    schema: positiveInt.max(36_500),
+    defaultValue: '180',
+    description:
+      'Audit entries (`postern_audit`) older than this many days are deleted, hourly, by one replica at a time.',
+  },
   adminSessionIdleSeconds: {
     env: 'POSTERN_ADMIN_SESSION_IDLE_SECONDS',
     schema: positiveInt.max(86_400),

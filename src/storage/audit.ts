@@ -129,3 +129,12 @@ function safeJson(text: string): unknown {
     return null;
   }
 }
+
+/** Delete one batch of entries older than `days`; returns how many went (0 = nothing left). */
+export async function deleteAuditOlderThan(db: Pick<Db, 'execute'>, days: number, batch: number): Promise<number> {
+  const result = await db.execute(
+    `DELETE FROM postern_audit WHERE at < NOW(3) - INTERVAL ? DAY ORDER BY id LIMIT ${Math.floor(batch)}`,
+    [days],
+  );
+  return result.affectedRows;
+}
