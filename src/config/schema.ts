@@ -298,6 +298,19 @@ export const variables = {
     description:
       'Longest a web session lives however much it is used, counted from sign-in; at least POSTERN_SESSION_TTL_SECONDS.',
   },
+  adminSessionIdleSeconds: {
+    env: 'POSTERN_ADMIN_SESSION_IDLE_SECONDS',
+    schema: positiveInt.max(86_400),
+    defaultValue: '1800',
+    description:
+      'An admin session (`/admin/login`) ends after this long unused; use extends it, up to POSTERN_ADMIN_SESSION_MAX_SECONDS.',
+  },
+  adminSessionMaxSeconds: {
+    env: 'POSTERN_ADMIN_SESSION_MAX_SECONDS',
+    schema: positiveInt.max(7 * 86_400),
+    defaultValue: '28800',
+    description: 'Longest an admin session lives however much it is used, counted from sign-in.',
+  },
   adminWebmail: {
     env: 'POSTERN_ADMIN_WEBMAIL',
     schema: z.enum(['off', 'on']),
