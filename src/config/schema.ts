@@ -338,6 +338,12 @@ export const variables = {
     description:
       "Addresses SOGo connects to Dovecot from; only logins from there may use a webmail session's IMAP secret (empty = handoff IMAP logins disabled).",
   },
+  sogoSsoPassFile: {
+    env: 'POSTERN_SOGO_SSO_PASS_FILE',
+    schema: z.string().min(1),
+    description:
+      "Opt-in mailcow compatibility (unset = off): the path of mailcow's `sogo-sso.pass`, the static password mailcow's SOGo logs into IMAP with for any user. Accepted only from POSTERN_SOGO_NETWORKS, compared in constant time, audited; the file is read again on every such login (mailcow writes a new one whenever its Dovecot container starts).",
+  },
   webmailUrl: {
     env: 'POSTERN_WEBMAIL_URL',
     schema: z.string().regex(/^(\/|https?:\/\/)/, 'expected a path or an http(s) URL'),
