@@ -1,7 +1,8 @@
 // Regenerates test/fixtures/password-hashes.json from the real tools (doveadm pw, mkpasswd,
-// openssl passwd) and checks the other direction: hashes postern writes must pass `doveadm pw -t`.
+// openssl passwd; python3's hashlib and openssl kdf for mailcow's PBKDF2-SHA512) and checks the other direction: hashes postern writes must pass `doveadm pw -t`.
 // Run: node --import tsx scripts/generate-hash-vectors.ts   (needs dovecot-core, whois, openssl)
 import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { hashPassword, type NewHashScheme } from '../src/passwords/hash-password.js';
 
@@ -159,6 +160,65 @@ addTool('SHA512-CRYPT', '{SHA512-CRYPT}', 'openssl', ['passwd', '-6'], ['long'])
 // Without braces, Dovecot reads `$1$…` as MD5-CRYPT.
 addTool('MD5-CRYPT', '', 'openssl', ['passwd', '-1'], ['ascii', 'emoji']);
 
+// FreeIPA's {PBKDF2-SHA512} (mailcow's verify_hash() accepts it; Dovecot has no such scheme, so
+// doveadm cannot vouch for these): made by Python's hashlib.pbkdf2_hmac, the reference
+// implementation here, and checked against a second one, OpenSSL's `openssl kdf PBKDF2`.
+function pbkdf2Sha512Reference(password: string, salt: Buffer, iterations: number, keyBytes: number): Buffer {
+  const script =
+    'import hashlib, sys\n' +
+    'password, salt, iterations, length = sys.argv[1].encode("utf-8"), bytes.fromhex(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])\n' +
+    'print(hashlib.pbkdf2_hmac("sha512", password, salt, iterations, length).hex())';
+  const hex = runOrFail('python3', [
+    '-c',
+    script,
+    password,
+    salt.toString('hex'),
+    String(iterations),
+    String(keyBytes),
+  ]);
+  const checked = runOrFail('openssl', [
+    'kdf',
+    '-keylen',
+    String(keyBytes),
+    '-kdfopt',
+    'digest:SHA512',
+    '-kdfopt',
+    `hexpass:${Buffer.from(password, 'utf8').toString('hex')}`,
+    '-kdfopt',
+    `hexsalt:${salt.toString('hex')}`,
+    '-kdfopt',
+    `iter:${iterations}`,
+    'PBKDF2',
+  ]);
+  // openssl kdf prints the key as colon-separated hex and ends with an empty line.
+  if (checked.replaceAll(':', '').trim().toLowerCase() !== hex) {
+    throw new Error(`openssl kdf disagrees with hashlib: ${checked} / ${hex}`);
+  }
+  return Buffer.from(hex, 'hex');
+}
+
+function addPbkdf2Sha512(pairs: PairName[], iterations: number, saltBytes: number, keyBytes: number): void {
+  for (const pair of pairs) {
+    const { password, wrongPassword } = PASSWORD_PAIRS[pair];
+    const salt = randomBytes(saltBytes);
+    const hash = pbkdf2Sha512Reference(password, salt, iterations, keyBytes);
+    if (pbkdf2Sha512Reference(wrongPassword, salt, iterations, keyBytes).equals(hash)) {
+      throw new Error('the wrong password hashes alike');
+    }
+    vectors.push({
+      scheme: 'PBKDF2-SHA512',
+      stored: `{PBKDF2-SHA512}${iterations}$${salt.toString('base64')}$${hash.toString('base64')}`,
+      password,
+      wrongPassword,
+      source: `python3 hashlib.pbkdf2_hmac sha512, ${iterations} iterations, ${saltBytes}-byte salt, ${keyBytes}-byte key, checked with openssl kdf PBKDF2`,
+    });
+  }
+}
+// FreeIPA (389-ds) writes 10000 iterations and a 64-byte key (the only length postern reads).
+addPbkdf2Sha512(ALL_PAIRS, 10000, 16, 64);
+addPbkdf2Sha512(['umlauts'], 1000, 64, 64);
+addPbkdf2Sha512(['emoji'], 5000, 8, 64);
+
 // `doveadm pw -s PLAIN-TRUNC` writes no length prefix, which its own verifier then refuses.
 addVector('PLAIN-TRUNC', '{PLAIN-TRUNC}8-password', 'ascii', 'hand-written <length>-<password>');
 addVector('PLAIN-TRUNC', '{PLAIN-TRUNC}4-pass', 'ascii', 'hand-written, truncated to 4 bytes');
@@ -179,7 +239,7 @@ export interface PasswordFixture {
 }
 
 const fixture: PasswordFixture = {
-  generatedBy: `scripts/generate-hash-vectors.ts with ${runOrFail('mkpasswd', ['--version']).split('\n')[0]} and ${runOrFail('openssl', ['version'])}`,
+  generatedBy: `scripts/generate-hash-vectors.ts with ${runOrFail('mkpasswd', ['--version']).split('\n')[0]}, ${runOrFail('openssl', ['version'])} and Python ${runOrFail('python3', ['-c', 'import platform; print(platform.python_version())'])} hashlib`,
   doveadmVersion: readDoveadmVersion(),
   generatedAt: new Date().toISOString(),
   vectors,

@@ -10,6 +10,7 @@ import {
 import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { serve } from '@hono/node-server';
+import { startAuditRetention } from './audit/retention.js';
 import type { Config } from './config/schema.js';
 import { createDeps, type Deps } from './deps.js';
 import { createInternalApp, createInternalFastPath, createInternalPassdb } from './http/internal-app.js';
@@ -82,6 +83,7 @@ export async function startPostern(config: Config, log: Logger): Promise<Running
     servers.push(web);
     for (const server of servers) inFlight.attach(server);
     const scheduler = startSyncScheduler(deps);
+    const retention = startAuditRetention(deps);
     return {
       deps,
       internalUrl: urlOf(internal),
@@ -92,7 +94,7 @@ export async function startPostern(config: Config, log: Logger): Promise<Running
         const remainingMs = () => Math.max(0, deadline - Date.now());
         inFlight.closing();
         const closed = servers.map(stopAccepting);
-        const schedulerStopped = scheduler.stop().then(() => true);
+        const schedulerStopped = Promise.all([scheduler.stop(), retention.stop()]).then(() => true);
         const drained = await inFlight.drained(remainingMs());
         const requestsCut = drained ? 0 : inFlight.count;
         // Connections still open now are idle keep-alives or hold a request we give up on.

@@ -10,10 +10,12 @@ import type { KeycloakUser } from '../src/sources/keycloak-admin.js';
 import { listActiveAppPasswords, listAppPasswords } from '../src/storage/app-passwords.js';
 import { findAdminMailbox } from '../src/storage/mailbox-admin.js';
 import { findLoginMailbox } from '../src/storage/mailboxes.js';
+import { getSyncRun } from '../src/storage/sync-runs.js';
 import { insertMailboxTemplate } from '../src/storage/templates.js';
-import { applySync } from '../src/sync/apply-sync.js';
+import { applySync, type RecordedAction } from '../src/sync/apply-sync.js';
 import { syncSettingsOf } from '../src/sync/plan-sync.js';
 import { startTestPostern, type TestPostern } from './support/env.js';
+import { countHashes } from './support/hash-count.js';
 import { seedAliasDomain, seedAppPassword, seedDomain, seedMailbox } from './support/seed.js';
 
 const RIP = '203.0.113.44';
@@ -167,18 +169,50 @@ describe('passdb (POST /)', () => {
       status: 200,
       body: { username: 'erin@example.org' },
     });
-    await expect(passdb('erin@alias.example', 'erin own app pw')).resolves.toMatchObject({ status: 200 });
+    await expect(
+      postern.passdb({
+        username: 'erin@alias.example',
+        password: 'erin own app pw',
+        real_rip: RIP,
+        service: 'imap',
+        resolve_alias_domains: true,
+      }),
+    ).resolves.toMatchObject({ status: 200 });
   });
 
   it.each([...LOOKALIKES.filter((name) => name.trim() === name), 'érin@alias.example'])(
     'answers user_unknown for %s with erin’s password',
     async (name) => {
+      // Also for a caller that resolves alias domains (our Lua), where the alias spelling counts.
+      await expect(
+        postern.passdb({
+          username: name,
+          password: 'erin pw',
+          real_rip: RIP,
+          service: 'imap',
+          resolve_alias_domains: true,
+        }),
+      ).resolves.toMatchObject({ status: 401, body: { success: false, result: 'user_unknown' } });
       await expect(passdb(name, 'erin pw')).resolves.toMatchObject({
         status: 401,
         body: { success: false, result: 'user_unknown' },
       });
     },
   );
+
+  it('shares one remembered success between ASCII case spellings, and none with a lookalike', async () => {
+    await expect(passdb('erin@example.org', 'erin pw', 'smtp')).resolves.toMatchObject({ status: 200 });
+    const hashes = countHashes(postern);
+    try {
+      await expect(passdb('ERIN@EXAMPLE.ORG', 'erin pw', 'smtp')).resolves.toMatchObject({ status: 200 });
+      expect(hashes.count).toBe(0);
+      await expect(passdb('érin@example.org', 'erin pw', 'smtp')).resolves.toMatchObject({
+        body: { result: 'user_unknown' },
+      });
+    } finally {
+      hashes.restore();
+    }
+  });
 
   it('refuses a name with a trailing space (the collation would pad it) as malformed', async () => {
     await expect(passdb('erin@example.org ', 'erin pw')).resolves.toMatchObject({ status: 400 });
@@ -328,6 +362,14 @@ describe('Keycloak sync', () => {
       },
     );
     expect(report.counts.created).toBe(0);
+    const actions = ((await getSyncRun(postern.deps.db, report.runId))?.actions ?? []) as RecordedAction[];
+    const notes = actions.filter((action) => action.type === 'create').map((action) => [action.email, action.note]);
+    expect(notes).toEqual(
+      expect.arrayContaining([
+        ['kc-érin@example.org', 'collides'],
+        ['kc-erİn@example.org', 'unusable_address'],
+      ]),
+    );
     const after = await mailboxRow('kc-erin@example.org');
     expect(after?.name).not.toMatch(/Truder|Two/);
     expect(after?.name).toBe(before?.name);

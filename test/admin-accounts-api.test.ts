@@ -92,8 +92,8 @@ describe('/api/v1/admins', () => {
     const detail = typeof row?.detail === 'string' ? JSON.parse(row.detail) : row?.detail;
     expect(row).toMatchObject({ actor: 'api:config', target: 'helpdesk' });
     expect(detail).toEqual({
-      before: { superadmin: false, active: true, domains: ['example.org'] },
-      after: { superadmin: false, active: true, domains: ['example.org', 'other.example'] },
+      before: { superadmin: false, active: true, domains: ['example.org'], force_tfa: false },
+      after: { superadmin: false, active: true, domains: ['example.org', 'other.example'], force_tfa: false },
     });
   });
 

@@ -4,6 +4,10 @@
 // machine's MariaDB and Redis (host network), becomes healthy through its own HEALTHCHECK, logs a
 // user in over the passdb endpoint, runs unprivileged under tini, `postern check` works inside
 // it, and SIGTERM (podman stop) ends it with exit code 0.
+// Then the containers of compose.yaml that can run here (postern and Dovecot from
+// deploy/dovecot/Dockerfile, on the host network against the machine's MariaDB and Redis), wired
+// as compose wires them (secrets as files, the Lua's URL and token, the SQL userdb): an IMAP
+// login through both.
 // scripts/test.sh runs this file once, in its machine-Node pass; the build's layers are cached
 // by podman, the base under .cache/.
 import { execFile, spawn } from 'node:child_process';
@@ -13,9 +17,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDb } from '../src/storage/db.js';
-import { dropDatabase, uniqueName } from './support/env.js';
+import { dropDatabase, MYSQL_ROOT_URL, uniqueName } from './support/env.js';
+import { imapLogin, imapSelectInbox } from './support/mail-clients.js';
 import { freePort } from './support/processes.js';
 import { seedDomain, seedMailbox } from './support/seed.js';
+import { selfSignedCertificate } from './support/tls.js';
 
 const PODMAN = ['--runtime', '/usr/sbin/runc'];
 const IMAGE = 'localhost/postern:suite';
@@ -60,6 +66,16 @@ function runLogged(command: string, args: string[], timeoutMs: number): Promise<
       resolve({ code: code ?? 1, stdout, stderr });
     });
   });
+}
+
+/** Polls `check` every second (hooks cannot use expect.poll); throws after `timeoutMs`. */
+async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+  throw new Error(`timed out waiting for ${what}`);
 }
 
 function ssha512(password: string): string {
@@ -234,4 +250,169 @@ describe('the container image', () => {
     expect(logs.stdout).toMatch(/"signal":"SIGTERM"[^\n]*"msg":"shutting down"/);
     expect(logs.stdout).toMatch(/"msg":"stopped"/);
   }, 40_000);
+});
+
+describe('the compose containers: postern and Dovecot', () => {
+  const stackDatabase = uniqueName('stack');
+  const dbUser = `pst_${randomBytes(4).toString('hex')}`;
+  const dbPassword = randomBytes(18).toString('hex');
+  const posternName = `postern-stack-${randomBytes(4).toString('hex')}`;
+  const dovecotName = `dovecot-stack-${randomBytes(4).toString('hex')}`;
+  const stackSecrets = mkdtempSync(join(tmpdir(), 'postern-stack-'));
+  const DOVECOT_IMAGE = 'localhost/postern-dovecot:suite';
+  let stackPort = 0;
+
+  const secretFile = (name: string, value: string) => {
+    writeFileSync(join(stackSecrets, name), value);
+    chmodSync(join(stackSecrets, name), 0o644);
+    return `${join(stackSecrets, name)}:/run/secrets/${name}:ro`;
+  };
+  const root = async (sql: string) => {
+    const db = await createDb({ url: `${MYSQL_ROOT_URL}/mysql`, poolSize: 1, createDatabase: false });
+    try {
+      await db.execute(sql);
+    } finally {
+      await db.close();
+    }
+  };
+
+  beforeAll(async () => {
+    const base = await runLogged('bash', ['scripts/container-base.sh', 'debian', 'bookworm'], 15 * 60_000);
+    if (base.code !== 0)
+      throw new Error(`scripts/container-base.sh debian bookworm failed:\n${base.stderr.slice(-4000)}`);
+    const baseImage = base.stdout.trim().split('\n').at(-1) ?? '';
+    const dovecotBuild = await runLogged(
+      'podman',
+      [
+        ...PODMAN,
+        'build',
+        '--network=host',
+        '--format',
+        'docker',
+        '--build-arg',
+        `DEBIAN_IMAGE=${baseImage}`,
+        '-f',
+        'deploy/dovecot/Dockerfile',
+        '-t',
+        DOVECOT_IMAGE,
+        '.',
+      ],
+      20 * 60_000,
+    );
+    if (dovecotBuild.code !== 0)
+      throw new Error(`podman build of deploy/dovecot failed:\n${dovecotBuild.stdout.slice(-4000)}`);
+
+    chmodSync(stackSecrets, 0o755);
+    // compose's secrets: postern_db_url, postern_internal_token, mariadb_postern_password, TLS.
+    await root(`CREATE DATABASE \`${stackDatabase}\``);
+    await root(`CREATE USER '${dbUser}'@'127.0.0.1' IDENTIFIED BY '${dbPassword}'`);
+    await root(`GRANT ALL ON \`${stackDatabase}\`.* TO '${dbUser}'@'127.0.0.1'`);
+    const { cert, key } = selfSignedCertificate();
+    const mounts = [
+      secretFile('postern_db_url', `mysql://${dbUser}:${dbPassword}@127.0.0.1:3306/${stackDatabase}`),
+      secretFile('postern_internal_token', TOKEN),
+      secretFile('mariadb_postern_password', dbPassword),
+      secretFile('dovecot_tls_cert', cert),
+      secretFile('dovecot_tls_key', key),
+    ];
+    stackPort = await freePort();
+    const postern = await podman([
+      'run',
+      '--detach',
+      '--name',
+      posternName,
+      '--network=host',
+      ...mounts.flatMap((mount) => ['--volume', mount]),
+      '--env',
+      'POSTERN_DB_URL_FILE=/run/secrets/postern_db_url',
+      '--env',
+      'POSTERN_REDIS_URL=redis://127.0.0.1:6379',
+      '--env',
+      `POSTERN_REDIS_PREFIX=${stackDatabase}:`,
+      '--env',
+      'POSTERN_INTERNAL_TOKEN_FILE=/run/secrets/postern_internal_token',
+      '--env',
+      `POSTERN_INTERNAL_LISTEN=127.0.0.1:${stackPort}`,
+      '--env',
+      `POSTERN_WEB_LISTEN=127.0.0.1:${await freePort()}`,
+      IMAGE,
+    ]);
+    if (postern.code !== 0) throw new Error(`podman run postern failed: ${postern.stderr}`);
+    await waitFor('postern healthy', async () => {
+      await podman(['healthcheck', 'run', posternName]);
+      return (
+        (await podman(['inspect', '--format', '{{.State.Health.Status}}', posternName])).stdout.trim() === 'healthy'
+      );
+    });
+
+    const dovecot = await podman([
+      'run',
+      '--detach',
+      '--name',
+      dovecotName,
+      '--network=host',
+      ...mounts.flatMap((mount) => ['--volume', mount]),
+      '--env',
+      `POSTERN_AUTH_URL=http://127.0.0.1:${stackPort}/`,
+      '--env',
+      'POSTERN_INTERNAL_TOKEN_FILE=/run/secrets/postern_internal_token',
+      '--env',
+      'DOVECOT_DB_HOST=127.0.0.1',
+      '--env',
+      `DOVECOT_DB_NAME=${stackDatabase}`,
+      '--env',
+      `DOVECOT_DB_USER=${dbUser}`,
+      '--env',
+      'DOVECOT_DB_PASSWORD_FILE=/run/secrets/mariadb_postern_password',
+      DOVECOT_IMAGE,
+    ]);
+    if (dovecot.code !== 0) throw new Error(`podman run dovecot failed: ${dovecot.stderr}`);
+    await waitFor('dovecot healthy', async () => (await podman(['healthcheck', 'run', dovecotName])).code === 0);
+
+    const db = await createDb({
+      url: `mysql://root@127.0.0.1:3306/${stackDatabase}`,
+      poolSize: 1,
+      createDatabase: false,
+    });
+    try {
+      await seedDomain(db, 'example.org');
+      await seedMailbox(db, { username: 'erin@example.org', passwordHash: ssha512('erin pw') });
+    } finally {
+      await db.close();
+    }
+  }, 40 * 60_000);
+
+  afterAll(async () => {
+    for (const name of [dovecotName, posternName]) {
+      if (process.env.TEST_CONTAINER_LOGS) {
+        const logs = await podman(['logs', name]);
+        process.stdout.write(`--- ${name}\n${logs.stdout}${logs.stderr}`);
+      }
+      await podman(['rm', '--force', '--volumes', '--time', '0', name]);
+    }
+    rmSync(stackSecrets, { recursive: true, force: true });
+    await root(`DROP USER IF EXISTS '${dbUser}'@'127.0.0.1'`);
+    await dropDatabase(stackDatabase);
+  });
+
+  it('logs a user in over IMAP through the Lua passdb and postern, and opens the INBOX', async () => {
+    const good = await imapLogin(143, 'erin@example.org', 'erin pw');
+    expect(good.line).toMatch(/^a\d+ OK /);
+    const wrong = await imapLogin(143, 'erin@example.org', 'not erin pw');
+    expect(wrong.line).toMatch(/NO \[AUTHENTICATIONFAILED\]/);
+    // The SQL userdb (deploy/dovecot-postern-userdb-sql.conf.ext) found the mailbox and its maildir.
+    const selected = await imapSelectInbox(143, 'erin@example.org', 'erin pw');
+    expect(selected).toMatchObject({ login: { ok: true }, select: { ok: true } });
+  }, 60_000);
+
+  it('while postern is stopped: a cached login still works, any other is a temporary failure', async () => {
+    const stopped = await podman(['stop', '--time', '10', posternName], 30_000);
+    expect(stopped.code).toBe(0);
+    expect((await podman(['inspect', '--format', '{{.State.ExitCode}}', posternName])).stdout.trim()).toBe('0');
+    // auth-postern.conf.ext's auth cache: the success cached above serves while postern is away.
+    expect((await imapLogin(143, 'erin@example.org', 'erin pw')).line).toMatch(/^a\d+ OK /);
+    // A password Dovecot has not cached: neither OK nor a wrong password, a temporary failure.
+    const unknown = await imapLogin(143, 'erin@example.org', 'a password never tried');
+    expect(unknown.line).toMatch(/NO \[UNAVAILABLE\]/);
+  }, 60_000);
 });

@@ -36,7 +36,7 @@ describe('the Dockerfile', () => {
     expect(runStage).not.toMatch(/npm (ci|install)/);
   });
 
-  it('sends only package*.json, tsconfig*.json and src/ (no tests) as the build context', () => {
+  it('sends only package*.json, tsconfig*.json, src/ (no tests) and what deploy/dovecot builds from as the context', () => {
     expect(dockerignore[0]).toBe('*');
     expect(dockerignore.slice(1).sort()).toEqual(
       [
@@ -47,6 +47,8 @@ describe('the Dockerfile', () => {
         '!src/',
         'src/**/*.test.ts',
         'src/**/*.test.tsx',
+        '!lua/dovecot/passdb.lua',
+        '!deploy/dovecot/',
       ].sort(),
     );
   });

@@ -142,14 +142,64 @@ describe('POST / (Dovecot passdb)', () => {
     expect(body.username).toBe('alice@example.org');
   });
 
-  it('resolves a login through an active alias domain to the real mailbox', async () => {
-    const { status, body } = await login('alice@example.net', 'alice pw');
+  it('resolves a login through an active alias domain for a caller that takes the canonical name back', async () => {
+    const { status, body } = await postern.passdb({
+      username: 'alice@example.net',
+      password: 'alice pw',
+      real_rip: RIP,
+      service: 'imap',
+      resolve_alias_domains: true,
+    });
     expect(status).toBe(200);
     expect(body.username).toBe('alice@example.org');
   });
 
+  // mailcow's passwd-verify.lua (data/conf/dovecot/auth/passwd-verify.lua) sends exactly
+  // username, password, real_rip and service, and ignores every answer field but `success`: its
+  // Dovecot would go on with the alias name, which mailcow's SQL userdb does not know. mailcow's
+  // user_login() looks the name up in `mailbox` only, so it answers 401: so does postern.
+  it("answers an alias-domain name as mailcow does (401) for a caller without the flag, such as mailcow's Lua", async () => {
+    const hashes = countHashes(postern);
+    try {
+      const reply = await login('alice@example.net', 'alice pw');
+      expect(reply).toEqual({ status: 401, body: { success: false, result: 'user_unknown' } });
+      // The same work as any unknown user.
+      expect(hashes.count).toBe(4);
+    } finally {
+      hashes.restore();
+    }
+    const explicit = await postern.passdb({
+      username: 'alice@example.net',
+      password: 'alice imap app',
+      real_rip: RIP,
+      service: 'imap',
+      resolve_alias_domains: false,
+    });
+    expect(explicit.status).toBe(401);
+    // The canonical name itself is not affected.
+    expect((await login('alice@example.org', 'alice pw')).status).toBe(200);
+  });
+
+  it('refuses a resolve_alias_domains flag that is not a boolean', async () => {
+    const reply = await postern.passdb({
+      username: 'alice@example.net',
+      password: 'alice pw',
+      real_rip: RIP,
+      service: 'imap',
+      resolve_alias_domains: 'yes',
+    });
+    expect(reply.status).toBe(400);
+  });
+
   it('does not resolve through an inactive alias domain', async () => {
-    expect((await login('alice@old.example', 'alice pw')).body.result).toBe('user_unknown');
+    const reply = await postern.passdb({
+      username: 'alice@old.example',
+      password: 'alice pw',
+      real_rip: RIP,
+      service: 'imap',
+      resolve_alias_domains: true,
+    });
+    expect(reply.body.result).toBe('user_unknown');
   });
 
   it('never lets a resource mailbox (location, thing, group) log in', async () => {

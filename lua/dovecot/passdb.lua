@@ -164,6 +164,9 @@ local function verify(req, pass)
     -- 2.3 names first (real_rip, service); 2.4 renamed them (real_remote_ip, protocol).
     real_rip = non_empty(req.real_rip) or non_empty(req.real_remote_ip) or non_empty(req.remote_ip),
     service = non_empty(req.service) or non_empty(req.protocol),
+    -- This script passes the canonical name of the answer on to Dovecot (user=...), so postern
+    -- may resolve alias domains for it; mailcow's script sends no such flag and gets 401.
+    resolve_alias_domains = true,
   })
   if body == nil then
     -- cjson's message names the problem type, not the value.

@@ -9,11 +9,13 @@ import {
   findAdmin,
   insertAdmin,
   lockActiveSuperadmins,
+  mergeAdminAttributes,
   replaceAdminDomains,
   updateAdminFlags,
   updateAdminPassword,
 } from '../storage/admins.js';
 import type { Db, Tx } from '../storage/db.js';
+import { hasAnyActiveTfa } from '../storage/two-factor.js';
 
 export interface AdminAccountDeps {
   db: Db;
@@ -28,7 +30,8 @@ export type AccountDenial =
   | 'not_found'
   | 'unknown_domain'
   | 'no_domains'
-  | 'last_superadmin';
+  | 'last_superadmin'
+  | 'actor_not_enrolled';
 
 export type AccountOutcome<T> = { ok: true; value: T } | { ok: false; denial: AccountDenial; message: string };
 
@@ -109,6 +112,8 @@ export interface AdminChange {
   active?: boolean;
   /** A domain admin's new ACL (replaces the old one). */
   domains?: readonly string[];
+  /** mailcow's attributes.force_tfa: the account must enrol TOTP at its next sign-in. */
+  forceTfa?: boolean;
 }
 
 /** Before and after, for the audit trail (never a hash). */
@@ -121,10 +126,16 @@ export async function changeAdminAccount(
   deps: Pick<AdminAccountDeps, 'db'>,
   rawUsername: string,
   change: AdminChange,
+  /** The admin account making the change (a signed-in admin), if it is one and not a key. */
+  actorAccount?: string,
 ): Promise<AccountOutcome<ChangedAdmin>> {
   const username = normaliseUsername(rawUsername);
   const before = await findAdmin(deps.db, username);
   if (!before) return denied('not_found', `no admin ${username}`);
+  // No self-lockout (Mailhardener's rule): whoever turns enforcement on uses a second factor already.
+  if (change.forceTfa === true && actorAccount && !(await hasAnyActiveTfa(deps.db, actorAccount))) {
+    return denied('actor_not_enrolled', 'set up your own two-factor sign-in before requiring it of anyone');
+  }
   const superadmin = change.superadmin ?? before.superadmin;
   const active = change.active ?? before.active;
   const domains = superadmin ? [] : normaliseDomains(change.domains ?? before.domains);
@@ -136,6 +147,7 @@ export async function changeAdminAccount(
     if (await wouldRemoveLastSuperadmin(tx, username, superadmin && active)) return 'last_superadmin' as const;
     await updateAdminFlags(tx, username, { superadmin, active });
     await replaceAdminDomains(tx, username, superadmin ? ['ALL'] : domains, active);
+    if (change.forceTfa !== undefined) await mergeAdminAttributes(tx, username, { force_tfa: change.forceTfa ? 1 : 0 });
     return 'changed' as const;
   });
   if (outcome === 'last_superadmin') return lastSuperadminDenial(username);

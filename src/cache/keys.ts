@@ -14,6 +14,12 @@ export const keys = {
   verifiedCredential: (ks: KeySpace, digest: string) => `${ks.prefix}cred:${digest}`,
   /** A web session (TTL = POSTERN_SESSION_TTL_SECONDS); keyed by a hash of the cookie's id, never the id. */
   webSession: (ks: KeySpace, idDigest: string) => `${ks.prefix}websession:${idDigest}`,
+  /** An admin session (username, stage, times); keyed by a hash of the cookie's id; idle TTL, capped. */
+  adminSession: (ks: KeySpace, idDigest: string) => `${ks.prefix}adminsession:${idDigest}`,
+  /** A TOTP secret shown for enrolment, not yet confirmed with a code; 10 min. */
+  totpEnrolment: (ks: KeySpace, username: string) => `${ks.prefix}totp:enrol:${username}`,
+  /** The audit-retention job's lock across replicas: value = the holder's random token; PX = lock TTL. */
+  auditPruneLock: (ks: KeySpace) => `${ks.prefix}audit:prune-lock`,
   /** A pending SSO login (PKCE verifier, nonce), keyed by a hash of its state; 10 min, single use. */
   ssoTransaction: (ks: KeySpace, stateDigest: string) => `${ks.prefix}sso:tx:${stateDigest}`,
   /**

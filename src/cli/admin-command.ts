@@ -149,6 +149,8 @@ async function readFirstLine(stdin: Readable): Promise<string> {
 
 function promptHidden(io: CliIo, prompt: string): Promise<string | undefined> {
   const { stdin } = io;
+  // Echo goes off before the prompt shows, so nothing typed after seeing it is ever echoed.
+  stdin.setRawMode?.(true);
   io.stderr.write(prompt);
   return new Promise((resolve) => {
     let value = '';
@@ -167,7 +169,6 @@ function promptHidden(io: CliIo, prompt: string): Promise<string | undefined> {
         else value += char;
       }
     };
-    stdin.setRawMode?.(true);
     stdin.resume();
     stdin.on('data', onData);
   });

@@ -298,6 +298,26 @@ export const variables = {
     description:
       'Longest a web session lives however much it is used, counted from sign-in; at least POSTERN_SESSION_TTL_SECONDS.',
   },
+  auditRetentionDays: {
+    env: 'POSTERN_AUDIT_RETENTION_DAYS',
+    schema: positiveInt.max(36_500),
+    defaultValue: '180',
+    description:
+      'Audit entries (`postern_audit`) older than this many days are deleted, hourly, by one replica at a time.',
+  },
+  adminSessionIdleSeconds: {
+    env: 'POSTERN_ADMIN_SESSION_IDLE_SECONDS',
+    schema: positiveInt.max(86_400),
+    defaultValue: '1800',
+    description:
+      'An admin session (`/admin/login`) ends after this long unused; use extends it, up to POSTERN_ADMIN_SESSION_MAX_SECONDS.',
+  },
+  adminSessionMaxSeconds: {
+    env: 'POSTERN_ADMIN_SESSION_MAX_SECONDS',
+    schema: positiveInt.max(7 * 86_400),
+    defaultValue: '28800',
+    description: 'Longest an admin session lives however much it is used, counted from sign-in.',
+  },
   adminWebmail: {
     env: 'POSTERN_ADMIN_WEBMAIL',
     schema: z.enum(['off', 'on']),
@@ -317,6 +337,12 @@ export const variables = {
     defaultValue: '',
     description:
       "Addresses SOGo connects to Dovecot from; only logins from there may use a webmail session's IMAP secret (empty = handoff IMAP logins disabled).",
+  },
+  sogoSsoPassFile: {
+    env: 'POSTERN_SOGO_SSO_PASS_FILE',
+    schema: z.string().min(1),
+    description:
+      "Opt-in mailcow compatibility (unset = off): the path of mailcow's `sogo-sso.pass`, the static password mailcow's SOGo logs into IMAP with for any user. Accepted only from POSTERN_SOGO_NETWORKS, compared in constant time, audited; the file is read again on every such login (mailcow writes a new one whenever its Dovecot container starts).",
   },
   webmailUrl: {
     env: 'POSTERN_WEBMAIL_URL',

@@ -1,17 +1,21 @@
-// Guards the admin JSON API with an API key (X-API-Key): the configured POSTERN_API_KEY, or an
-// active read-write key from mailcow's `api` table whose allow_from admits the client address.
-// Keys are compared in constant time; a failed check says nothing about which part failed.
+// Guards the admin JSON API: an API key (X-API-Key: POSTERN_API_KEY, or an active key of mailcow's
+// `api` table whose allow_from admits the client), or a complete admin session from /admin/login
+// (its writes must be same-origin and carry the session's X-CSRF-Token). Keys are compared in
+// constant time; a failed check says nothing about which part failed.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { isIP } from 'node:net';
-import type { MiddlewareHandler } from 'hono';
+import type { Context, MiddlewareHandler } from 'hono';
 import type { Actor } from '../admin/roles.js';
 import { AppError } from '../errors.js';
+import { findAdmin } from '../storage/admins.js';
 import type { Db } from '../storage/db.js';
+import { type AdminSessionStore, isValidAdminCsrf } from './admin-session.js';
 import { clientIp } from './client-ip.js';
+import { isSameOrigin } from './session.js';
 
 export interface AdminPrincipal {
-  /** What admitted the caller: `config` or `mailcow-api` key (never the key itself). */
-  via: 'config' | 'mailcow-api';
+  /** What admitted the caller: `config` or `mailcow-api` key (never the key itself), or an admin `session`. */
+  via: 'config' | 'mailcow-api' | 'session';
   /** Read-only keys may only GET. */
   access: 'ro' | 'rw';
   /** Role and domain ACL that routes check with can(); both kinds of key act as superadmin. */
@@ -19,7 +23,7 @@ export interface AdminPrincipal {
 }
 
 /** POSTERN_API_KEY and mailcow's `api` rows are superadmin keys (mailcow's api table has no role). */
-function keyActor(via: AdminPrincipal['via'], access: 'ro' | 'rw'): Actor {
+function keyActor(via: 'config' | 'mailcow-api', access: 'ro' | 'rw'): Actor {
   return { name: `api:${via}`, role: 'superadmin', domains: [], access };
 }
 
@@ -31,10 +35,23 @@ declare module 'hono' {
 
 const digest = (value: string) => createHash('sha256').update(value).digest();
 
-export function requireAdmin(deps: { db: Db; apiKey: string | undefined }): MiddlewareHandler {
+export function requireAdmin(deps: {
+  db: Db;
+  apiKey: string | undefined;
+  /** Admin sessions; with them, a signed-in admin's browser may call the API. */
+  sessions?: AdminSessionStore;
+  publicUrl?: string;
+}): MiddlewareHandler {
   const configured = deps.apiKey ? digest(deps.apiKey) : undefined;
   return async (c, next) => {
     const presented = c.req.header('x-api-key') ?? '';
+    if (!presented && deps.sessions) {
+      const principal = await sessionPrincipal(c, deps.db, deps.sessions, deps.publicUrl);
+      if (principal) {
+        c.set('admin', principal);
+        return next();
+      }
+    }
     if (!presented || presented.length > 512) throw new AppError('unauthorized', 'a valid X-API-Key is required');
     const presentedDigest = digest(presented);
     let principal: AdminPrincipal | undefined;
@@ -49,6 +66,36 @@ export function requireAdmin(deps: { db: Db; apiKey: string | undefined }): Midd
     }
     c.set('admin', principal);
     await next();
+  };
+}
+
+/** A complete, live admin session: role and domains read fresh from the database on every call. */
+async function sessionPrincipal(
+  c: Context,
+  db: Db,
+  sessions: AdminSessionStore,
+  publicUrl: string | undefined,
+): Promise<AdminPrincipal | undefined> {
+  const session = await sessions.read(c);
+  if (session?.stage !== 'full') return undefined;
+  const account = await findAdmin(db, session.username);
+  if (!account?.active) return undefined;
+  if (c.req.method !== 'GET' && c.req.method !== 'HEAD') {
+    // SameSite=Strict already keeps other sites' requests cookieless; this is the second lock.
+    const token = c.req.header('x-csrf-token') ?? '';
+    if (!publicUrl || !isSameOrigin(c, publicUrl) || !isValidAdminCsrf(session, token)) {
+      throw new AppError('forbidden', 'a cookie-authenticated change must be same-origin and carry X-CSRF-Token');
+    }
+  }
+  return {
+    via: 'session',
+    access: 'rw',
+    actor: {
+      name: account.username,
+      role: account.superadmin ? 'superadmin' : 'domainadmin',
+      domains: account.domains,
+      access: 'rw',
+    },
   };
 }
 

@@ -4,6 +4,8 @@ import { Hono } from 'hono';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
 import { createWebmailSecretChecker } from '../login/sogo-handoff.js';
+import { createSogoSsoPasswordChecker, type SogoSsoPasswordChecker } from '../login/sogo-sso-password.js';
+import { recordAudit } from '../storage/audit.js';
 import { createTokenCheck, requireInternalToken } from './internal-token.js';
 import { createPassdbFastPath, type FastPath } from './passdb-fast-path.js';
 import { renderError } from './render-error.js';
@@ -53,11 +55,29 @@ export function createInternalPassdb(deps: Deps): PassdbEndpoint {
     log: deps.log,
     maxBodyBytes: deps.config.maxBodyBytes,
     webmailSecrets: createWebmailSecretChecker(deps),
+    sogoSso: createSogoSso(deps),
     loginHashFloor: deps.config.loginHashFloor,
     observe: ({ service, source, outcome, seconds }) => {
       deps.metrics.observeAuth(service, source, outcome.result, seconds);
       if ('bannedScope' in outcome && outcome.bannedScope) deps.metrics.rateLimited.inc({ scope: outcome.bannedScope });
     },
+  });
+}
+
+/** mailcow's static SOGo SSO password, when POSTERN_SOGO_SSO_PASS_FILE opts in. */
+function createSogoSso(deps: Deps): SogoSsoPasswordChecker | undefined {
+  const path = deps.config.sogoSsoPassFile;
+  if (!path) return undefined;
+  if (deps.config.sogoNetworks.length === 0) {
+    deps.log.warn(
+      'POSTERN_SOGO_SSO_PASS_FILE is set but POSTERN_SOGO_NETWORKS is empty: the SSO password is never accepted',
+    );
+  }
+  return createSogoSsoPasswordChecker({
+    path,
+    sogoNetworks: deps.config.sogoNetworks,
+    log: deps.log,
+    audit: (entry) => recordAudit(deps.db, entry),
   });
 }
 

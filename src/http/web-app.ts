@@ -2,11 +2,14 @@
 // Sits behind TLS in production. Route areas live in routes/; this file only composes them.
 import { Hono } from 'hono';
 import { secureHeaders } from 'hono/secure-headers';
+import { createAdminLoginLimiter } from '../admin/admin-sign-in.js';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
+import { createAdminSessionStore } from './admin-session.js';
 import { resolveClientIps } from './client-ip.js';
 import { renderError } from './render-error.js';
 import { createAdminRoutes } from './routes/admin.js';
+import { createAdminLoginRoutes } from './routes/admin-login.js';
 import { createPortalRoutes } from './routes/portal.js';
 import { createSogoRoutes } from './routes/sogo.js';
 import { createSsoRoutes } from './routes/sso.js';
@@ -21,12 +24,16 @@ export function createWebApp(deps: Deps) {
   app.notFound(() => {
     throw new AppError('not_found', 'no such page');
   });
+  // Admin sign-in: sessions of their own (not the portal's) and a limiter of their own.
+  const adminSessions = createAdminSessionStore(deps);
+  const adminLimiter = createAdminLoginLimiter(deps);
   // Route areas are mounted below, one line each (keep each area's line its own).
-  app.route('/api/v1', createAdminRoutes(deps));
+  app.route('/api/v1', createAdminRoutes(deps, { sessions: adminSessions }));
+  app.route('/', createAdminLoginRoutes(deps, { sessions: adminSessions, limiter: adminLimiter }));
   app.use('*', webSessions(createWebSessionStore(deps)));
   app.route('/', createSsoRoutes(deps));
   app.route('/', createPortalRoutes(deps));
-  app.route('/api/v1/sync', createSyncRoutes(deps));
+  app.route('/api/v1/sync', createSyncRoutes(deps, { sessions: adminSessions }));
   app.route('/', createSogoRoutes(deps));
   return app;
 }

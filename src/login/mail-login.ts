@@ -15,6 +15,7 @@ import {
   isServiceAllowedForMailbox,
   KNOWN_SERVICES,
 } from './services.js';
+import type { SogoSsoPasswordChecker } from './sogo-sso-password.js';
 
 export interface MailLoginRequest {
   /** As Dovecot sent it; matched exactly after foldAddress (ASCII letters only are case-insensitive). */
@@ -25,6 +26,12 @@ export interface MailLoginRequest {
   realRip: string;
   /** Canonical service label (see services.ts). */
   service: string;
+  /**
+   * The caller takes the canonical mailbox name from the answer (our Lua hands it to Dovecot), so
+   * a name in an alias domain may log in as its target mailbox. Absent or false: alias-domain
+   * names are unknown users, as for mailcow, whose Lua ignores the name in the answer.
+   */
+  resolveAliasDomains?: boolean;
 }
 
 export type DenialReason =
@@ -44,7 +51,12 @@ export type DenialReason =
 
 /** Named after Dovecot's passdb results, so the Lua side is a lookup table. */
 export type MailLoginOutcome = (
-  | { result: 'ok'; username: string; via: 'password' | 'app_password' | 'webmail_session'; appPasswordId: number }
+  | {
+      result: 'ok';
+      username: string;
+      via: 'password' | 'app_password' | 'webmail_session' | 'sogo_sso';
+      appPasswordId: number;
+    }
   | {
       result: 'password_mismatch' | 'user_unknown' | 'user_disabled';
       reason: DenialReason;
@@ -96,6 +108,8 @@ export interface MailLoginDeps {
   /** Brute-force protection; absent = no limits (tests of the decision alone). */
   limiter?: RateLimiter;
   webmailSecrets?: WebmailSecretChecker;
+  /** mailcow's static SOGo SSO password (POSTERN_SOGO_SSO_PASS_FILE); absent = off. */
+  sogoSso?: SogoSsoPasswordChecker;
   /**
    * Hash verifications a login not settled by a remembered success spends at least (dummies fill
    * up), so a wrong password costs the same whether the user is unknown or has a few app
@@ -122,7 +136,8 @@ export async function checkMailLogin(deps: MailLoginDeps, request: MailLoginRequ
     return { result: 'user_disabled', reason: 'unknown_service', source: 'none' };
   }
   const loginName = foldAddress(request.username);
-  const data = await deps.loginData.load(loginName);
+  const loaded = await deps.loginData.load(loginName);
+  const data = loaded.mailbox?.viaAliasDomain && !request.resolveAliasDomains ? NO_MAILBOX : loaded;
   const mailbox = data.mailbox;
   // Count against the canonical mailbox, so alias-domain spellings share one budget.
   const attempt = { ip: request.realRip, username: mailbox?.username ?? loginName };
@@ -145,6 +160,8 @@ export async function checkMailLogin(deps: MailLoginDeps, request: MailLoginRequ
   }
   return outcome;
 }
+
+const NO_MAILBOX: LoginData = { mailbox: undefined, appPasswords: [], hasActiveTfa: false };
 
 /** Service names already warned about; bounded, so a stream of made-up names cannot grow it. */
 const warnedServices = new Set<string>();
@@ -196,6 +213,15 @@ async function decide(deps: MailLoginDeps, request: MailLoginRequest, data: Logi
     if (refusal) return { result: 'user_disabled', reason: refusal, source };
     deps.saslLog.record({ username: mailbox.username, realRip: request.realRip, service: 'SOGO', appPasswordId: 0 });
     return { result: 'ok', username: mailbox.username, via: 'webmail_session', appPasswordId: 0, source };
+  }
+  const ssoPassword = deps.sogoSso?.isSsoPassword(request.password, request.realRip);
+  if (ssoPassword && (await ssoPassword)) {
+    // mailcow accepts it for any name; postern still wants a mailbox that may use webmail.
+    const refusal = refusalFor(mailbox, 'SOGO');
+    if (refusal) return { result: 'user_disabled', reason: refusal, source };
+    await deps.sogoSso?.recordUse(mailbox.username, request.realRip);
+    deps.saslLog.record({ username: mailbox.username, realRip: request.realRip, service: 'SOGO', appPasswordId: 0 });
+    return { result: 'ok', username: mailbox.username, via: 'sogo_sso', appPasswordId: 0, source };
   }
   const lookup = await deps.sources.sourceFor(mailbox).lookupPasswordHash(mailbox);
   // An app password without the flag for this service can never succeed: don't spend a hash on it.

@@ -563,7 +563,7 @@ function describeIdpError(error: unknown): Record<string, unknown> {
 
 function identityFrom(
   claims: Record<string, unknown>,
-  settings: Pick<IdpSettings, 'attribute_field'>,
+  settings: Pick<IdpSettings, 'attribute_field' | 'postern_emails_always_verified'>,
 ): { ok: true; identity: SsoIdentity } | WebRefusal {
   const email = typeof claims.email === 'string' ? foldAddress(claims.email.trim()) : '';
   if (!/^[^\s@]+@[^\s@]+$/.test(email) || email.length > 255) {
@@ -574,13 +574,22 @@ function identityFrom(
       'The identity provider did not send a usable email address for your account.',
     );
   }
-  // mailcow ignores email_verified; an explicitly unverified address must not claim a mailbox.
-  if (claims.email_verified === false || claims.email_verified === 'false') {
+  // mailcow ignores email_verified. Here an address claims a mailbox only when the provider says
+  // it verified it, or when the admin declared that this provider verifies every address it
+  // hands out (postern_emails_always_verified): then a missing claim is accepted, never `false`.
+  const verified = claims.email_verified;
+  const isVerified =
+    verified === true ||
+    verified === 'true' ||
+    (verified === undefined && settings.postern_emails_always_verified === true);
+  if (!isVerified) {
     return refuse(
       403,
       'email_unverified',
       'Email address not verified',
-      `The identity provider has not verified ${email}.`,
+      verified === undefined
+        ? `The identity provider did not say whether it verified ${email}. Ask an admin.`
+        : `The identity provider has not verified ${email}.`,
     );
   }
   const given = typeof claims.given_name === 'string' ? claims.given_name : '';

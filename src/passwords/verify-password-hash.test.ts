@@ -21,6 +21,8 @@ describe('verifyPasswordHash against hashes made by Dovecot and crypt(3) tools',
         ...['LDAP-MD5', 'CRAM-MD5', 'HMAC-MD5', 'MD5', 'MD5-CRYPT', 'DES-CRYPT', 'SHA256-CRYPT', 'SHA512-CRYPT'],
         ...['CRYPT', 'BLF-CRYPT', 'PBKDF2', 'SCRAM-SHA-1', 'SCRAM-SHA-256', 'ARGON2I', 'ARGON2ID'],
         ...['PLAIN', 'CLEAR', 'CLEARTEXT', 'PLAIN-TRUNC'],
+        // Not Dovecot's: FreeIPA's format, accepted by mailcow's verify_hash() (vectors by hashlib).
+        'PBKDF2-SHA512',
       ]),
     );
   });
@@ -197,6 +199,8 @@ describe('verifyPasswordHash refusing what it must not accept', () => {
   const argon2id = vectorFrom('doveadm pw -s ARGON2ID').stored;
   const scram = vectorFrom('doveadm pw -s SCRAM-SHA-256').stored;
   const hex40 = 'b81f266a464ee6b02cc9f0c8b286d765487e3d7c';
+  const b64salt = Buffer.alloc(16, 7).toString('base64');
+  const b64key = Buffer.alloc(64, 9).toString('base64');
   it.each([
     ['an unclosed scheme', '{SHA256n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg='],
     ['an empty scheme name', '{}abc'],
@@ -230,6 +234,16 @@ describe('verifyPasswordHash refusing what it must not accept', () => {
     ['PBKDF2 with a foreign prefix', `{PBKDF2}$2$rTMn9BgOIyfg0Stn$5000$${hex40}`],
     ['PBKDF2 with zero rounds', `{PBKDF2}$1$rTMn9BgOIyfg0Stn$0$${hex40}`],
     ['PBKDF2 with rounds beyond the guard', `{PBKDF2}$1$rTMn9BgOIyfg0Stn$99999999$${hex40}`],
+    ['PBKDF2-SHA512 without its hash', `{PBKDF2-SHA512}10000$${b64salt}$`],
+    ['PBKDF2-SHA512 with zero iterations', `{PBKDF2-SHA512}0$${b64salt}$${b64key}`],
+    ['PBKDF2-SHA512 with iterations beyond the guard', `{PBKDF2-SHA512}99999999$${b64salt}$${b64key}`],
+    ['PBKDF2-SHA512 with a salt that is not base64', `{PBKDF2-SHA512}10000$not.base64!$${b64key}`],
+    ['PBKDF2-SHA512 with a hash that is not base64', `{PBKDF2-SHA512}10000$${b64salt}$${b64key.slice(1)}@`],
+    ['PBKDF2-SHA512 with a fourth field', `{PBKDF2-SHA512}10000$${b64salt}$${b64key}$x`],
+    ['PBKDF2-SHA512 with a key longer than 64 bytes', `{PBKDF2-SHA512}1$${b64salt}$${'A'.repeat(400)}`],
+    // mailcow would derive 32 bytes here; PBKDF2's shorter output is a prefix of the longer one.
+    ['PBKDF2-SHA512 with a key cut to 32 bytes', `{PBKDF2-SHA512}10000$${b64salt}$${b64key.slice(0, 44)}`],
+    ['PBKDF2-SHA512 with a salt cut inside a base64 group', `{PBKDF2-SHA512}10000$${b64salt.slice(0, 5)}$${b64key}`],
     ['SCRAM with fields missing', scram.slice(0, scram.lastIndexOf(','))],
     ['SCRAM below 4096 iterations', scram.replace('{SCRAM-SHA-256}4096,', '{SCRAM-SHA-256}100,')],
     ['SCRAM with a stored key of the wrong size', scram.replace(/,[^,]+,([^,]+)$/, ',c2hvcnQ=,$1')],
@@ -266,6 +280,7 @@ describe('isExpensiveScheme', () => {
     ['{CRYPT}8iFLYHz4xMW.U', true],
     ['{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=1$a$b', true],
     ['{PBKDF2}$1$salt$5000$abc', true],
+    ['{PBKDF2-SHA512}10000$c2FsdA==$abc', true],
     ['{SCRAM-SHA-1}4096,salt,a,b', true],
     ['{MD5}$1$KQNhVYo9$ZObV.NzUA5cUZaAdiHhUi1', true],
     ['$1$KQNhVYo9$ZObV.NzUA5cUZaAdiHhUi1', true],

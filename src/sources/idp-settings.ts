@@ -29,6 +29,11 @@ const common = {
   login_provisioning: z.boolean().default(true),
   ignore_ssl_error: z.boolean().default(false),
   /**
+   * postern only, off by default: the provider verifies every email it hands out, so an SSO
+   * identity without an `email_verified` claim is accepted. Off, a missing claim is refused.
+   */
+  postern_emails_always_verified: z.boolean().default(false),
+  /**
    * How the client secret reaches the token endpoint (sign-in, test connection, Keycloak's
    * service account): in the form body (mailcow's way, the default) or as HTTP Basic.
    */
@@ -97,6 +102,7 @@ const BOOLEAN_KEYS = new Set([
   'import_users',
   'mailpassword_flow',
   'postern_deprovision',
+  'postern_emails_always_verified',
 ]);
 const JSON_KEYS = new Set(['mappers', 'templates', 'redirect_url_extra']);
 const SECRET_KEYS = new Set(['client_secret']);

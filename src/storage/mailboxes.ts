@@ -16,6 +16,8 @@ export interface LoginMailbox {
   authSource: MailboxAuthSource | null;
   /** mailcow's JSON attributes; values are mostly the strings "0"/"1". */
   attributes: Record<string, unknown>;
+  /** Found through an alias domain: `username` (the target mailbox) differs from the name asked. */
+  viaAliasDomain?: boolean;
 }
 
 interface MailboxRow {
@@ -70,6 +72,7 @@ export async function findLoginMailbox(db: Pick<Db, 'one'>, name: string): Promi
     domainActive: Number(row.domain_active) === 1,
     authSource: parseAuthSource(row.authsource),
     attributes: parseAttributes(row.attributes),
+    viaAliasDomain: Number(row.via_alias) === 1,
   };
 }
 

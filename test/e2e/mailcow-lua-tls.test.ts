@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningDovecot, startDovecot } from '../support/dovecot.js';
 import { startTestPostern, type TestPostern } from '../support/env.js';
 import { imapLogin } from '../support/mail-clients.js';
-import { seedDomain, seedMailbox } from '../support/seed.js';
+import { seedAliasDomain, seedDomain, seedMailbox } from '../support/seed.js';
 import { selfSignedCertificate } from '../support/tls.js';
 
 /** mailcow-dockerized 06424670 (2026-08-05), data/conf/dovecot/auth/passwd-verify.lua, unchanged. */
@@ -38,6 +38,7 @@ beforeAll(async () => {
   });
   tlsPort = Number(new URL(postern.internalTlsUrl as string).port);
   await seedDomain(postern.deps.db, 'example.org');
+  await seedAliasDomain(postern.deps.db, 'alias.example', 'example.org');
   await seedMailbox(postern.deps.db, {
     username: 'mia@example.org',
     passwordHash: await postern.deps.hashPool.hash('mia pässwörd', 'BLF-CRYPT'),
@@ -126,5 +127,21 @@ describe("mailcow's passwd-verify.lua in real Dovecot, pointed at the TLS listen
     const result = await imapLogin(dovecot.imapPort, 'mia@example.org', 'not mia');
     expect(result.line).toMatch(/^a1 NO \[AUTHENTICATIONFAILED\]/);
     expect(dovecot.logs()).not.toMatch(/HTTP request failed/);
+  });
+
+  // The script sends no resolve_alias_domains and ignores the answer's username, so Dovecot would
+  // go on as mia@alias.example, which mailcow's SQL userdb does not know (issue 11 item 20).
+  // mailcow's user_login() finds no such mailbox row and answers 401; so does postern.
+  it('refuses an alias-domain name as mailcow does, while our Lua logs it in as the mailbox', async () => {
+    const result = await imapLogin(dovecot.imapPort, 'mia@alias.example', 'mia pässwörd');
+    expect(result.line).toMatch(/^a1 NO \[AUTHENTICATIONFAILED\]/);
+    const ours = await postern.passdb({
+      username: 'mia@alias.example',
+      password: 'mia pässwörd',
+      real_rip: '192.0.2.61',
+      service: 'imap',
+      resolve_alias_domains: true,
+    });
+    expect(ours).toMatchObject({ status: 200, body: { username: 'mia@example.org' } });
   });
 });

@@ -65,7 +65,7 @@ beforeEach(() => {
 });
 
 describe('passdb.lua: the request Dovecot sends', () => {
-  it('posts username, password, real_rip and service as JSON, byte for byte', async () => {
+  it('posts username, password, real_rip, service and resolve_alias_domains as JSON, byte for byte', async () => {
     // Quotes, backslashes, UTF-8 (2-, 3- and 4-byte), a slash and control characters that
     // Dovecot lets through (it refuses only \x01, tab, CR and LF itself).
     const odd = `${password('odd')}"\\/ äß€😀 \x02\x1b\x7f'`;
@@ -86,6 +86,8 @@ describe('passdb.lua: the request Dovecot sends', () => {
         password: odd,
         real_rip: '127.0.0.1',
         service: 'imap',
+        // The script hands the answer's canonical username to Dovecot (see the alias test below).
+        resolve_alias_domains: true,
       });
     }
   });

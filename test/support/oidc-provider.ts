@@ -14,7 +14,8 @@ export interface TestAccount {
   username: string;
   password: string;
   email: string;
-  email_verified?: boolean;
+  /** Default true; null leaves the claim out (a provider that does not send it). */
+  email_verified?: boolean | null;
   name?: string;
   mailcow_template?: string;
 }
@@ -132,7 +133,7 @@ export async function startOidcProvider(options: {
           return {
             sub: id,
             email: current.email,
-            email_verified: current.email_verified ?? true,
+            ...(current.email_verified === null ? {} : { email_verified: current.email_verified ?? true }),
             preferred_username: current.username,
             ...(current.name ? { name: current.name } : {}),
             ...(current.mailcow_template !== undefined ? { mailcow_template: current.mailcow_template } : {}),

@@ -12,6 +12,7 @@ import {
   normaliseUsername,
   setAdminPassword,
 } from '../../admin/admin-accounts.js';
+import { resetAdminTwoFactor } from '../../admin/two-factor-reset.js';
 import type { Deps } from '../../deps.js';
 import { AppError } from '../../errors.js';
 import { type AdminAccount, findAdmin, listAdmins } from '../../storage/admins.js';
@@ -34,7 +35,12 @@ const createBody = z
     path: ['domains'],
   });
 const changeBody = z
-  .strictObject({ superadmin: z.boolean().optional(), active: z.boolean().optional(), domains: domains.optional() })
+  .strictObject({
+    superadmin: z.boolean().optional(),
+    active: z.boolean().optional(),
+    domains: domains.optional(),
+    force_tfa: z.boolean().optional(),
+  })
   .refine((body) => Object.keys(body).length > 0, { message: 'nothing to change' });
 const passwordBody = z.strictObject({ password: z.string().min(1).max(1024) });
 
@@ -51,7 +57,12 @@ export function view(account: AdminAccount) {
 
 /** The fields an audit entry compares (never a password or hash). */
 function auditFields(account: AdminAccount) {
-  return { superadmin: account.superadmin, active: account.active, domains: account.domains };
+  return {
+    superadmin: account.superadmin,
+    active: account.active,
+    domains: account.domains,
+    force_tfa: Number(account.attributes.force_tfa ?? 0) === 1,
+  };
 }
 
 const STATUS_BY_DENIAL: Record<AccountDenial, 'bad_request' | 'conflict' | 'not_found'> = {
@@ -62,6 +73,7 @@ const STATUS_BY_DENIAL: Record<AccountDenial, 'bad_request' | 'conflict' | 'not_
   exists: 'conflict',
   not_found: 'not_found',
   last_superadmin: 'conflict',
+  actor_not_enrolled: 'conflict',
 };
 
 function valueOrThrow<T>(outcome: AccountOutcome<T>): T {
@@ -105,7 +117,16 @@ export function createAdminAccountRoutes(deps: AccountDeps) {
 
   app.patch('/:username', async (c) => {
     const body = await readBody(c, changeBody);
-    const { before, after } = valueOrThrow(await changeAdminAccount(accountDeps, c.req.param('username'), body));
+    const { force_tfa: forceTfa, ...flags } = body;
+    const principal = c.get('admin');
+    const { before, after } = valueOrThrow(
+      await changeAdminAccount(
+        accountDeps,
+        c.req.param('username'),
+        { ...flags, ...(forceTfa === undefined ? {} : { forceTfa }) },
+        principal.via === 'session' ? principal.actor.name : undefined,
+      ),
+    );
     await recordAudit(deps.db, {
       ...changeOrigin(c),
       action: 'admin.update',
@@ -120,6 +141,19 @@ export function createAdminAccountRoutes(deps: AccountDeps) {
     const account = valueOrThrow(await setAdminPassword(accountDeps, c.req.param('username'), password));
     await recordAudit(deps.db, { ...changeOrigin(c), action: 'admin.password', target: account.username });
     return c.json({ success: true });
+  });
+
+  // A superadmin removes another admin's second factor (a lost phone): audited, and the owner is
+  // told at the next sign-in.
+  app.delete('/:username/tfa', async (c) => {
+    const origin = changeOrigin(c);
+    const outcome = await resetAdminTwoFactor(deps.db, {
+      username: c.req.param('username'),
+      actor: origin.actor,
+      ...(origin.ip ? { ip: origin.ip } : {}),
+    });
+    if (!outcome.ok) throw new AppError('not_found', 'no such admin');
+    return c.json({ success: true, removed: outcome.removed });
   });
 
   app.delete('/:username', async (c) => {

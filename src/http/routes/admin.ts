@@ -7,7 +7,9 @@ import { bodyLimit } from 'hono/body-limit';
 import type { Deps } from '../../deps.js';
 import { AppError } from '../../errors.js';
 import { requireAdmin } from '../admin-auth.js';
+import type { AdminSessionStore } from '../admin-session.js';
 import { createAdminAccountRoutes } from './admin-accounts.js';
+import { createAuditRoutes } from './admin-audit.js';
 import { createAdminBanRoutes } from './admin-bans.js';
 import { createIdentityProviderRoutes } from './admin-identity-provider.js';
 import { createMailboxRoutes } from './admin-mailboxes.js';
@@ -16,11 +18,19 @@ import { createTemplateRoutes } from './admin-templates.js';
 /** Settings and templates are small; anything larger is a mistake or an attack. */
 const MAX_ADMIN_BODY_BYTES = 64 * 1024;
 
-export function createAdminRoutes(deps: Deps) {
+export function createAdminRoutes(deps: Deps, options: { sessions?: AdminSessionStore } = {}) {
   const app = new Hono();
   // Authentication first, for every path under the prefix: unknown paths answer 401 to
   // strangers, so the API's shape is not discoverable without a key.
-  app.use('*', requireAdmin({ db: deps.db, apiKey: deps.config.apiKey }));
+  app.use(
+    '*',
+    requireAdmin({
+      db: deps.db,
+      apiKey: deps.config.apiKey,
+      publicUrl: deps.config.publicUrl,
+      ...(options.sessions ? { sessions: options.sessions } : {}),
+    }),
+  );
   app.use(
     '*',
     bodyLimit({
@@ -35,5 +45,6 @@ export function createAdminRoutes(deps: Deps) {
   app.route('/mailboxes', createMailboxRoutes(deps));
   app.route('/bans', createAdminBanRoutes(deps));
   app.route('/admins', createAdminAccountRoutes(deps));
+  app.route('/audit', createAuditRoutes(deps));
   return app;
 }

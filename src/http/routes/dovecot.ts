@@ -35,6 +35,9 @@ const passdbBody = z
     service: serviceName.optional(),
     // mailcow 2025-03 sent {"protocol": {"imap": true}} instead of a service string.
     protocol: z.record(serviceName, z.literal(true)).optional(),
+    // Sent by our Lua, which hands the answer's canonical `username` to Dovecot. mailcow's Lua
+    // does not send it (and ignores that field): alias-domain names are then unknown users.
+    resolve_alias_domains: z.boolean().optional(),
   })
   .transform((body, ctx) => {
     const fromProtocol = body.protocol ? Object.keys(body.protocol) : [];
@@ -43,7 +46,13 @@ const passdbBody = z
       return z.NEVER;
     }
     const service = canonicalService(body.service ?? (fromProtocol[0] as string));
-    return { username: body.username, password: body.password, realRip: body.real_rip, service };
+    return {
+      username: body.username,
+      password: body.password,
+      realRip: body.real_rip,
+      service,
+      resolveAliasDomains: body.resolve_alias_domains === true,
+    };
   });
 
 export type PasswordDbObserver = (event: {

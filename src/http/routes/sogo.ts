@@ -191,7 +191,13 @@ export function createSogoVerifyRoutes(deps: Deps, options: SogoHandoffOptions =
       const credentials = basicCredentials(authorization);
       const outcome =
         credentials && ip && credentials.username.length <= 255 && credentials.password.length <= 4096
-          ? await checkMailLogin(loginDeps, { ...credentials, realRip: ip, service: basicService })
+          ? await checkMailLogin(loginDeps, {
+              ...credentials,
+              realRip: ip,
+              service: basicService,
+              // SOGo is handed the canonical name below (X-Webobjects-Remote-User).
+              resolveAliasDomains: true,
+            })
           : undefined;
       if (outcome?.result !== 'ok') {
         if (outcome) {

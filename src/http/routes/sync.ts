@@ -9,6 +9,7 @@ import { getSyncRun, listSyncRuns, type SyncRun, type SyncRunSummary } from '../
 import type { SyncReport } from '../../sync/apply-sync.js';
 import { type RunSyncOptions, runSync } from '../../sync/run-sync.js';
 import { requireAdmin } from '../admin-auth.js';
+import type { AdminSessionStore } from '../admin-session.js';
 import { authorizeArea, changeOrigin, parseWith } from './admin-request.js';
 
 const runBody = z.strictObject({
@@ -19,9 +20,20 @@ const runBody = z.strictObject({
 const listQuery = z.object({ limit: z.coerce.number().int().min(1).max(500).default(20) });
 const runId = z.coerce.number().int().positive();
 
-export function createSyncRoutes(deps: Deps, options: { runOptions?: Partial<RunSyncOptions> } = {}) {
+export function createSyncRoutes(
+  deps: Deps,
+  options: { runOptions?: Partial<RunSyncOptions>; sessions?: AdminSessionStore } = {},
+) {
   const app = new Hono();
-  app.use('*', requireAdmin({ db: deps.db, apiKey: deps.config.apiKey }));
+  app.use(
+    '*',
+    requireAdmin({
+      db: deps.db,
+      apiKey: deps.config.apiKey,
+      publicUrl: deps.config.publicUrl,
+      ...(options.sessions ? { sessions: options.sessions } : {}),
+    }),
+  );
   // A run's actions name users of every domain: superadmins only.
   app.use('*', authorizeArea({ kind: 'sync' }));
 

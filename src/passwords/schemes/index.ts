@@ -7,7 +7,7 @@ import { verifyCramMd5 } from './cram-md5.js';
 import { verifyCrypt } from './crypt.js';
 import { type DigestAlgorithm, digestLengthBytes, verifyDigest, verifySaltedDigest } from './digest.js';
 import { verifyMd5Crypt, verifyMd5Scheme } from './md5-crypt.js';
-import { verifyPbkdf2 } from './pbkdf2.js';
+import { verifyPbkdf2, verifyPbkdf2Sha512 } from './pbkdf2.js';
 import { verifyPlain, verifyPlainTrunc } from './plain.js';
 import { verifyScram } from './scram.js';
 
@@ -93,6 +93,8 @@ export const schemesByName: ReadonlyMap<string, SchemeDefinition> = new Map<stri
   ['MD5-CRYPT', textScheme(verifyMd5Crypt)],
   ['MD5', { ...textScheme(verifyMd5Scheme), isExpensive: (payload) => payload.startsWith('$1$') }],
   ['PBKDF2', textScheme(verifyPbkdf2)],
+  // Not in `doveadm pw -l`: FreeIPA's format, which mailcow's verify_hash() accepts.
+  ['PBKDF2-SHA512', textScheme(verifyPbkdf2Sha512)],
   ['SCRAM-SHA-1', textScheme((stored, candidate) => verifyScram('sha1', stored, candidate))],
   ['SCRAM-SHA-256', textScheme((stored, candidate) => verifyScram('sha256', stored, candidate))],
   ['SHA', digestScheme('sha1', 'base64')],

@@ -1,0 +1,116 @@
+// GET /api/v1/audit against real MariaDB: filters, keyset paging, and a domain admin's view
+// narrowed to entries about its own domains; the trail cannot be changed through the API.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAdminAccount } from '../src/admin/admin-accounts.js';
+import { recordAudit } from '../src/storage/audit.js';
+import { startTestPostern, type TestPostern } from './support/env.js';
+import { seedDomain } from './support/seed.js';
+
+const API_KEY = 'config-api-key-0123456789abcdefghijklmnop';
+const ORIGIN = 'https://admin.example.org';
+const DESK_PASSWORD = 'helpdesk passphrase 02';
+let postern: TestPostern;
+
+async function get(path: string, headers: Record<string, string> = { 'x-api-key': API_KEY }) {
+  const response = await fetch(`${postern.webUrl}/api/v1${path}`, { headers });
+  // biome-ignore lint/suspicious/noExplicitAny: test assertions read arbitrary JSON
+  return { status: response.status, body: (await response.json()) as any };
+}
+
+beforeAll(async () => {
+  postern = await startTestPostern('audit_api', {
+    POSTERN_API_KEY: API_KEY,
+    POSTERN_PUBLIC_URL: ORIGIN,
+    POSTERN_BCRYPT_COST: '4',
+  });
+  const { db } = postern.deps;
+  await seedDomain(db, 'example.org');
+  await seedDomain(db, 'other.example');
+  const outcome = await createAdminAccount(
+    { db, hashPool: postern.deps.hashPool, passwordScheme: 'BLF-CRYPT' },
+    { username: 'helpdesk', password: DESK_PASSWORD, superadmin: false, domains: ['example.org'] },
+  );
+  if (!outcome.ok) throw new Error(outcome.message);
+  for (let i = 0; i < 5; i++) {
+    await recordAudit(db, {
+      actor: 'root',
+      action: 'mailbox.authsource',
+      target: `user${i}@example.org`,
+      ip: '192.0.2.1',
+    });
+  }
+  await recordAudit(db, { actor: 'root', action: 'mailbox.authsource', target: 'bob@other.example', ip: '192.0.2.2' });
+  await recordAudit(db, {
+    actor: 'anonymous',
+    action: 'admin.login.failed',
+    detail: { reason: 'unknown_user' },
+    ip: '203.0.113.9',
+  });
+  await recordAudit(db, { actor: 'root', action: 'tfa.reset', target: 'helpdesk' });
+});
+
+afterAll(async () => {
+  await postern?.destroy();
+});
+
+describe('GET /api/v1/audit', () => {
+  it('lists newest first and pages by keyset without gaps or repeats', async () => {
+    const first = await get('/audit?limit=3&action=mailbox.authsource');
+    expect(first.status).toBe(200);
+    expect(first.body.entries.map((e: { target: string }) => e.target)).toEqual([
+      'bob@other.example',
+      'user4@example.org',
+      'user3@example.org',
+    ]);
+    const second = await get(first.body.next.replace('/api/v1', ''));
+    expect(second.body.entries.map((e: { target: string }) => e.target)).toEqual([
+      'user2@example.org',
+      'user1@example.org',
+      'user0@example.org',
+    ]);
+    const third = await get(second.body.next.replace('/api/v1', ''));
+    expect(third.body).toEqual({ entries: [], next: null });
+  });
+
+  it.each([
+    ['?ip=192.0.2.2', ['bob@other.example']],
+    ['?action=tfa.', ['helpdesk']],
+    ['?outcome=failure', [null]],
+    ['?target=user1@example.org', ['user1@example.org']],
+    ['?actor=anonymous', [null]],
+    [`?since=${encodeURIComponent(new Date(Date.now() + 3_600_000).toISOString())}`, []],
+  ])('filters by %s', async (query, targets) => {
+    const response = await get(`/audit${query}`);
+    expect(response.status).toBe(200);
+    expect(response.body.entries.map((e: { target: string | null }) => e.target)).toEqual(targets);
+  });
+
+  it.each(['?limit=0', '?limit=501', '?since=yesterday', '?action=DROP%20TABLE', '?unknown=1'])(
+    'refuses the query %s with 400',
+    async (query) => {
+      expect((await get(`/audit${query}`)).status).toBe(400);
+    },
+  );
+
+  it("shows a domain admin only entries about its domains' addresses", async () => {
+    const login = await fetch(`${postern.webUrl}/admin/login`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { origin: ORIGIN, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ username: 'helpdesk', password: DESK_PASSWORD }).toString(),
+    });
+    const cookie = (login.headers.getSetCookie().find((c) => c.startsWith('postern_admin=')) ?? '').split(';')[0] ?? '';
+    const response = await get('/audit?limit=500', { cookie });
+    expect(response.status).toBe(200);
+    const targets = response.body.entries.map((e: { target: string | null }) => e.target);
+    expect(targets.length).toBe(5);
+    for (const target of targets) expect(target).toMatch(/@example\.org$/);
+  });
+
+  it('cannot change the trail: no write method exists', async () => {
+    for (const method of ['POST', 'PUT', 'DELETE', 'PATCH']) {
+      const response = await fetch(`${postern.webUrl}/api/v1/audit`, { method, headers: { 'x-api-key': API_KEY } });
+      expect(response.status).toBe(404);
+    }
+  });
+});
