@@ -116,7 +116,9 @@ describe('a DAV login of a mailbox whose name is not ASCII', () => {
   it('names the canonical mailbox to SOGo when the client typed another spelling', async () => {
     upstream.clear();
     // The domain in capitals: postern folds A-Z only (src/address.ts), SOGo gets the stored name.
-    const typed = (MAILBOXES[0]?.username as string).replace(DOMAIN, DOMAIN.toUpperCase());
+    const stored = MAILBOXES[0]?.username;
+    if (!stored) throw new Error('no mailbox in the fixture');
+    const typed = stored.replace(DOMAIN, DOMAIN.toUpperCase());
     const response = await fetch(
       `${nginx.url}/SOGo/dav/${encodeURIComponent(MAILBOXES[0]?.username as string)}/Calendar/`,
       {
