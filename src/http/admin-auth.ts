@@ -6,6 +6,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { Context, MiddlewareHandler } from 'hono';
 import type { Actor } from '../admin/roles.js';
+import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
 import { findAdmin } from '../storage/admins.js';
 import type { Db } from '../storage/db.js';
@@ -34,6 +35,16 @@ declare module 'hono' {
 }
 
 const digest = (value: string) => createHash('sha256').update(value).digest();
+
+/** The guard every admin API app mounts, from the composition root's objects. */
+export function requireAdminOf(deps: Pick<Deps, 'db' | 'config'>, sessions?: AdminSessionStore): MiddlewareHandler {
+  return requireAdmin({
+    db: deps.db,
+    apiKey: deps.config.apiKey,
+    publicUrl: deps.config.publicUrl,
+    ...(sessions ? { sessions } : {}),
+  });
+}
 
 export function requireAdmin(deps: {
   db: Db;

@@ -6,7 +6,7 @@ import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { Deps } from '../../deps.js';
 import { AppError } from '../../errors.js';
-import { requireAdmin } from '../admin-auth.js';
+import { requireAdminOf } from '../admin-auth.js';
 import type { AdminSessionStore } from '../admin-session.js';
 import { createAdminAccountRoutes } from './admin-accounts.js';
 import { createAuditRoutes } from './admin-audit.js';
@@ -22,15 +22,7 @@ export function createAdminRoutes(deps: Deps, options: { sessions?: AdminSession
   const app = new Hono();
   // Authentication first, for every path under the prefix: unknown paths answer 401 to
   // strangers, so the API's shape is not discoverable without a key.
-  app.use(
-    '*',
-    requireAdmin({
-      db: deps.db,
-      apiKey: deps.config.apiKey,
-      publicUrl: deps.config.publicUrl,
-      ...(options.sessions ? { sessions: options.sessions } : {}),
-    }),
-  );
+  app.use('*', requireAdminOf(deps, options.sessions));
   app.use(
     '*',
     bodyLimit({

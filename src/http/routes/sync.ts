@@ -8,7 +8,7 @@ import { recordAudit } from '../../storage/audit.js';
 import { getSyncRun, listSyncRuns, type SyncRun, type SyncRunSummary } from '../../storage/sync-runs.js';
 import type { SyncReport } from '../../sync/apply-sync.js';
 import { type RunSyncOptions, runSync } from '../../sync/run-sync.js';
-import { requireAdmin } from '../admin-auth.js';
+import { requireAdminOf } from '../admin-auth.js';
 import type { AdminSessionStore } from '../admin-session.js';
 import { authorizeArea, changeOrigin, parseWith } from './admin-request.js';
 
@@ -25,15 +25,7 @@ export function createSyncRoutes(
   options: { runOptions?: Partial<RunSyncOptions>; sessions?: AdminSessionStore } = {},
 ) {
   const app = new Hono();
-  app.use(
-    '*',
-    requireAdmin({
-      db: deps.db,
-      apiKey: deps.config.apiKey,
-      publicUrl: deps.config.publicUrl,
-      ...(options.sessions ? { sessions: options.sessions } : {}),
-    }),
-  );
+  app.use('*', requireAdminOf(deps, options.sessions));
   // A run's actions name users of every domain: superadmins only.
   app.use('*', authorizeArea({ kind: 'sync' }));
 
