@@ -546,19 +546,23 @@ describe('two-factor enforcement per role', () => {
     expect((await browser('192.0.2.92').signIn('root2', SECOND_ROOT_PASSWORD)).location).toBe('/admin/tfa/enrol');
     // An enrolled superadmin still goes to its second factor, not to enrolment.
     expect((await browser(ROOT_IP).signIn('root', ROOT_PASSWORD)).location).toBe('/admin/login/second-factor');
-    const rows = await postern.deps.db.many<{ actor: string; target: string; detail: unknown }>(
-      "SELECT actor, target, detail FROM postern_audit WHERE action = 'two_factor_policy.update' ORDER BY id",
+    const rows = await postern.deps.db.many<{ actor: string; actor_kind: string; before_values: unknown }>(
+      "SELECT actor, actor_kind, target, before_values, after_values FROM postern_audit WHERE action = 'two_factor_policy.update' ORDER BY id",
     );
     expect(rows).toEqual([
       {
         actor: 'root',
+        actor_kind: 'admin',
         target: 'two_factor_policy',
-        detail: { before: { domainadmin: false }, after: { domainadmin: true } },
+        before_values: { domainadmin: false },
+        after_values: { domainadmin: true },
       },
       {
         actor: 'api:config',
+        actor_kind: 'api_key',
         target: 'two_factor_policy',
-        detail: { before: { superadmin: false }, after: { superadmin: true } },
+        before_values: { superadmin: false },
+        after_values: { superadmin: true },
       },
     ]);
   });

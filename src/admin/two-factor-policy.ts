@@ -2,7 +2,7 @@
 // Mailhardener-style: an enforced account without an authenticator must enrol at its next sign-in
 // before anything else, and an admin turns enforcement on only once it uses a second factor itself
 // (so nobody demands of others what would lock themselves out). Denials are values; SQL in storage/.
-import { recordAudit } from '../storage/audit.js';
+import { type AuditActor, recordAudit } from '../storage/audit.js';
 import type { Db } from '../storage/db.js';
 import { hasAnyActiveTfa } from '../storage/two-factor.js';
 import {
@@ -24,8 +24,8 @@ export async function changeTwoFactorPolicy(
   deps: { db: Db },
   input: {
     change: Partial<TwoFactorPolicy>;
-    /** Audit name of the caller (an admin's username or an API key's label). */
-    actor: string;
+    /** Who asks: an admin (session) or an API key, for the audit trail. */
+    actor: AuditActor;
     /** The signed-in admin making the change, when it is a person rather than a key. */
     actorAccount?: string;
     ip?: string;
@@ -42,15 +42,17 @@ export async function changeTwoFactorPolicy(
   const after: TwoFactorPolicy = { ...before };
   for (const role of changed) after[role] = input.change[role] as boolean;
   if (changed.length === 0) return { ok: true, before, after };
+  const actorName = typeof input.actor === 'string' ? input.actor : input.actor.name;
   await deps.db.transaction(async (tx) => {
     for (const role of changed) {
-      await writeTwoFactorPolicyRole(tx, { role, enforced: after[role], modifiedBy: input.actor });
+      await writeTwoFactorPolicyRole(tx, { role, enforced: after[role], modifiedBy: actorName });
     }
     await recordAudit(tx, {
       actor: input.actor,
       action: 'two_factor_policy.update',
       target: 'two_factor_policy',
-      detail: { before: pick(before, changed), after: pick(after, changed) },
+      before: pick(before, changed),
+      after: pick(after, changed),
       ...(input.ip ? { ip: input.ip } : {}),
     });
   });

@@ -6,6 +6,7 @@ import { posternOwn } from './0002-postern-own.js';
 import { changeCounter } from './0003-change-counter.js';
 import { admins } from './0004-admins.js';
 import { tfaChangeCounter } from './0005-tfa-change-counter.js';
+import { auditColumns } from './0006-audit-columns.js';
 import { twoFactorPolicyTable } from './0008-two-factor-policy.js';
 
 /**
@@ -27,5 +28,6 @@ export const migrations: readonly Migration[] = [
   changeCounter,
   admins,
   tfaChangeCounter,
+  auditColumns,
   twoFactorPolicyTable,
 ];
