@@ -26,6 +26,7 @@ import { findMailboxTemplateByName } from '../storage/templates.js';
 import { applyTemplateToMailbox, createMailboxFromTemplate } from '../templates/apply-template.js';
 import { pickTemplate } from '../templates/pick-template.js';
 import type { CredentialVerifier } from './mail-login.js';
+import { recordWebAudit } from './web-audit.js';
 
 export interface WebLoginDeps {
   config: Pick<
@@ -97,21 +98,6 @@ export interface SsoIdentity {
 export type SsoLoginOutcome =
   | { ok: true; username: string; provisioned: boolean; template?: string; templateApplied: boolean }
   | WebRefusal;
-
-/** Audit rows for browser actions; actor is the person (email or mailbox), never a secret. */
-export async function recordWebAudit(
-  db: Pick<Db, 'execute'>,
-  entry: { actor: string; action: string; target?: string; detail?: Record<string, unknown>; ip?: string },
-): Promise<void> {
-  // storage/audit.ts types actors as API keys only; browser actors are people, so write directly.
-  await db.execute('INSERT INTO postern_audit (actor, action, target, detail, ip) VALUES (?, ?, ?, ?, ?)', [
-    entry.actor.slice(0, 255),
-    entry.action,
-    entry.target?.slice(0, 255) ?? null,
-    entry.detail === undefined ? null : JSON.stringify(entry.detail),
-    entry.ip?.slice(0, 64) ?? null,
-  ]);
-}
 
 // ---------------------------------------------------------------------------------------------
 // OpenID Connect client configuration
