@@ -1,7 +1,7 @@
 // A superadmin (or the CLI) removes another admin's second factor: every tfa row and recovery
 // code goes, the account is flagged so its owner is told at the next sign-in, and it is audited.
 import { findAdmin, mergeAdminAttributes } from '../storage/admins.js';
-import { recordAudit } from '../storage/audit.js';
+import { type AuditActor, recordAudit } from '../storage/audit.js';
 import type { Db } from '../storage/db.js';
 import { deleteTwoFactor } from '../storage/two-factor.js';
 import { normaliseUsername } from './admin-accounts.js';
@@ -10,7 +10,7 @@ export type ResetOutcome = { ok: true; removed: number } | { ok: false; denial: 
 
 export async function resetAdminTwoFactor(
   db: Db,
-  input: { username: string; actor: string; ip?: string },
+  input: { username: string; actor: AuditActor; ip?: string },
 ): Promise<ResetOutcome> {
   const username = normaliseUsername(input.username);
   if (!(await findAdmin(db, username))) return { ok: false, denial: 'not_found', message: `no admin ${username}` };

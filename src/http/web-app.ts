@@ -7,6 +7,7 @@ import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
 import { createAdminSessionStore } from './admin-session.js';
 import { resolveClientIps } from './client-ip.js';
+import { createConsoleRoutes } from './console/index.js';
 import { renderError } from './render-error.js';
 import { createAdminRoutes } from './routes/admin.js';
 import { createAdminLoginRoutes } from './routes/admin-login.js';
@@ -30,6 +31,7 @@ export function createWebApp(deps: Deps) {
   // Route areas are mounted below, one line each (keep each area's line its own).
   app.route('/api/v1', createAdminRoutes(deps, { sessions: adminSessions }));
   app.route('/', createAdminLoginRoutes(deps, { sessions: adminSessions, limiter: adminLimiter }));
+  app.route('/admin', createConsoleRoutes(deps, { sessions: adminSessions }));
   app.use('*', webSessions(createWebSessionStore({ records: deps.webSessions, config: deps.config })));
   app.route('/', createSsoRoutes(deps));
   app.route('/', createPortalRoutes(deps));

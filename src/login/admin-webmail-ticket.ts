@@ -8,8 +8,8 @@ import type { Config } from '../config/schema.js';
 import { sha256Hex } from '../digest.js';
 import { parseJsonRecord } from '../json-record.js';
 import type { Logger } from '../log.js';
+import { recordAudit } from '../storage/audit.js';
 import type { Db } from '../storage/db.js';
-import { recordWebAudit } from './web-audit.js';
 import {
   checkWebmailAccess,
   inRedis,
@@ -53,7 +53,7 @@ export function createAdminWebmailTickets(deps: AdminWebmailTicketDeps, ttlSecon
       const target = foldAddress(username);
       const reason = await checkWebmailAccess(deps.db, target);
       if (reason) {
-        await recordWebAudit(deps.db, {
+        await recordAudit(deps.db, {
           actor: actingAdmin,
           action: 'sogo.admin_link.refused',
           target,
@@ -67,13 +67,13 @@ export function createAdminWebmailTickets(deps: AdminWebmailTicketDeps, ttlSecon
       await inRedis(() =>
         deps.redis.set(keys.adminWebmailTicket(ks, sha256Hex(ticket)), JSON.stringify(record), 'EX', ttlSeconds),
       );
-      await recordWebAudit(deps.db, { actor: actingAdmin, action: 'sogo.admin_link', target, ...(ip ? { ip } : {}) });
+      await recordAudit(deps.db, { actor: actingAdmin, action: 'sogo.admin_link', target, ...(ip ? { ip } : {}) });
       return { ok: true, ticket, ttlSeconds };
     },
 
     async redeem({ ticket, ip }) {
       const refuse = async (reason: Exclude<AdminTicketRedemption, { ok: true }>['reason'], actor = 'anonymous') => {
-        await recordWebAudit(deps.db, {
+        await recordAudit(deps.db, {
           actor,
           action: 'sogo.admin_login.refused',
           detail: { reason },
@@ -91,7 +91,7 @@ export function createAdminWebmailTickets(deps: AdminWebmailTicketDeps, ttlSecon
       // The mailbox may have been switched off between the link and its use.
       const reason = await checkWebmailAccess(deps.db, record.username);
       if (reason) return refuse(reason, record.actingAdmin);
-      await recordWebAudit(deps.db, {
+      await recordAudit(deps.db, {
         actor: record.actingAdmin,
         action: 'sogo.admin_login',
         target: record.username,

@@ -11,6 +11,7 @@ import type { Config } from '../config/schema.js';
 import { sha256Hex } from '../digest.js';
 import { parseJsonRecord } from '../json-record.js';
 import type { Logger } from '../log.js';
+import { type AuditEntry, recordAudit } from '../storage/audit.js';
 import type { Db } from '../storage/db.js';
 import { recordSaslLogin } from '../storage/sasl-log.js';
 import {
@@ -18,7 +19,6 @@ import {
   type AdminTicketRedemption,
   createAdminWebmailTickets,
 } from './admin-webmail-ticket.js';
-import { recordWebAudit, type WebAuditEntry } from './web-audit.js';
 import type { WebSessionRecords } from './web-sessions.js';
 import {
   checkWebmailAccess,
@@ -142,7 +142,7 @@ export function createSogoHandoff(deps: SogoHandoffDeps, options: SogoHandoffOpt
   const handoffTtlSeconds = handoffTtlOf(options.handoffTtlSeconds);
   const webmail = createWebmailSessions({ ...deps, ...(options.now ? { now: options.now } : {}) });
   const tickets = createAdminWebmailTickets(deps, handoffTtlSeconds);
-  const audit = (entry: WebAuditEntry) => recordWebAudit(deps.db, entry);
+  const audit = (entry: AuditEntry) => recordAudit(deps.db, entry);
 
   async function refuseWebmail(
     reason: WebmailRefusalReason,

@@ -20,13 +20,13 @@ import {
   templateMappingsOf,
 } from '../sources/idp-settings.js';
 import type { SecretBox } from '../sources/secret-box.js';
+import { recordAudit } from '../storage/audit.js';
 import type { Db } from '../storage/db.js';
 import { findLoginMailbox } from '../storage/mailboxes.js';
 import { findMailboxTemplateByName } from '../storage/templates.js';
 import { applyTemplateToMailbox, createMailboxFromTemplate } from '../templates/apply-template.js';
 import { pickTemplate } from '../templates/pick-template.js';
 import type { CredentialVerifier } from './mail-login.js';
-import { recordWebAudit } from './web-audit.js';
 
 export interface WebLoginDeps {
   config: Pick<
@@ -592,7 +592,7 @@ async function auditRefusal(
   actor: string | undefined,
   refusal: WebRefusal,
 ): Promise<WebRefusal> {
-  await recordWebAudit(deps.db, {
+  await recordAudit(deps.db, {
     actor: actor ?? 'anonymous',
     action: 'sso.refused',
     ...(actor ? { target: actor } : {}),
@@ -688,7 +688,7 @@ export async function provisionSsoMailbox(
           );
           if (result.changed) {
             applied = template.name;
-            await recordWebAudit(deps.db, {
+            await recordAudit(deps.db, {
               actor: email,
               action: 'sso.template',
               target: existing.username,
@@ -714,7 +714,7 @@ export async function provisionSsoMailbox(
           refuse(403, 'domain_inactive', 'Domain disabled', `The domain of ${email} is disabled. Ask an admin.`),
         );
       }
-      await recordWebAudit(deps.db, {
+      await recordAudit(deps.db, {
         actor: email,
         action: 'sso.login',
         target: existing.username,
@@ -821,7 +821,7 @@ export async function provisionSsoMailbox(
           );
       }
     }
-    await recordWebAudit(deps.db, {
+    await recordAudit(deps.db, {
       actor: email,
       action: 'sso.provision',
       target: email,
@@ -838,7 +838,7 @@ export async function provisionSsoMailbox(
         ),
       );
     }
-    await recordWebAudit(deps.db, { actor: email, action: 'sso.login', target: email, ...(ip ? { ip } : {}) });
+    await recordAudit(deps.db, { actor: email, action: 'sso.login', target: email, ...(ip ? { ip } : {}) });
     return { ok: true, username: email, provisioned: true, template: template.name, templateApplied: true };
   }
   return refused(
@@ -907,7 +907,7 @@ export async function checkWebPasswordLogin(
   }
   // Only someone holding the password learns that the mailbox is disabled.
   if (mailbox.active !== 1 || !mailbox.domainActive) {
-    await recordWebAudit(deps.db, {
+    await recordAudit(deps.db, {
       actor: mailbox.username,
       action: 'web.refused',
       target: mailbox.username,
@@ -917,7 +917,7 @@ export async function checkWebPasswordLogin(
     return refuse(403, 'mailbox_inactive', 'Mailbox disabled', 'This mailbox or its domain is disabled. Ask an admin.');
   }
   await deps.limiter.recordSuccess(attempt);
-  await recordWebAudit(deps.db, {
+  await recordAudit(deps.db, {
     actor: mailbox.username,
     action: 'web.login',
     target: mailbox.username,

@@ -1,6 +1,6 @@
 // Admin sign-in on the web listener: GET/POST /admin/login (password), /admin/login/second-factor
 // (TOTP or recovery code), /admin/tfa/enrol (set up TOTP; required first when enforced),
-// POST /admin/logout, GET /admin. Decisions live in src/admin/; this file moves forms and cookies.
+// POST /admin/logout. The console behind it (GET /admin and below) lives in src/http/console/. Decisions live in src/admin/; this file moves forms and cookies.
 import { type Context, Hono } from 'hono';
 import { checkAdminPassword, completeAdminSignIn } from '../../admin/admin-sign-in.js';
 import { checkSecondFactor, confirmTotpEnrolment, startTotpEnrolment } from '../../admin/two-factor.js';
@@ -8,11 +8,10 @@ import type { Deps } from '../../deps.js';
 import type { RateLimiter } from '../../rate-limit/limiter.js';
 import { findAdmin } from '../../storage/admins.js';
 import { recordAudit } from '../../storage/audit.js';
-import { findActiveTotp } from '../../storage/two-factor.js';
 import { type AdminSession, type AdminSessionStore, isValidAdminCsrf } from '../admin-session.js';
 import { clientIp } from '../client-ip.js';
 import { isSameOrigin } from '../session.js';
-import { AdminHomePage, AdminLoginPage, EnrolPage, RecoveryCodesPage, SecondFactorPage } from '../views/admin-pages.js';
+import { AdminLoginPage, EnrolPage, RecoveryCodesPage, SecondFactorPage } from '../views/admin-pages.js';
 import { CROSS_SITE_REFUSAL, renderPageError, renderRefusal } from './sso.js';
 
 export function createAdminLoginRoutes(
@@ -167,25 +166,6 @@ export function createAdminLoginRoutes(
       ...ipOf(c),
     });
     return c.redirect('/admin/login', 303);
-  });
-
-  app.get('/admin', async (c) => {
-    const session = await sessions.read(c);
-    if (session?.stage !== 'full') return c.redirect('/admin/login', 303);
-    const account = await liveAccount(c, session);
-    if (!account) return c.redirect('/admin/login', 303);
-    const hasTotp = (await findActiveTotp(deps.db, account.username)).length > 0;
-    return page(
-      c,
-      <AdminHomePage
-        username={account.username}
-        role={account.superadmin ? 'superadmin' : 'domain admin'}
-        domains={account.domains}
-        hasTotp={hasTotp}
-        wasReset={Number(account.attributes.tfa_reset_notice ?? 0) === 1}
-        csrfToken={session.csrfToken}
-      />,
-    );
   });
 
   return app;

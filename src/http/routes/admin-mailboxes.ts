@@ -58,7 +58,7 @@ export function createMailboxRoutes(deps: MailboxDeps) {
     const origin = changeOrigin(c);
     const outcome = await handoff.mintAdminTicket({
       username: mailbox.username,
-      actingAdmin: origin.actor,
+      actingAdmin: origin.actor.name,
       ...(origin.ip ? { ip: origin.ip } : {}),
     });
     if (!outcome.ok) throw new AppError('conflict', outcome.message);
@@ -87,7 +87,8 @@ export function createMailboxRoutes(deps: MailboxDeps) {
           ...changeOrigin(c),
           action: 'mailbox.authsource',
           target: mailbox.username,
-          detail: { from: mailbox.authsource, to: authsource },
+          before: { authsource: mailbox.authsource },
+          after: { authsource },
         });
       });
     }

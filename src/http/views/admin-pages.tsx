@@ -1,5 +1,6 @@
 // Admin sign-in pages: password, second factor, TOTP enrolment (QR code rendered here as SVG),
-// recovery codes shown once, and the signed-in landing page. Plain forms, no scripts.
+// recovery codes shown once. Plain forms, no scripts. The signed-in landing page is the console's
+// (src/http/console/home.tsx).
 import { raw } from 'hono/html';
 import { Layout } from './layout.js';
 
@@ -120,50 +121,6 @@ export function RecoveryCodesPage(props: { codes: readonly string[] }) {
             Continue
           </a>
         </p>
-      </section>
-    </Layout>
-  );
-}
-
-export function AdminHomePage(props: {
-  username: string;
-  role: string;
-  domains: readonly string[];
-  hasTotp: boolean;
-  wasReset: boolean;
-  csrfToken: string;
-}) {
-  return (
-    <Layout title="postern admin">
-      <div class="topbar">
-        <h1>postern admin</h1>
-        <form method="post" action="/admin/logout">
-          <input type="hidden" name="csrf" value={props.csrfToken} />
-          <button type="submit" class="secondary" id="sign-out">
-            Sign out
-          </button>
-        </form>
-      </div>
-      {props.wasReset ? (
-        <div class="error" role="status" id="tfa-reset-notice">
-          A superadmin has reset your two-factor sign-in. Set it up again.
-        </div>
-      ) : null}
-      <section>
-        <dl>
-          <dt>Signed in as</dt>
-          <dd id="admin-username">{props.username}</dd>
-          <dt>Role</dt>
-          <dd id="admin-role">{props.role}</dd>
-          {props.domains.length ? (
-            <>
-              <dt>Domains</dt>
-              <dd>{props.domains.join(', ')}</dd>
-            </>
-          ) : null}
-          <dt>Two-factor sign-in</dt>
-          <dd>{props.hasTotp ? 'on' : <a href="/admin/tfa/enrol">set up</a>}</dd>
-        </dl>
       </section>
     </Layout>
   );

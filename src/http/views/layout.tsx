@@ -2,7 +2,7 @@
 // with a little inline CSS; no scripts.
 import type { Child } from 'hono/jsx';
 
-const css = `
+export const css = `
 :root { color-scheme: light dark; --fg: #1d232b; --muted: #5b6672; --bg: #f5f6f8; --card: #fff; --line: #d9dde3; --accent: #1f5fbf; --danger: #b3261e; }
 @media (prefers-color-scheme: dark) { :root { --fg: #e6e9ed; --muted: #a3adb8; --bg: #15181c; --card: #1e2227; --line: #353b43; --accent: #7aa7ff; --danger: #ff8a80; } }
 * { box-sizing: border-box; }

@@ -1,0 +1,46 @@
+// GET /admin: the console's landing page. The signed-in admin's account (role, domains, second
+// factor, a reset notice) in the console frame; the dashboard's figures join it here.
+import { Hono } from 'hono';
+import type { Deps } from '../../deps.js';
+import { findAdmin } from '../../storage/admins.js';
+import { findActiveTotp } from '../../storage/two-factor.js';
+import { renderPage } from './page.js';
+
+export function createConsoleHome(deps: Pick<Deps, 'db'>) {
+  const app = new Hono();
+  app.get('/', async (c) => {
+    const view = c.get('console');
+    const account = await findAdmin(deps.db, view.username);
+    const hasTotp = (await findActiveTotp(deps.db, view.username)).length > 0;
+    const wasReset = Number(account?.attributes.tfa_reset_notice ?? 0) === 1;
+    return renderPage(
+      c,
+      { title: 'Dashboard', section: '/admin' },
+      <>
+        {wasReset ? (
+          <div class="error" role="status" id="tfa-reset-notice">
+            A superadmin has reset your two-factor sign-in. Set it up again.
+          </div>
+        ) : null}
+        <section aria-labelledby="account-heading">
+          <h2 id="account-heading">Your account</h2>
+          <dl>
+            <dt>Signed in as</dt>
+            <dd id="admin-username">{view.username}</dd>
+            <dt>Role</dt>
+            <dd id="admin-role">{view.actor.role === 'superadmin' ? 'superadmin' : 'domain admin'}</dd>
+            {view.actor.domains.length ? (
+              <>
+                <dt>Domains</dt>
+                <dd id="admin-domains">{view.actor.domains.join(', ')}</dd>
+              </>
+            ) : null}
+            <dt>Two-factor sign-in</dt>
+            <dd>{hasTotp ? 'on' : <a href="/admin/tfa/enrol">set up</a>}</dd>
+          </dl>
+        </section>
+      </>,
+    );
+  });
+  return app;
+}

@@ -1,0 +1,23 @@
+// The admin console under /admin (server-rendered pages; sign-in itself lives in
+// routes/admin-login.tsx and is mounted before this). Every request passes consoleGuard (a
+// complete admin session; CSRF token and same origin on every POST); every page checks the
+// role and domain ACL on its object with authorizePage(). One line per page area below.
+import { Hono } from 'hono';
+import type { Deps } from '../../deps.js';
+import { AppError } from '../../errors.js';
+import type { AdminSessionStore } from '../admin-session.js';
+import { consoleGuard } from './context.js';
+import { createConsoleHome } from './home.js';
+import { renderConsoleError } from './page.js';
+
+export function createConsoleRoutes(deps: Deps, options: { sessions: AdminSessionStore }) {
+  const app = new Hono();
+  app.onError((error, c) => renderConsoleError(error, c, deps.log));
+  app.use('*', consoleGuard(deps, options.sessions));
+  app.route('/', createConsoleHome(deps));
+  // Last: an unknown console path gets the console's 404 page, not the API's JSON.
+  app.all('*', () => {
+    throw new AppError('not_found', 'There is no such page in the console.');
+  });
+  return app;
+}
