@@ -95,8 +95,13 @@ async function auditRows(action: string) {
     action: string;
     target: string | null;
     detail: unknown;
+    before_values: unknown;
+    after_values: unknown;
     ip: string | null;
-  }>('SELECT actor, action, target, detail, ip FROM postern_audit WHERE action = ? ORDER BY id', [action]);
+  }>(
+    'SELECT actor, action, target, detail, before_values, after_values, ip FROM postern_audit WHERE action = ? ORDER BY id',
+    [action],
+  );
 }
 
 beforeAll(async () => {
@@ -443,10 +448,12 @@ describe('mailbox auth source', () => {
     expect((await login()).status).toBe(200);
 
     const entries = await auditRows('mailbox.authsource');
-    expect(entries.map((entry) => [entry.target, fromJson(entry.detail)])).toEqual([
-      ['alice@example.org', { from: 'mailcow', to: 'keycloak' }],
-      ['alice@example.org', { from: 'keycloak', to: 'mailcow' }],
-    ]);
+    expect(entries.map((entry) => [entry.target, fromJson(entry.before_values), fromJson(entry.after_values)])).toEqual(
+      [
+        ['alice@example.org', { authsource: 'mailcow' }, { authsource: 'keycloak' }],
+        ['alice@example.org', { authsource: 'keycloak' }, { authsource: 'mailcow' }],
+      ],
+    );
   });
 
   it.each([
