@@ -6,6 +6,8 @@ import { posternOwn } from './0002-postern-own.js';
 import { changeCounter } from './0003-change-counter.js';
 import { admins } from './0004-admins.js';
 import { tfaChangeCounter } from './0005-tfa-change-counter.js';
+import { auditColumns } from './0006-audit-columns.js';
+import { twoFactorPolicyTable } from './0008-two-factor-policy.js';
 
 /**
  * One schema step. `statements` run in order, one per query (multipleStatements is off), and
@@ -20,4 +22,12 @@ export interface Migration {
 }
 
 /** Every migration, ordered by id. The ledger `postern_migrations` belongs to the runner. */
-export const migrations: readonly Migration[] = [mailcowCore, posternOwn, changeCounter, admins, tfaChangeCounter];
+export const migrations: readonly Migration[] = [
+  mailcowCore,
+  posternOwn,
+  changeCounter,
+  admins,
+  tfaChangeCounter,
+  auditColumns,
+  twoFactorPolicyTable,
+];
