@@ -16,7 +16,7 @@ const CLIENT_SECRET = 'ops-client-secret-5e1d';
 let postern: TestPostern;
 let keycloak: FakeKeycloak;
 
-export function consoleClient(baseUrl: () => string) {
+function consoleClient(baseUrl: () => string) {
   const jar = new Map<string, string>();
   let csrf = '';
   async function request(method: string, path: string, form?: Record<string, string | string[]>, headers = {}) {
