@@ -4,11 +4,11 @@ import { foldAddress } from '../address.js';
 import type { Redis } from '../cache/redis.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
+import type { CredentialVerifier } from '../passwords/credential-verifier.js';
 import { createRateLimiter, limitsFromConfig, type RateLimiter } from '../rate-limit/limiter.js';
 import { recordAudit } from '../storage/audit.js';
 import type { Db } from '../storage/db.js';
 import { findLoginMailbox } from '../storage/mailboxes.js';
-import type { CredentialVerifier } from './mail-login.js';
 import { refuse, type WebRefusal } from './web-refusal.js';
 
 export interface PasswordLoginDeps {
