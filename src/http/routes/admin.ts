@@ -14,6 +14,7 @@ import { createAdminBanRoutes } from './admin-bans.js';
 import { createIdentityProviderRoutes } from './admin-identity-provider.js';
 import { createMailboxRoutes } from './admin-mailboxes.js';
 import { createTemplateRoutes } from './admin-templates.js';
+import { createTwoFactorPolicyRoutes } from './admin-two-factor-policy.js';
 
 /** Settings and templates are small; anything larger is a mistake or an attack. */
 const MAX_ADMIN_BODY_BYTES = 64 * 1024;
@@ -38,5 +39,6 @@ export function createAdminRoutes(deps: Deps, options: { sessions?: AdminSession
   app.route('/bans', createAdminBanRoutes(deps));
   app.route('/admins', createAdminAccountRoutes(deps));
   app.route('/audit', createAuditRoutes(deps));
+  app.route('/two-factor-policy', createTwoFactorPolicyRoutes(deps));
   return app;
 }
