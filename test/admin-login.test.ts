@@ -237,6 +237,14 @@ describe('the admin API with an admin session', () => {
     ['GET', '/sync/runs', undefined, 200, 403, 403],
     ['GET', '/audit', undefined, 200, 200, 200],
     ['POST', '/audit', {}, 404, 403, 403],
+    ['GET', '/domains', undefined, 200, 200, 200],
+    ['GET', '/domains/example.org', undefined, 200, 200, 404],
+    ['PATCH', '/domains/example.org', { description: 'Example' }, 200, 200, 404],
+    ['POST', '/domains', { domain: 'not a domain' }, 400, 403, 403],
+    ['DELETE', '/domains/other.example', undefined, 409, 404, 403],
+    ['GET', '/alias-domains', undefined, 200, 200, 200],
+    ['GET', '/alias-domains/none.example', undefined, 404, 404, 404],
+    ['POST', '/alias-domains', { alias_domain: 'x.example', target_domain: 'example.org' }, 201, 409, 404],
   ];
   let sessions: Record<'root' | 'helpdesk' | 'otherdesk', { b: ReturnType<typeof browser>; csrf: string }>;
 
