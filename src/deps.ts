@@ -10,6 +10,8 @@ import type { Logger } from './log.js';
 import { createPoolVerifier } from './login/credential-verifier.js';
 import { createCachedLoginData, createDirectLoginData, type LoginDataSource } from './login/login-data.js';
 import type { CredentialVerifier } from './login/mail-login.js';
+import { createSogoHandoff, type SogoHandoff } from './login/sogo-handoff.js';
+import { createWebSessionRecords, type WebSessionRecords } from './login/web-sessions.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { createHashPool, type HashPool } from './passwords/hash-pool.js';
 import { createRateLimiter, limitsFromConfig, type RateLimiter } from './rate-limit/limiter.js';
@@ -34,6 +36,10 @@ export interface Deps {
   sources: SourceRegistry;
   secretBox: SecretBox;
   metrics: Metrics;
+  /** The portal's session records (http/session.ts keeps their cookies). */
+  webSessions: WebSessionRecords;
+  /** Portal → webmail handoffs, webmail sessions and admins' webmail links. */
+  sogoHandoff: SogoHandoff;
   /** Work that outlives its request; close() aborts it and waits for it first. */
   background: BackgroundWork;
   /**
@@ -127,6 +133,9 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
     });
     closers.push(async () => limiter.close());
 
+    const webSessions = createWebSessionRecords({ redis, config });
+    const sogoHandoff = createSogoHandoff({ db, redis, log, config, webSessions });
+
     return {
       config,
       log,
@@ -140,6 +149,8 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
       sources: createSourceRegistry({ keycloak: createKeycloakPasswordSource({ db, secretBox, config, log }) }),
       secretBox,
       metrics,
+      webSessions,
+      sogoHandoff,
       background,
       close,
     };

@@ -86,15 +86,26 @@ describe('/api/v1/admins', () => {
   it('changes a domain admin and audits before and after', async () => {
     const changed = await api('PATCH', '/admins/helpdesk', { domains: ['other.example', 'example.org'] });
     expect(changed.body).toMatchObject({ domains: ['example.org', 'other.example'] });
-    const [row] = await postern.deps.db.many<{ actor: string; target: string; detail: unknown }>(
-      "SELECT actor, target, detail FROM postern_audit WHERE action = 'admin.update' ORDER BY id",
+    const [row] = await postern.deps.db.many<{
+      actor: string;
+      actor_kind: string;
+      actor_role: string;
+      target: string;
+      before_values: unknown;
+      after_values: unknown;
+    }>(
+      "SELECT actor, actor_kind, actor_role, target, before_values, after_values FROM postern_audit WHERE action = 'admin.update' ORDER BY id",
     );
-    const detail = typeof row?.detail === 'string' ? JSON.parse(row.detail) : row?.detail;
-    expect(row).toMatchObject({ actor: 'api:config', target: 'helpdesk' });
-    expect(detail).toEqual({
-      before: { superadmin: false, active: true, domains: ['example.org'], force_tfa: false },
-      after: { superadmin: false, active: true, domains: ['example.org', 'other.example'], force_tfa: false },
+    expect(row).toMatchObject({
+      actor: 'api:config',
+      actor_kind: 'api_key',
+      actor_role: 'superadmin',
+      target: 'helpdesk',
     });
+    // Only the changed field, before and after.
+    const json = (value: unknown) => (typeof value === 'string' ? JSON.parse(value) : value);
+    expect(json(row?.before_values)).toEqual({ domains: ['example.org'] });
+    expect(json(row?.after_values)).toEqual({ domains: ['example.org', 'other.example'] });
   });
 
   it('sets a password and deletes an account; 404 for an unknown one', async () => {

@@ -47,6 +47,25 @@ beforeAll(async () => {
     ip: '203.0.113.9',
   });
   await recordAudit(db, { actor: 'root', action: 'tfa.reset', target: 'helpdesk' });
+  await recordAudit(db, {
+    actor: { kind: 'admin', name: 'root', role: 'superadmin' },
+    action: 'domain.update',
+    target: 'domain:example.org',
+    domain: 'Example.ORG',
+    before: { active: true, client_secret: 'hunter2-before' },
+    after: { active: false, client_secret: 'hunter2-after' },
+    ip: '192.0.2.7',
+  });
+  await recordAudit(db, {
+    actor: { kind: 'system', name: 'scheduler' },
+    action: 'sync.apply',
+    outcome: 'failure',
+    detail: { errors: 2, nested: [{ password: 'hunter2-nested', token: 'hunter2-token', recovery_codes_left: 3 }] },
+  });
+  // A writer that predates the columns (direct INSERT): judged by its action suffix and target.
+  await db.execute(
+    "INSERT INTO postern_audit (actor, action, target, ip) VALUES ('alice@example.org', 'portal.login.refused', 'alice@example.org', '198.51.100.4')",
+  );
 });
 
 afterAll(async () => {
@@ -56,6 +75,7 @@ afterAll(async () => {
 describe('GET /api/v1/audit', () => {
   it('lists newest first and pages by keyset without gaps or repeats', async () => {
     const first = await get('/audit?limit=3&action=mailbox.authsource');
+    expect(first.body.entries[0]).toMatchObject({ actor: 'root', actor_kind: null, outcome: 'success' });
     expect(first.status).toBe(200);
     expect(first.body.entries.map((e: { target: string }) => e.target)).toEqual([
       'bob@other.example',
@@ -75,7 +95,9 @@ describe('GET /api/v1/audit', () => {
   it.each([
     ['?ip=192.0.2.2', ['bob@other.example']],
     ['?action=tfa.', ['helpdesk']],
-    ['?outcome=failure', [null]],
+    ['?outcome=failure', ['alice@example.org', null, null]],
+    ['?outcome=failure&action=admin.', [null]],
+    ['?ip=192.0.2.7&outcome=success', ['domain:example.org']],
     ['?target=user1@example.org', ['user1@example.org']],
     ['?actor=anonymous', [null]],
     [`?since=${encodeURIComponent(new Date(Date.now() + 3_600_000).toISOString())}`, []],
@@ -103,8 +125,34 @@ describe('GET /api/v1/audit', () => {
     const response = await get('/audit?limit=500', { cookie });
     expect(response.status).toBe(200);
     const targets = response.body.entries.map((e: { target: string | null }) => e.target);
-    expect(targets.length).toBe(5);
-    for (const target of targets) expect(target).toMatch(/@example\.org$/);
+    // Five mailbox entries, the domain object, the legacy portal row; nothing of other.example.
+    expect(targets.length).toBe(7);
+    expect(targets).toContain('domain:example.org');
+    for (const entry of response.body.entries) expect(entry.domain).toBe('example.org');
+  });
+
+  it('returns actor kind and role, the changed fields before and after, and never a secret value', async () => {
+    const { body } = await get('/audit?action=domain.update');
+    expect(body.entries).toEqual([
+      expect.objectContaining({
+        actor: 'root',
+        actor_kind: 'admin',
+        actor_role: 'superadmin',
+        outcome: 'success',
+        domain: 'example.org',
+        ip: '192.0.2.7',
+        before: { active: true, client_secret: '[redacted]' },
+        after: { active: false, client_secret: '[redacted]' },
+      }),
+    ]);
+    const system = await get('/audit?actor=scheduler');
+    expect(system.body.entries[0]).toMatchObject({
+      actor_kind: 'system',
+      outcome: 'failure',
+      detail: { errors: 2, nested: [{ password: '[redacted]', token: '[redacted]', recovery_codes_left: 3 }] },
+    });
+    const table = JSON.stringify(await postern.deps.db.many('SELECT * FROM postern_audit'));
+    expect(table).not.toContain('hunter2');
   });
 
   it('cannot change the trail: no write method exists', async () => {

@@ -9,6 +9,7 @@ import type { Actor } from '../admin/roles.js';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
 import { findAdmin } from '../storage/admins.js';
+import type { AuditActorRef } from '../storage/audit.js';
 import type { Db } from '../storage/db.js';
 import { type AdminSessionStore, isValidAdminCsrf } from './admin-session.js';
 import { clientIp } from './client-ip.js';
@@ -26,6 +27,15 @@ export interface AdminPrincipal {
 /** POSTERN_API_KEY and mailcow's `api` rows are superadmin keys (mailcow's api table has no role). */
 function keyActor(via: 'config' | 'mailcow-api', access: 'ro' | 'rw'): Actor {
   return { name: `api:${via}`, role: 'superadmin', domains: [], access };
+}
+
+/** The audit trail's view of the caller: an admin account or a key, and the role it acted with. */
+export function auditActorOf(principal: AdminPrincipal): AuditActorRef {
+  return {
+    kind: principal.via === 'session' ? 'admin' : 'api_key',
+    name: principal.actor.name,
+    role: principal.actor.role,
+  };
 }
 
 declare module 'hono' {

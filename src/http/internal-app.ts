@@ -3,8 +3,8 @@
 import { Hono } from 'hono';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
-import { createWebmailSecretChecker } from '../login/sogo-handoff.js';
 import { createSogoSsoPasswordChecker, type SogoSsoPasswordChecker } from '../login/sogo-sso-password.js';
+import { createWebmailSecretChecker } from '../login/webmail-secret.js';
 import { recordAudit } from '../storage/audit.js';
 import { createTokenCheck, requireInternalToken } from './internal-token.js';
 import { createPassdbFastPath, type FastPath } from './passdb-fast-path.js';

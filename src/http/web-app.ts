@@ -32,7 +32,7 @@ export function createWebApp(deps: Deps) {
   app.route('/api/v1', createAdminRoutes(deps, { sessions: adminSessions }));
   app.route('/', createAdminLoginRoutes(deps, { sessions: adminSessions, limiter: adminLimiter }));
   app.route('/admin', createConsoleRoutes(deps, { sessions: adminSessions }));
-  app.use('*', webSessions(createWebSessionStore(deps)));
+  app.use('*', webSessions(createWebSessionStore({ records: deps.webSessions, config: deps.config })));
   app.route('/', createSsoRoutes(deps));
   app.route('/', createPortalRoutes(deps));
   app.route('/api/v1/sync', createSyncRoutes(deps, { sessions: adminSessions }));

@@ -20,6 +20,7 @@ import {
   templateMappingsOf,
 } from '../sources/idp-settings.js';
 import type { SecretBox } from '../sources/secret-box.js';
+import { recordAudit } from '../storage/audit.js';
 import type { Db } from '../storage/db.js';
 import { findLoginMailbox } from '../storage/mailboxes.js';
 import { findMailboxTemplateByName } from '../storage/templates.js';
@@ -97,21 +98,6 @@ export interface SsoIdentity {
 export type SsoLoginOutcome =
   | { ok: true; username: string; provisioned: boolean; template?: string; templateApplied: boolean }
   | WebRefusal;
-
-/** Audit rows for browser actions; actor is the person (email or mailbox), never a secret. */
-export async function recordWebAudit(
-  db: Pick<Db, 'execute'>,
-  entry: { actor: string; action: string; target?: string; detail?: Record<string, unknown>; ip?: string },
-): Promise<void> {
-  // storage/audit.ts types actors as API keys only; browser actors are people, so write directly.
-  await db.execute('INSERT INTO postern_audit (actor, action, target, detail, ip) VALUES (?, ?, ?, ?, ?)', [
-    entry.actor.slice(0, 255),
-    entry.action,
-    entry.target?.slice(0, 255) ?? null,
-    entry.detail === undefined ? null : JSON.stringify(entry.detail),
-    entry.ip?.slice(0, 64) ?? null,
-  ]);
-}
 
 // ---------------------------------------------------------------------------------------------
 // OpenID Connect client configuration
@@ -606,7 +592,7 @@ async function auditRefusal(
   actor: string | undefined,
   refusal: WebRefusal,
 ): Promise<WebRefusal> {
-  await recordWebAudit(deps.db, {
+  await recordAudit(deps.db, {
     actor: actor ?? 'anonymous',
     action: 'sso.refused',
     ...(actor ? { target: actor } : {}),
@@ -702,7 +688,7 @@ export async function provisionSsoMailbox(
           );
           if (result.changed) {
             applied = template.name;
-            await recordWebAudit(deps.db, {
+            await recordAudit(deps.db, {
               actor: email,
               action: 'sso.template',
               target: existing.username,
@@ -728,7 +714,7 @@ export async function provisionSsoMailbox(
           refuse(403, 'domain_inactive', 'Domain disabled', `The domain of ${email} is disabled. Ask an admin.`),
         );
       }
-      await recordWebAudit(deps.db, {
+      await recordAudit(deps.db, {
         actor: email,
         action: 'sso.login',
         target: existing.username,
@@ -835,7 +821,7 @@ export async function provisionSsoMailbox(
           );
       }
     }
-    await recordWebAudit(deps.db, {
+    await recordAudit(deps.db, {
       actor: email,
       action: 'sso.provision',
       target: email,
@@ -852,7 +838,7 @@ export async function provisionSsoMailbox(
         ),
       );
     }
-    await recordWebAudit(deps.db, { actor: email, action: 'sso.login', target: email, ...(ip ? { ip } : {}) });
+    await recordAudit(deps.db, { actor: email, action: 'sso.login', target: email, ...(ip ? { ip } : {}) });
     return { ok: true, username: email, provisioned: true, template: template.name, templateApplied: true };
   }
   return refused(
@@ -921,7 +907,7 @@ export async function checkWebPasswordLogin(
   }
   // Only someone holding the password learns that the mailbox is disabled.
   if (mailbox.active !== 1 || !mailbox.domainActive) {
-    await recordWebAudit(deps.db, {
+    await recordAudit(deps.db, {
       actor: mailbox.username,
       action: 'web.refused',
       target: mailbox.username,
@@ -931,7 +917,7 @@ export async function checkWebPasswordLogin(
     return refuse(403, 'mailbox_inactive', 'Mailbox disabled', 'This mailbox or its domain is disabled. Ask an admin.');
   }
   await deps.limiter.recordSuccess(attempt);
-  await recordWebAudit(deps.db, {
+  await recordAudit(deps.db, {
     actor: mailbox.username,
     action: 'web.login',
     target: mailbox.username,

@@ -31,6 +31,7 @@ const POSTERN_TABLES = [
   'postern_audit',
   'postern_change_counter',
   'postern_recovery_codes',
+  'postern_two_factor_policy',
 ] as const;
 
 let admin: Connection;
@@ -208,6 +209,7 @@ describe('on an empty database', () => {
     ['postern_sync_runs', ['id']],
     ['postern_audit', ['id']],
     ['postern_change_counter', ['id']],
+    ['postern_two_factor_policy', ['role']],
   ])('gives %s the primary key %j', async (table, keyColumns) => {
     const rows = await select<{ column: string }>(
       db,
@@ -621,6 +623,7 @@ describe('on an existing mailcow database', () => {
       'postern_change_counter',
       'postern_recovery_codes',
       'postern_sync_runs',
+      'postern_two_factor_policy',
       'quota2',
       'quota2replica',
       'tfa',

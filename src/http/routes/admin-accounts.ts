@@ -16,7 +16,7 @@ import { resetAdminTwoFactor } from '../../admin/two-factor-reset.js';
 import type { Deps } from '../../deps.js';
 import { AppError } from '../../errors.js';
 import { type AdminAccount, findAdmin, listAdmins } from '../../storage/admins.js';
-import { recordAudit } from '../../storage/audit.js';
+import { changedFields, recordAudit } from '../../storage/audit.js';
 import { authorizeArea, changeOrigin, readBody } from './admin-request.js';
 
 type AccountDeps = Pick<Deps, 'db' | 'hashPool' | 'config'>;
@@ -104,7 +104,7 @@ export function createAdminAccountRoutes(deps: AccountDeps) {
       ...changeOrigin(c),
       action: 'admin.create',
       target: created.username,
-      detail: { after: auditFields(created) },
+      after: auditFields(created),
     });
     return c.json(view(created), 201);
   });
@@ -131,7 +131,7 @@ export function createAdminAccountRoutes(deps: AccountDeps) {
       ...changeOrigin(c),
       action: 'admin.update',
       target: after.username,
-      detail: { before: auditFields(before), after: auditFields(after) },
+      ...changedFields(auditFields(before), auditFields(after)),
     });
     return c.json(view(after));
   });
@@ -162,7 +162,7 @@ export function createAdminAccountRoutes(deps: AccountDeps) {
       ...changeOrigin(c),
       action: 'admin.delete',
       target: deleted.username,
-      detail: { before: auditFields(deleted) },
+      before: auditFields(deleted),
     });
     return c.json({ success: true });
   });

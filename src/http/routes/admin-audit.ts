@@ -1,6 +1,7 @@
 // GET /api/v1/audit: the audit trail, newest first, filtered by actor, target, action (exact or
 // a `prefix.`), IP, time range and outcome, keyset-paged (`before` = the last id seen). Domain
-// admins see only entries about addresses of their domains; nothing here can change a row.
+// admins see only entries about their domains (the row's domain: an address target's domain, or
+// the domain object itself); nothing here can change a row.
 import { Hono } from 'hono';
 import { z } from 'zod';
 import type { Deps } from '../../deps.js';
@@ -47,10 +48,16 @@ export function createAuditRoutes(deps: Pick<Deps, 'db'>) {
         id: row.id,
         at: row.at instanceof Date ? row.at.toISOString() : row.at,
         actor: row.actor,
+        actor_kind: row.actorKind,
+        actor_role: row.actorRole,
         action: row.action,
+        outcome: row.outcome,
         target: row.target,
-        detail: row.detail,
+        domain: row.domain,
         ip: row.ip,
+        detail: row.detail,
+        before: row.before,
+        after: row.after,
       })),
       next: last
         ? `/api/v1/audit?${new URLSearchParams({ ...c.req.query(), before: String(last.id) }).toString()}`

@@ -4,7 +4,8 @@ import type { Context, MiddlewareHandler } from 'hono';
 import type { z } from 'zod';
 import { type Action, type AdminObject, can } from '../../admin/roles.js';
 import { AppError } from '../../errors.js';
-import type { AuditActor } from '../../storage/audit.js';
+import type { AuditActorRef } from '../../storage/audit.js';
+import { auditActorOf } from '../admin-auth.js';
 import { clientIp } from '../client-ip.js';
 
 /** `attributes.quota: must be ...; name: required` (never the offending value: it may be a secret). */
@@ -48,14 +49,13 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
 }
 
 export interface ChangeOrigin {
-  actor: AuditActor;
+  actor: AuditActorRef;
   ip: string | undefined;
 }
 
-/** Set by requireAdmin: which kind of key admitted the caller, never the key. */
+/** Set by requireAdmin: the admin or key (its audit name, never the key) and its role. */
 export function changeOrigin(c: Context): ChangeOrigin {
-  const admin = c.get('admin');
-  return { actor: admin.actor.name, ip: clientIp(c) };
+  return { actor: auditActorOf(c.get('admin')), ip: clientIp(c) };
 }
 
 /**

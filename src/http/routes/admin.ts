@@ -15,6 +15,7 @@ import { createAliasDomainRoutes, createDomainRoutes } from './admin-domains.js'
 import { createIdentityProviderRoutes } from './admin-identity-provider.js';
 import { createMailboxRoutes } from './admin-mailboxes.js';
 import { createTemplateRoutes } from './admin-templates.js';
+import { createTwoFactorPolicyRoutes } from './admin-two-factor-policy.js';
 
 /** Settings and templates are small; anything larger is a mistake or an attack. */
 const MAX_ADMIN_BODY_BYTES = 64 * 1024;
@@ -41,5 +42,6 @@ export function createAdminRoutes(deps: Deps, options: { sessions?: AdminSession
   app.route('/audit', createAuditRoutes(deps));
   app.route('/domains', createDomainRoutes(deps));
   app.route('/alias-domains', createAliasDomainRoutes(deps));
+  app.route('/two-factor-policy', createTwoFactorPolicyRoutes(deps));
   return app;
 }

@@ -5,7 +5,7 @@
 import { Hono } from 'hono';
 import type { Deps } from '../../deps.js';
 import { AppError } from '../../errors.js';
-import { recordAudit } from '../../storage/audit.js';
+import { recordAudit, systemActor } from '../../storage/audit.js';
 import { parseBanTarget } from './ban-subject.js';
 
 export function createBanRoutes(deps: Pick<Deps, 'limiter' | 'log' | 'db'> & { hasInternalToken: boolean }) {
@@ -22,7 +22,12 @@ export function createBanRoutes(deps: Pick<Deps, 'limiter' | 'log' | 'db'> & { h
     const { scope, subject } = parseBanTarget(c.req.param('scope'), c.req.param('subject'));
     const lifted = await deps.limiter.liftBan(scope, subject);
     if (!lifted) throw new AppError('not_found', 'no such ban');
-    await recordAudit(deps.db, { actor: 'api:internal-token', action: 'ban.lift', target: subject, detail: { scope } });
+    await recordAudit(deps.db, {
+      actor: systemActor('internal-token'),
+      action: 'ban.lift',
+      target: subject,
+      detail: { scope },
+    });
     return c.json({ lifted: true });
   });
   return app;

@@ -7,8 +7,9 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Deps } from '../../deps.js';
 import { AppError, isLoggedOutage } from '../../errors.js';
 import type { Logger } from '../../log.js';
-import { createWebLogin, recordWebAudit, SSO_TRANSACTION_TTL_SECONDS, type WebRefusal } from '../../login/web-login.js';
+import { createWebLogin, SSO_TRANSACTION_TTL_SECONDS, type WebRefusal } from '../../login/web-login.js';
 import { loadIdpSettings } from '../../sources/idp-settings.js';
+import { recordAudit } from '../../storage/audit.js';
 import { clientIp } from '../client-ip.js';
 import { safeNextPath } from '../next-path.js';
 import {
@@ -148,7 +149,7 @@ export function createSsoRoutes(deps: Deps) {
       const form = await c.req.parseBody();
       if (!isValidCsrfToken(session, form.csrf)) return renderRefusal(c, CROSS_SITE_REFUSAL);
       const ip = clientIp(c);
-      await recordWebAudit(deps.db, {
+      await recordAudit(deps.db, {
         actor: session.username,
         action: 'web.logout',
         target: session.username,

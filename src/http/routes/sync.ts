@@ -47,7 +47,7 @@ export function createSyncRoutes(
     });
     const run = runSync(deps, {
       ...options.runOptions,
-      triggeredBy: origin.actor,
+      triggeredBy: origin.actor.name,
       dryRun: body.dry_run ?? false,
       onStarted,
       // Shutdown ends the run between pages, recorded as such, even when nobody waits for it.
