@@ -49,6 +49,7 @@ export const everyone = () => true;
 export const CONSOLE_NAV: readonly NavEntry[] = [
   { href: '/admin', label: 'Dashboard', visible: everyone },
   { href: '/admin/identity-provider', label: 'Identity provider', visible: readable({ kind: 'identity_provider' }) },
+  { href: '/admin/templates', label: 'Templates', visible: readable({ kind: 'templates' }) },
 ];
 
 export function navFor(actor: Actor): NavEntry[] {

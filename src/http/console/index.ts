@@ -10,6 +10,7 @@ import { consoleGuard } from './context.js';
 import { createConsoleHome } from './home.js';
 import { createConsoleIdp } from './idp.js';
 import { renderConsoleError } from './page.js';
+import { createConsoleTemplates } from './templates.js';
 
 export function createConsoleRoutes(deps: Deps, options: { sessions: AdminSessionStore }) {
   const app = new Hono();
@@ -17,6 +18,7 @@ export function createConsoleRoutes(deps: Deps, options: { sessions: AdminSessio
   app.use('*', consoleGuard(deps, options.sessions));
   app.route('/', createConsoleHome(deps));
   app.route('/', createConsoleIdp(deps));
+  app.route('/', createConsoleTemplates(deps));
   // Last: an unknown console path gets the console's 404 page, not the API's JSON.
   app.all('*', () => {
     throw new AppError('not_found', 'There is no such page in the console.');
