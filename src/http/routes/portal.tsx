@@ -9,8 +9,8 @@ import {
   revokeAppPassword,
 } from '../../app-passwords/app-passwords.js';
 import type { Deps } from '../../deps.js';
-import { findPortalMailbox, type PortalMailbox } from '../../login/web-login.js';
 import { recordAudit } from '../../storage/audit.js';
+import { findPortalMailbox, type PortalMailbox } from '../../storage/mailboxes.js';
 import { clientIp } from '../client-ip.js';
 import { destroyWebSession, getWebSession, isSameOrigin, isValidCsrfToken, type WebSession } from '../session.js';
 import { AppPasswordCreatedPage, PortalPage, type PortalProps } from '../views/portal-page.js';

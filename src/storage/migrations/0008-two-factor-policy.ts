@@ -2,7 +2,7 @@
 // (superadmin, domainadmin, mailbox) that must use a second factor. mailcow has no such setting
 // (only the per-admin attributes.force_tfa), so the table is postern's; a missing row means "not
 // enforced", so the table starts empty and a console can change it at run time.
-import type { Migration } from './index.js';
+import type { Migration } from './migration.js';
 
 const twoFactorPolicy = `CREATE TABLE IF NOT EXISTS postern_two_factor_policy (
   role VARCHAR(32) NOT NULL,
