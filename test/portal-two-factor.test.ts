@@ -73,6 +73,8 @@ describe('enrolling in the portal', () => {
   it('warns that the bare password stops opening mail apps, and makes an app password right there', async () => {
     const b = browser('198.51.100.10');
     expect((await b.signIn(ANNA.user, ANNA.password)).location).toBe('/');
+    // The portal offers it to a local mailbox.
+    expect((await b.get('/')).text).toMatch(/<dd id="two-factor"><a href="\/tfa\/enrol">set up<\/a><\/dd>/);
     const page = await b.get('/tfa/enrol');
     expect(page.status).toBe(200);
     expect(page.text).toMatch(/<svg[^>]*>/);
@@ -123,6 +125,7 @@ describe('enrolling in the portal', () => {
     expect(stored.map((row) => row.code_hash).sort()).toEqual(codes.map(hashRecoveryCode).sort());
     anna.secret = secret;
     anna.codes = codes;
+    expect((await b.get('/')).text).toContain('<dd id="two-factor">on: mail apps sign in with app passwords</dd>');
   });
 });
 

@@ -17,10 +17,18 @@ import {
   type PendingSignIn,
   portalStepAfterPassword,
 } from '../../login/portal-two-factor.js';
-import { findPortalMailbox, type PortalMailbox } from '../../login/web-login.js';
 import { recordAudit } from '../../storage/audit.js';
+import { findPortalMailbox, type PortalMailbox } from '../../storage/mailboxes.js';
+import { findActiveTotp } from '../../storage/two-factor.js';
 import { clientIp } from '../client-ip.js';
-import { getWebSession, isCookieSecure, isSameOrigin, isValidCsrfToken, startWebSession } from '../session.js';
+import {
+  getWebSession,
+  isCookieSecure,
+  isSameOrigin,
+  isValidCsrfToken,
+  startWebSession,
+  type WebSession,
+} from '../session.js';
 import { PortalEnrolPage, PortalRecoveryCodesPage, PortalSecondFactorPage } from '../views/portal-two-factor.js';
 import { CROSS_SITE_REFUSAL, renderPageError, renderRefusal } from './sso.js';
 
@@ -59,6 +67,16 @@ export async function continuePortalSignIn(
   setCookie(c, PENDING_COOKIE, id, { ...cookieOptions(deps), maxAge: PENDING_SIGN_IN_SECONDS });
   c.header('cache-control', 'no-store');
   return c.redirect(step === 'second_factor' ? '/login/second-factor' : '/tfa/enrol', 303);
+}
+
+/** What the portal page says about the mailbox's own second factor (nothing when not offered). */
+export async function portalTwoFactorState(
+  db: Deps['db'],
+  mailbox: Pick<PortalMailbox, 'username' | 'authSource'>,
+  session: Pick<WebSession, 'via'>,
+): Promise<{ twoFactor?: 'on' | 'off' }> {
+  if (mailbox.authSource !== 'mailcow' || session.via === 'admin') return {};
+  return { twoFactor: (await findActiveTotp(db, mailbox.username)).length > 0 ? 'on' : 'off' };
 }
 
 const LOCAL_ONLY = {
