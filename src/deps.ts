@@ -1,5 +1,7 @@
 // Composition root: the only place that opens pools and clients and wires them together.
 // Everything it opens is closed by the returned close(), in reverse order.
+
+import { type AuditWriter, createAuditWriter } from './audit/audit-writer.js';
 import { type BackgroundWork, createBackgroundWork } from './background.js';
 import { keys } from './cache/keys.js';
 import { createRedis, type Redis } from './cache/redis.js';
@@ -31,6 +33,8 @@ export interface Deps {
   limiter: RateLimiter;
   loginData: LoginDataSource;
   saslLog: SaslLogWriter;
+  /** Audit entries written off the request path (refused mail logins, bans, refused keys). */
+  auditWriter: AuditWriter;
   sources: SourceRegistry;
   secretBox: SecretBox;
   metrics: Metrics;
@@ -75,6 +79,8 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
     const loginData = await createLoginData(db, config, log);
     const saslLog = createSaslLogWriter(db, log);
     closers.push(() => saslLog.close());
+    const auditWriter = createAuditWriter(db, log);
+    closers.push(() => auditWriter.close());
 
     const redis = createRedis(config.redisUrl);
     // Log transitions only: a Redis outage must not flood the log with one line per retry.
@@ -123,7 +129,15 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
       ...limitsFromConfig(config),
       fingerprintSecret: config.cacheKey ?? (await loadSharedSecret(redis, keys.fingerprintSecret(keySpace), log)),
       log,
-      onBan: (scope) => metrics.bans.inc({ scope }),
+      onBan: (scope, subject) => {
+        metrics.bans.inc({ scope });
+        auditWriter.record({
+          actor: { kind: 'system', name: 'rate-limiter' },
+          action: 'ban.place',
+          ...(subject ? { target: subject } : {}),
+          detail: { scope, ban_seconds: config.banSeconds },
+        });
+      },
     });
     closers.push(async () => limiter.close());
 
@@ -137,6 +151,7 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
       limiter,
       loginData,
       saslLog,
+      auditWriter,
       sources: createSourceRegistry({ keycloak: createKeycloakPasswordSource({ db, secretBox, config, log }) }),
       secretBox,
       metrics,

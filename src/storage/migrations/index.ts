@@ -7,6 +7,7 @@ import { changeCounter } from './0003-change-counter.js';
 import { admins } from './0004-admins.js';
 import { tfaChangeCounter } from './0005-tfa-change-counter.js';
 import { auditColumns } from './0006-audit-columns.js';
+import { apiKeysTable } from './0007-api-keys.js';
 
 /**
  * One schema step. `statements` run in order, one per query (multipleStatements is off), and
@@ -28,4 +29,5 @@ export const migrations: readonly Migration[] = [
   admins,
   tfaChangeCounter,
   auditColumns,
+  apiKeysTable,
 ];
