@@ -1,18 +1,22 @@
 // Composition root: the only place that opens pools and clients and wires them together.
 // Everything it opens is closed by the returned close(), in reverse order.
-
+import { createAdminLoginLimiter } from './admin/admin-sign-in.js';
 import { type AuditWriter, createAuditWriter } from './audit/audit-writer.js';
 import { type BackgroundWork, createBackgroundWork } from './background.js';
 import { keys } from './cache/keys.js';
-import { createRedis, type Redis } from './cache/redis.js';
+import { createRedis, type Redis, redisTargetOf } from './cache/redis.js';
 import { loadSharedSecret } from './cache/shared-secret.js';
 import { createCachingVerifier } from './cache/verified-credentials.js';
 import type { Config } from './config/schema.js';
 import type { Logger } from './log.js';
 import { createPoolVerifier } from './login/credential-verifier.js';
 import { createCachedLoginData, createDirectLoginData, type LoginDataSource } from './login/login-data.js';
-import type { CredentialVerifier } from './login/mail-login.js';
+import { createPasswordLogin, createWebLoginLimiter, type PasswordLogin } from './login/password-login.js';
+import { createSogoHandoff, type SogoHandoff } from './login/sogo-handoff.js';
+import { createSsoLogin, type SsoLogin } from './login/sso-login.js';
+import { createWebSessionRecords, type WebSessionRecords } from './login/web-sessions.js';
 import { createMetrics, type Metrics } from './metrics.js';
+import type { CredentialVerifier } from './passwords/credential-verifier.js';
 import { createHashPool, type HashPool } from './passwords/hash-pool.js';
 import { createRateLimiter, limitsFromConfig, type RateLimiter } from './rate-limit/limiter.js';
 import { createKeycloakPasswordSource } from './sources/keycloak.js';
@@ -38,6 +42,18 @@ export interface Deps {
   sources: SourceRegistry;
   secretBox: SecretBox;
   metrics: Metrics;
+  /** Browser sign-in failures, counted apart from the passdb's (key space `…web:`). */
+  webLoginLimiter: RateLimiter;
+  /** Admin sign-in failures, counted apart from both (key space `…admin:`). */
+  adminLoginLimiter: RateLimiter;
+  /** Browser single sign-on (the OIDC flow and mailbox provisioning). */
+  ssoLogin: SsoLogin;
+  /** Portal sign-in with a mailcow mailbox password, through webLoginLimiter. */
+  passwordLogin: PasswordLogin;
+  /** The portal's session records (http/session.ts keeps their cookies). */
+  webSessions: WebSessionRecords;
+  /** Portal → webmail handoffs, webmail sessions and admins' webmail links. */
+  sogoHandoff: SogoHandoff;
   /** Work that outlives its request; close() aborts it and waits for it first. */
   background: BackgroundWork;
   /**
@@ -82,7 +98,7 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
     const auditWriter = createAuditWriter(db, log);
     closers.push(() => auditWriter.close());
 
-    const redis = createRedis(config.redisUrl);
+    const redis = createRedis(redisTargetOf(config));
     // Log transitions only: a Redis outage must not flood the log with one line per retry.
     let redisDown = false;
     redis.on('error', (error: Error) => {
@@ -123,11 +139,13 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
     });
     closers.push(async () => verifier.close());
 
+    // One fingerprint key for every limiter: replicas agree on it, so they count a password once.
+    const fingerprintSecret = config.cacheKey ?? (await loadSharedSecret(redis, keys.fingerprintSecret(keySpace), log));
     const limiter = createRateLimiter({
       redis,
       prefix: config.redisPrefix,
       ...limitsFromConfig(config),
-      fingerprintSecret: config.cacheKey ?? (await loadSharedSecret(redis, keys.fingerprintSecret(keySpace), log)),
+      fingerprintSecret,
       log,
       onBan: (scope, subject) => {
         metrics.bans.inc({ scope });
@@ -140,6 +158,16 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
       },
     });
     closers.push(async () => limiter.close());
+    // Each limiter mirrors bans through a Redis subscriber of its own: closed here, not by Redis going away.
+    const webLoginLimiter = createWebLoginLimiter({ redis, config, log }, fingerprintSecret);
+    closers.push(async () => webLoginLimiter.close());
+    const adminLoginLimiter = createAdminLoginLimiter({ redis, config, log });
+    closers.push(async () => adminLoginLimiter.close());
+
+    const webSessions = createWebSessionRecords({ redis, config });
+    const sogoHandoff = createSogoHandoff({ db, redis, log, config, webSessions });
+    const ssoLogin = createSsoLogin({ config, db, redis, log, secretBox });
+    const passwordLogin = createPasswordLogin({ db, log, verifier, limiter: webLoginLimiter });
 
     return {
       config,
@@ -155,6 +183,12 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
       sources: createSourceRegistry({ keycloak: createKeycloakPasswordSource({ db, secretBox, config, log }) }),
       secretBox,
       metrics,
+      webLoginLimiter,
+      adminLoginLimiter,
+      ssoLogin,
+      passwordLogin,
+      webSessions,
+      sogoHandoff,
       background,
       close,
     };

@@ -105,7 +105,12 @@ async function auditRows(action: string) {
 }
 
 beforeAll(async () => {
-  keycloak = await startFakeKeycloak({ clients: [{ clientId: 'postern', secret: CLIENT_SECRET }] });
+  keycloak = await startFakeKeycloak({
+    clients: [{ clientId: 'postern', secret: CLIENT_SECRET }],
+    users: [
+      { username: 'ada', email: 'ada@example.org', emailVerified: true, attributes: { mailcow_template: ['x'] } },
+    ],
+  });
   keycloakUrl = keycloak.url;
 
   postern = await startTestPostern('admin_api', {
@@ -325,8 +330,24 @@ describe('identity provider settings', () => {
     expect(response.body.ok).toBe(true);
     expect(response.body.steps.map((step: { step: string; ok: boolean }) => [step.step, step.ok])).toEqual([
       ['discovery', true],
+      ['jwks', true],
       ['client_credentials', true],
       ['admin_api', true],
+    ]);
+  });
+
+  it('looks up ?sample_user= and says what its attribute maps to', async () => {
+    const { client_secret: _omitted, ...withoutSecret } = keycloakSettings();
+    const response = await api('POST', '/identity-provider/test?sample_user=ada@example.org', { body: withoutSecret });
+    expect(response.status).toBe(200);
+    expect(response.body.steps.slice(-2)).toEqual([
+      { step: 'sample_user', ok: true, detail: 'found user "ada" <ada@example.org>: enabled, email verified' },
+      {
+        step: 'attribute_mapping',
+        ok: false,
+        detail:
+          'the user has mailcow_template = "x"; no mapping matches and there is no default template: sign-in and sync would not create a mailbox',
+      },
     ]);
   });
 
@@ -810,7 +831,13 @@ describe("test connection against panva's oidc-provider", () => {
     expect(response.status).toBe(200);
     expect(response.body.ok).toBe(ok);
     expect(response.body.steps[0]).toMatchObject({ step: 'discovery', ok: true });
+    // The real provider's JWK set: its signing key(s).
     expect(response.body.steps[1]).toMatchObject({
+      step: 'jwks',
+      ok: true,
+      detail: expect.stringMatching(/for signatures/),
+    });
+    expect(response.body.steps[2]).toMatchObject({
       step: 'client_authentication',
       ok,
       detail: expect.stringMatching(detail),

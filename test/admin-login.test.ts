@@ -14,6 +14,8 @@ const ROOT_PASSWORD = 'root passphrase 0001';
 const DESK_PASSWORD = 'helpdesk passphrase 02';
 const OTHER_PASSWORD = 'other desk passphrase 3';
 const FORCED_PASSWORD = 'forced admin passphrase';
+const SECOND_ROOT_PASSWORD = 'second root passphrase';
+const API_KEY = 'admin-login-test-api-key-0123456789abcdef';
 let postern: TestPostern;
 const bodies: string[] = [];
 
@@ -99,6 +101,7 @@ beforeAll(async () => {
     POSTERN_BAN_IP_THRESHOLD: '6',
     POSTERN_BAN_WINDOW_SECONDS: '600',
     POSTERN_BAN_SECONDS: '600',
+    POSTERN_API_KEY: API_KEY,
   });
   const { db } = postern.deps;
   await seedDomain(db, 'example.org');
@@ -109,6 +112,7 @@ beforeAll(async () => {
   await seedAdmin('helpdesk', DESK_PASSWORD, false, ['example.org']);
   await seedAdmin('otherdesk', OTHER_PASSWORD, false, ['other.example']);
   await seedAdmin('forced', FORCED_PASSWORD, true);
+  await seedAdmin('root2', SECOND_ROOT_PASSWORD, true);
   await db.execute(`UPDATE admin SET attributes = JSON_SET(attributes, '$.force_tfa', 1) WHERE username = 'forced'`);
 });
 
@@ -237,6 +241,16 @@ describe('the admin API with an admin session', () => {
     ['GET', '/sync/runs', undefined, 200, 403, 403],
     ['GET', '/audit', undefined, 200, 200, 200],
     ['POST', '/audit', {}, 404, 403, 403],
+    ['GET', '/domains', undefined, 200, 200, 200],
+    ['GET', '/domains/example.org', undefined, 200, 200, 404],
+    ['PATCH', '/domains/example.org', { description: 'Example' }, 200, 200, 404],
+    ['POST', '/domains', { domain: 'not a domain' }, 400, 403, 403],
+    ['DELETE', '/domains/other.example', undefined, 409, 404, 403],
+    ['GET', '/alias-domains', undefined, 200, 200, 200],
+    ['GET', '/alias-domains/none.example', undefined, 404, 404, 404],
+    ['POST', '/alias-domains', { alias_domain: 'x.example', target_domain: 'example.org' }, 201, 409, 404],
+    ['GET', '/two-factor-policy', undefined, 200, 403, 403],
+    ['PUT', '/two-factor-policy', {}, 400, 403, 403],
   ];
   let sessions: Record<'root' | 'helpdesk' | 'otherdesk', { b: ReturnType<typeof browser>; csrf: string }>;
 
@@ -417,9 +431,147 @@ describe('TOTP', () => {
     expect((await browser('203.0.113.10').signIn('helpdesk', DESK_PASSWORD)).location).toBe('/admin/tfa/enrol');
   });
 
+  it('tells the owner of a reset second factor once, at the next sign-in, and audits that it was told', async () => {
+    await postern.deps.db.execute("DELETE FROM tfa WHERE username = 'root'");
+    const root = browser(KNOWN_ROOT_IP);
+    expect((await root.signIn('root', ROOT_PASSWORD)).location).toBe('/admin');
+    const csrf = await root.csrf();
+    // root2 is not enforced: after the reset it signs in with its password and lands on /admin.
+    await postern.deps.db.execute(
+      "INSERT INTO tfa (key_id, username, authmech, secret, active) VALUES ('phone', 'root2', 'totp', 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP', 1)",
+    );
+    expect((await root.api('DELETE', '/admins/root2/tfa', undefined, csrf)).status).toBe(200);
+    const owner = browser('192.0.2.80');
+    expect((await owner.signIn('root2', SECOND_ROOT_PASSWORD)).location).toBe('/admin');
+    const home = await owner.request('GET', '/admin');
+    expect(home.text).toContain('id="tfa-reset-notice"');
+    expect(home.text).toContain('A superadmin has reset your two-factor sign-in');
+    expect((await owner.request('GET', '/admin')).text).not.toContain('id="tfa-reset-notice"');
+    const again = browser('192.0.2.81');
+    await again.signIn('root2', SECOND_ROOT_PASSWORD);
+    expect((await again.request('GET', '/admin')).text).not.toContain('id="tfa-reset-notice"');
+    expect(
+      await postern.deps.db.many(
+        "SELECT actor, action FROM postern_audit WHERE target = 'root2' AND action LIKE 'tfa.reset%' ORDER BY id",
+      ),
+    ).toEqual([
+      { actor: 'root', action: 'tfa.reset' },
+      { actor: 'root2', action: 'tfa.reset.notified' },
+    ]);
+  });
+
   it('never sent a password in any page or response', () => {
     for (const text of bodies)
       for (const secret of [ROOT_PASSWORD, DESK_PASSWORD, OTHER_PASSWORD, FORCED_PASSWORD])
         expect(text).not.toContain(secret);
+  });
+});
+
+describe('two-factor enforcement per role', () => {
+  // Where root signed in before (the TOTP tests' wrong codes banned the username elsewhere).
+  const ROOT_IP = '192.0.2.50';
+  let root: ReturnType<typeof browser>;
+  let csrf: string;
+
+  beforeAll(async () => {
+    await postern.deps.db.execute("DELETE FROM tfa WHERE username IN ('root', 'helpdesk', 'root2')");
+    root = browser(ROOT_IP);
+    expect((await root.signIn('root', ROOT_PASSWORD)).location).toBe('/admin');
+    csrf = await root.csrf();
+  });
+
+  afterAll(async () => {
+    await postern.deps.db.execute('DELETE FROM postern_two_factor_policy');
+  });
+
+  it('starts with nothing enforced', async () => {
+    const response = await root.api('GET', '/two-factor-policy');
+    expect(response.status).toBe(200);
+    expect(JSON.parse(response.text)).toEqual({ superadmin: false, domainadmin: false, mailbox: false, changes: {} });
+  });
+
+  it('refuses an admin without a second factor turning enforcement on, with a clear error (no self-lockout)', async () => {
+    for (const role of ['superadmin', 'domainadmin', 'mailbox']) {
+      const refused = await root.api('PUT', '/two-factor-policy', { [role]: true }, csrf);
+      expect(refused.status).toBe(409);
+      expect(JSON.parse(refused.text).error.message).toMatch(/set up your own two-factor sign-in/);
+    }
+    expect(JSON.parse((await root.api('GET', '/two-factor-policy')).text)).toMatchObject({
+      superadmin: false,
+      domainadmin: false,
+      mailbox: false,
+    });
+    // Turning it off, or leaving it off, never locks anyone out.
+    expect((await root.api('PUT', '/two-factor-policy', { mailbox: false }, csrf)).status).toBe(200);
+  });
+
+  it('validates the body: only the three roles, as booleans', async () => {
+    expect((await root.api('PUT', '/two-factor-policy', { everyone: true }, csrf)).status).toBe(400);
+    expect((await root.api('PUT', '/two-factor-policy', { superadmin: 'yes' }, csrf)).status).toBe(400);
+    expect((await root.api('PUT', '/two-factor-policy', { superadmin: true })).status).toBe(403);
+  });
+
+  it('lets an enrolled superadmin enforce it for domain admins, who must then enrol at their next sign-in', async () => {
+    await postern.deps.db.execute(
+      "INSERT INTO tfa (key_id, username, authmech, secret, active) VALUES ('phone', 'root', 'totp', 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP', 1)",
+    );
+    // helpdesk's own force_tfa (set above) is cleared, so only the role's policy can send it to enrolment.
+    expect((await root.api('PATCH', '/admins/helpdesk', { force_tfa: false }, csrf)).status).toBe(200);
+    expect((await browser('203.0.113.10').signIn('helpdesk', DESK_PASSWORD)).location).toBe('/admin');
+    const changed = await root.api('PUT', '/two-factor-policy', { domainadmin: true }, csrf);
+    expect(changed.status).toBe(200);
+    expect(JSON.parse(changed.text)).toMatchObject({
+      superadmin: false,
+      domainadmin: true,
+      mailbox: false,
+      changes: { domainadmin: { modified_by: 'root' } },
+    });
+    const desk = browser('203.0.113.10');
+    expect((await desk.signIn('helpdesk', DESK_PASSWORD)).location).toBe('/admin/tfa/enrol');
+    expect((await desk.request('GET', '/admin')).location).toBe('/admin/login');
+    expect((await desk.api('GET', '/audit')).status).toBe(401);
+    const page = await desk.request('GET', '/admin/tfa/enrol');
+    expect(page.text).toContain('required for your account');
+    const secret = /id="totp-secret">([A-Z2-7]+)</.exec(page.text)?.[1] ?? '';
+    const pageCsrf = /name="csrf" value="([^"]+)"/.exec(page.text)?.[1] ?? '';
+    const done = await desk.request('POST', '/admin/tfa/enrol', {
+      csrf: pageCsrf,
+      code: totpCodeAt(secret, stepAt(Date.now())),
+    });
+    expect(done.status).toBe(200);
+    expect((await desk.api('GET', '/audit')).status).toBe(200);
+    // Superadmins are not enforced: root2 (no authenticator) still signs in with its password.
+    expect((await browser('192.0.2.91').signIn('root2', SECOND_ROOT_PASSWORD)).location).toBe('/admin');
+  });
+
+  it('enforces it for superadmins too, and an API key may change it (audited with before and after)', async () => {
+    const viaKey = await fetch(`${postern.webUrl}/api/v1/two-factor-policy`, {
+      method: 'PUT',
+      headers: { 'x-api-key': API_KEY, 'content-type': 'application/json' },
+      body: JSON.stringify({ superadmin: true, domainadmin: true }),
+    });
+    expect(viaKey.status).toBe(200);
+    expect((await browser('192.0.2.92').signIn('root2', SECOND_ROOT_PASSWORD)).location).toBe('/admin/tfa/enrol');
+    // An enrolled superadmin still goes to its second factor, not to enrolment.
+    expect((await browser(ROOT_IP).signIn('root', ROOT_PASSWORD)).location).toBe('/admin/login/second-factor');
+    const rows = await postern.deps.db.many<{ actor: string; actor_kind: string; before_values: unknown }>(
+      "SELECT actor, actor_kind, target, before_values, after_values FROM postern_audit WHERE action = 'two_factor_policy.update' ORDER BY id",
+    );
+    expect(rows).toEqual([
+      {
+        actor: 'root',
+        actor_kind: 'admin',
+        target: 'two_factor_policy',
+        before_values: { domainadmin: false },
+        after_values: { domainadmin: true },
+      },
+      {
+        actor: 'api:config',
+        actor_kind: 'api_key',
+        target: 'two_factor_policy',
+        before_values: { superadmin: false },
+        after_values: { superadmin: true },
+      },
+    ]);
   });
 });

@@ -240,7 +240,7 @@ describe('postern check with an identity provider', () => {
     await saveSettings(db, oidcSettings());
     const run = await runCheck(envFor(name));
     expect(run.line('idp discovery')).toBe(
-      `OK   idp discovery: issuer ${op.issuer} answered at ${op.issuer}/.well-known/openid-configuration`,
+      `OK   idp discovery: issuer ${op.issuer} answered at ${op.issuer}/.well-known/openid-configuration and matches the configured URL`,
     );
     expect(run.line('idp client credentials')).toMatch(
       /^OK {3}idp client credentials: client "postern" authenticated with client_secret_post at /,

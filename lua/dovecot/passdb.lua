@@ -9,6 +9,9 @@
 --   401 (anything else)                        -> PASSWORD_MISMATCH
 --   everything else (5xx, 4xx, timeout, refused, bad JSON, 200 without success)
 --                                              -> INTERNAL_FAILURE
+-- With several replicas listed (POSTERN_AUTH_URL below), a connection error or a timeout moves
+-- on to the next replica; any HTTP answer (200, 401, 5xx, ...) is final and never retried
+-- elsewhere, so one replica's denial can never be turned into another's success.
 -- INTERNAL_FAILURE is never cached by Dovecot and lets it serve (even expired) cached successes
 -- while postern is unreachable; IMAP answers NO [UNAVAILABLE] so clients retry instead of
 -- prompting for a new password. mailcow's own script maps faults to a mismatch (fail closed,
@@ -16,9 +19,18 @@
 --
 -- Settings come only from the environment (Dovecot 2.3 passdb args accept nothing but file=,
 -- blocking=, cache_key=, scheme=), imported with `import_environment`:
---   POSTERN_AUTH_URL         e.g. http://127.0.0.1:9082/  (use an IP literal: no DNS in the path)
+--   POSTERN_AUTH_URL         e.g. http://127.0.0.1:9082/  (use an IP literal: no DNS in the path),
+--                            or a comma-separated list of replicas in order of preference,
+--                            e.g. http://10.0.0.11:9082/,http://10.0.0.12:9082/
 --   POSTERN_INTERNAL_TOKEN   optional; sent as "Authorization: Bearer <token>"
---   POSTERN_AUTH_TIMEOUT_MS  optional, default 5000; whole-request budget per login
+--   POSTERN_AUTH_TIMEOUT_MS  optional, default 5000; budget of one request to one replica
+--
+-- Failover: a login asks the replicas in list order and stops at the first HTTP answer. A
+-- replica that could not be connected to, lost the connection or timed out is remembered (per
+-- auth worker process) as dead for 2-3 s (BACKOFF_SECONDS): in that time it is asked last, so
+-- logins go straight to a live replica instead of paying a timeout each. When every replica
+-- fails, the login is a temporary failure (INTERNAL_FAILURE). Worst case for one login: the
+-- timeout once per replica that hangs.
 
 -- cjson.safe returns nil, err instead of raising, so a garbage body is a value we can map.
 local json = require("cjson.safe")
@@ -31,8 +43,25 @@ local MAX_TIMEOUT_MS = 600000
 -- very moment the server closes it.
 local MAX_IDLE_MS = 4000
 
-local config = nil -- { url, token, timeout_ms }, set by script_init
+-- A replica that failed is asked last until os.time() reaches failure time + 3, which is 2 to 3 s
+-- later (os.time() counts whole seconds; Lua has no finer clock here).
+local BACKOFF_SECONDS = 3
+
+-- lib-http's client-side failures are reported as statuses from 9000 on
+-- (enum http_client_request_error, lib-http/http-client.h, same order in 2.3 and 2.4): these four
+-- mean the replica could not be reached or did not answer in time, so another replica may.
+-- The others (aborted 9000, invalid URL 9001, invalid redirect 9004, broken payload 9006, bad
+-- response 9007) are not about reachability: they are a temporary failure without failover.
+local FAILOVER_STATUS = {
+  [9002] = true, -- host lookup failed
+  [9003] = true, -- connect failed
+  [9005] = true, -- connection lost
+  [9008] = true, -- timed out
+}
+
+local config = nil -- { urls, shown_urls, token, timeout_ms }, set by script_init
 local client = nil -- dovecot.http client, created on first use (one per auth worker process)
+local dead_until = {} -- url index -> os.time() until which that replica counts as dead
 
 local function env_string(name)
   local value = os.getenv(name)
@@ -88,14 +117,38 @@ local function get_client()
   return client
 end
 
+-- Never show a user:password@ part of a URL.
+local function shown(url)
+  return (url:gsub("//[^/@]*@", "//***@"))
+end
+
+-- "url" or "url1,url2,...": a list of distinct http(s) URLs, blanks around commas allowed.
+local function parse_urls(raw)
+  local urls = {}
+  local seen = {}
+  for entry in (raw .. ","):gmatch("([^,]*),") do
+    local url = entry:match("^%s*(.-)%s*$")
+    if not (url:match("^http://[^%s]+$") or url:match("^https://[^%s]+$")) then
+      return nil, "POSTERN_AUTH_URL must be an http:// or https:// URL, or a comma-separated list of them"
+    end
+    if seen[url] then
+      return nil, "POSTERN_AUTH_URL lists " .. shown(url) .. " twice"
+    end
+    seen[url] = true
+    urls[#urls + 1] = url
+  end
+  return urls
+end
+
 function script_init()
-  local url = env_string("POSTERN_AUTH_URL")
-  if url == nil then
+  local raw_url = env_string("POSTERN_AUTH_URL")
+  if raw_url == nil then
     dovecot.i_error("postern passdb: POSTERN_AUTH_URL is not set; list it in import_environment")
     return 1
   end
-  if not (url:match("^http://[^%s]+$") or url:match("^https://[^%s]+$")) then
-    dovecot.i_error("postern passdb: POSTERN_AUTH_URL must be an http:// or https:// URL")
+  local urls, url_error = parse_urls(raw_url)
+  if urls == nil then
+    dovecot.i_error("postern passdb: " .. url_error)
     return 1
   end
 
@@ -110,18 +163,24 @@ function script_init()
     end
   end
 
-  config = { url = url, token = env_string("POSTERN_INTERNAL_TOKEN"), timeout_ms = timeout_ms }
+  local shown_urls = {}
+  for i, url in ipairs(urls) do
+    shown_urls[i] = shown(url)
+  end
+  config = { urls = urls, shown_urls = shown_urls, token = env_string("POSTERN_INTERNAL_TOKEN"),
+    timeout_ms = timeout_ms }
+  dead_until = {}
   -- The token's presence is worth knowing; its value never goes to a log, nor does any
-  -- user:password@ part of the URL.
-  local shown_url = url:gsub("//[^/@]*@", "//***@")
-  dovecot.i_info(string.format("postern passdb: url=%s timeout_ms=%d token=%s", shown_url,
-    timeout_ms, config.token and "set" or "unset"))
+  -- user:password@ part of a URL.
+  dovecot.i_info(string.format("postern passdb: url=%s timeout_ms=%d token=%s",
+    table.concat(shown_urls, ","), timeout_ms, config.token and "set" or "unset"))
   return 0
 end
 
 function script_deinit()
   client = nil
   config = nil
+  dead_until = {}
 end
 
 -- Only plaintext verification is possible against postern: a credentials lookup (CRAM-MD5,
@@ -155,6 +214,65 @@ end
 
 local PASSDB = nil -- dovecot.auth constants, looked up lazily (dovecot.auth exists only in auth)
 
+local function post(url, body)
+  local request = get_client():request({ url = url, method = "POST" })
+  request:add_header("Content-Type", "application/json")
+  request:add_header("Accept", "application/json")
+  if config.token ~= nil then
+    request:add_header("Authorization", "Bearer " .. config.token)
+  end
+  request:set_payload(body)
+  return request:submit()
+end
+
+-- The replicas to ask, in list order, those in back-off after the others (still in list order):
+-- a dead replica is a last resort, never skipped, so a list whose replicas are all in back-off
+-- still logs users in as soon as one of them is back.
+local function replica_order(now)
+  local live, dead = {}, {}
+  for i = 1, #config.urls do
+    local until_time = dead_until[i]
+    if until_time ~= nil and now < until_time then
+      dead[#dead + 1] = i
+    else
+      live[#live + 1] = i
+    end
+  end
+  for _, i in ipairs(dead) do
+    live[#live + 1] = i
+  end
+  return live
+end
+
+-- Returns the first HTTP answer of a replica; or nil and the reason for Dovecot when none
+-- answered.
+local function ask_replicas(req, body)
+  local order = replica_order(os.time())
+  for position, i in ipairs(order) do
+    local response = post(config.urls[i], body)
+    local status = response:status()
+    if status < 9000 then
+      dead_until[i] = nil
+      return response
+    end
+    local failover = FAILOVER_STATUS[status] == true
+    local next_i = order[position + 1]
+    local next_step = ""
+    if failover then
+      next_step = next_i == nil and "; no replica left" or ("; trying " .. config.shown_urls[next_i])
+    end
+    req:log_warning(string.format("postern passdb: request to %s failed: %s (status %d)%s",
+      config.shown_urls[i], tostring(response:reason()), status, next_step))
+    if not failover then
+      -- Not about reachability (lib-http itself refused the request): another replica would
+      -- fare no better, and this one stays in the rotation.
+      return nil, "postern request failed"
+    end
+    dead_until[i] = os.time() + BACKOFF_SECONDS
+  end
+  return nil, "postern unreachable"
+end
+
 local function verify(req, pass)
   PASSDB = PASSDB or dovecot.auth
   local user = req.user
@@ -174,22 +292,11 @@ local function verify(req, pass)
     return PASSDB.PASSDB_RESULT_INTERNAL_FAILURE, "postern request could not be encoded"
   end
 
-  local request = get_client():request({ url = config.url, method = "POST" })
-  request:add_header("Content-Type", "application/json")
-  request:add_header("Accept", "application/json")
-  if config.token ~= nil then
-    request:add_header("Authorization", "Bearer " .. config.token)
+  local response, failure = ask_replicas(req, body)
+  if response == nil then
+    return PASSDB.PASSDB_RESULT_INTERNAL_FAILURE, failure
   end
-  request:set_payload(body)
-  local response = request:submit()
   local status = response:status()
-
-  if status >= 9000 then
-    -- Client-side failure (lib-http reports them as 9000 + error code): refused, timeout, ...
-    req:log_warning(string.format("postern passdb: request failed: %s (status %d)",
-      tostring(response:reason()), status))
-    return PASSDB.PASSDB_RESULT_INTERNAL_FAILURE, "postern unreachable"
-  end
 
   if status == 200 then
     local data = decode_object(response:payload())

@@ -13,6 +13,7 @@ import { findAdmin, findAdminCredential } from '../storage/admins.js';
 import { recordAudit } from '../storage/audit.js';
 import type { Db } from '../storage/db.js';
 import { findActiveTotp } from '../storage/two-factor.js';
+import { isRoleEnforced } from '../storage/two-factor-policy.js';
 import { isValidAdminUsername, normaliseUsername } from './admin-accounts.js';
 
 export interface AdminSignInDeps {
@@ -20,8 +21,6 @@ export interface AdminSignInDeps {
   verifier: Pick<CredentialVerifier, 'verify' | 'verifyDummy'>;
   limiter: RateLimiter;
   log: Logger;
-  /** Roles that must use a second factor (item: enforcement per role). */
-  enforcedRoles?: ReadonlySet<'superadmin' | 'domainadmin'>;
 }
 
 export type PasswordStepOutcome =
@@ -77,7 +76,9 @@ export async function checkAdminPassword(
   if (!account) return WRONG_ADMIN_CREDENTIALS;
   const hasTotp = (await findActiveTotp(deps.db, account.username)).length > 0;
   const role = account.superadmin ? 'superadmin' : 'domainadmin';
-  const mustEnrol = Number(account.attributes.force_tfa ?? 0) === 1 || (deps.enforcedRoles?.has(role) ?? false);
+  // Enforced for this account (mailcow's force_tfa) or for its whole role (the two-factor policy).
+  const mustEnrol =
+    !hasTotp && (Number(account.attributes.force_tfa ?? 0) === 1 || (await isRoleEnforced(deps.db, role)));
   const next = hasTotp ? 'second_factor' : mustEnrol ? 'enrol' : 'full';
   return {
     ok: true,

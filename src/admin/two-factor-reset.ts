@@ -3,7 +3,7 @@
 import { findAdmin, mergeAdminAttributes } from '../storage/admins.js';
 import { type AuditActor, recordAudit } from '../storage/audit.js';
 import type { Db } from '../storage/db.js';
-import { deleteTwoFactor } from '../storage/two-factor.js';
+import { clearAdminResetNotice, deleteTwoFactor } from '../storage/two-factor.js';
 import { normaliseUsername } from './admin-accounts.js';
 
 export type ResetOutcome = { ok: true; removed: number } | { ok: false; denial: 'not_found'; message: string };
@@ -27,4 +27,21 @@ export async function resetAdminTwoFactor(
     return deleted.authenticators;
   });
   return { ok: true, removed };
+}
+
+/**
+ * The owner has been told that its second factor was reset (the notice is on the page being
+ * rendered): the flag is cleared and that is audited, once. True when there was a notice to give.
+ */
+export async function acknowledgeTwoFactorReset(db: Db, input: { username: string; ip?: string }): Promise<boolean> {
+  return db.transaction(async (tx) => {
+    if (!(await clearAdminResetNotice(tx, input.username))) return false;
+    await recordAudit(tx, {
+      actor: { kind: 'admin', name: input.username },
+      action: 'tfa.reset.notified',
+      target: input.username,
+      ...(input.ip ? { ip: input.ip } : {}),
+    });
+    return true;
+  });
 }

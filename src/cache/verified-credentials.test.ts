@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { REDIS_URL } from '../../test/support/env.js';
 import { startTcpProxy, type TcpProxy } from '../../test/support/tcp-proxy.js';
 import { createLogger, type Logger } from '../log.js';
-import type { CredentialVerifier } from '../login/mail-login.js';
+import type { CredentialVerifier } from '../passwords/credential-verifier.js';
 import { keys } from './keys.js';
 import { createRedis, type Redis } from './redis.js';
 import { createCachingVerifier, type VerifiedCredentialCacheOptions } from './verified-credentials.js';

@@ -14,7 +14,7 @@
 // secret, Redis access is enough for both; set POSTERN_CACHE_KEY (kept outside Redis) to prevent it.
 import { createHmac, createSecretKey, type KeyObject, randomBytes } from 'node:crypto';
 import type { Logger } from '../log.js';
-import type { CredentialVerifier } from '../login/mail-login.js';
+import type { CredentialVerifier } from '../passwords/credential-verifier.js';
 import { type KeySpace, keys } from './keys.js';
 import type { Redis } from './redis.js';
 import { createRedisHealth } from './redis-health.js';

@@ -236,7 +236,10 @@ const STEP_LINES: Record<ConnectionStep['step'], string> = {
   endpoints: 'idp discovery',
   client_credentials: 'idp client credentials',
   client_authentication: 'idp client credentials',
+  jwks: 'idp jwks',
   admin_api: 'keycloak admin api',
+  sample_user: 'idp sample user',
+  attribute_mapping: 'idp sample user',
 };
 
 async function checkIdp(db: Db, config: Config): Promise<CheckLine[]> {

@@ -4,6 +4,7 @@ import { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestPostern, type TestPostern } from '../../test/support/env.js';
 import { keys } from '../cache/keys.js';
+import { createWebSessionRecords } from '../login/web-sessions.js';
 import { createWebSessionStore, getWebSession, SESSION_COOKIE, startWebSession, webSessions } from './session.js';
 
 const TTL_SECONDS = 100;
@@ -15,11 +16,9 @@ let app: Hono;
 
 beforeAll(async () => {
   postern = await startTestPostern('session');
-  const store = createWebSessionStore({
-    redis: postern.deps.redis,
-    config: { ...postern.deps.config, sessionTtlSeconds: TTL_SECONDS, sessionMaxSeconds: MAX_SECONDS },
-    now: () => clockMs,
-  });
+  const config = { ...postern.deps.config, sessionTtlSeconds: TTL_SECONDS, sessionMaxSeconds: MAX_SECONDS };
+  const records = createWebSessionRecords({ redis: postern.deps.redis, config, now: () => clockMs });
+  const store = createWebSessionStore({ records, config });
   app = new Hono();
   app.use('*', webSessions(store));
   app.post('/start', async (c) =>

@@ -2,7 +2,6 @@
 // Sits behind TLS in production. Route areas live in routes/; this file only composes them.
 import { Hono } from 'hono';
 import { secureHeaders } from 'hono/secure-headers';
-import { createAdminLoginLimiter } from '../admin/admin-sign-in.js';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
 import { createAdminSessionStore } from './admin-session.js';
@@ -25,14 +24,13 @@ export function createWebApp(deps: Deps) {
   app.notFound(() => {
     throw new AppError('not_found', 'no such page');
   });
-  // Admin sign-in: sessions of their own (not the portal's) and a limiter of their own.
+  // Admin sign-in: sessions of their own (not the portal's) and a limiter of their own (deps.ts).
   const adminSessions = createAdminSessionStore(deps);
-  const adminLimiter = createAdminLoginLimiter(deps);
   // Route areas are mounted below, one line each (keep each area's line its own).
   app.route('/api/v1', createAdminRoutes(deps, { sessions: adminSessions }));
-  app.route('/', createAdminLoginRoutes(deps, { sessions: adminSessions, limiter: adminLimiter }));
+  app.route('/', createAdminLoginRoutes(deps, { sessions: adminSessions, limiter: deps.adminLoginLimiter }));
   app.route('/admin', createConsoleRoutes(deps, { sessions: adminSessions }));
-  app.use('*', webSessions(createWebSessionStore(deps)));
+  app.use('*', webSessions(createWebSessionStore({ records: deps.webSessions, config: deps.config })));
   app.route('/', createSsoRoutes(deps));
   app.route('/', createPortalRoutes(deps));
   app.route('/api/v1/sync', createSyncRoutes(deps, { sessions: adminSessions }));

@@ -1,7 +1,10 @@
 // The passdb decision: may this username + password use this mail service now? Plain function
 // over deps; never imports hono. Denials are returned, faults (MySQL, Redis, IdP) are thrown.
+// mail-login.test.ts tests the decision alone (fakes of the login data and the verifier, no
+// limiter); test/passdb.test.ts tests it behind the endpoint over real MySQL and Redis.
 import { foldAddress } from '../address.js';
 import type { Logger } from '../log.js';
+import type { CredentialVerifier } from '../passwords/credential-verifier.js';
 import type { HashVerdict } from '../passwords/verify-password-hash.js';
 import type { RateLimiter } from '../rate-limit/limiter.js';
 import type { SourceRegistry } from '../sources/registry.js';
@@ -67,23 +70,8 @@ export type MailLoginOutcome = (
   source: string;
 };
 
-/** Checks a candidate against a stored hash; cache-aware implementations live in cache/. */
-export interface CredentialVerifier {
-  /** Never throws for a bad or unknown hash (that is a denial); throws only on faults. */
-  verify(username: string, storedHash: string, candidate: string): Promise<HashVerdict>;
-  /**
-   * The first of storedHashes against which a success of (username, candidate) is remembered,
-   * found without hashing; used so a mailbox with many app passwords pays for none of the others.
-   * Optional.
-   */
-  findCached?(
-    username: string,
-    candidate: string,
-    storedHashes: readonly string[],
-  ): Promise<{ index: number; verdict: HashVerdict } | undefined>;
-  /** Burn the time of one real verification, so unknown users cost what known ones do. */
-  verifyDummy(candidate: string): Promise<void>;
-}
+/** Its home is passwords/ (cache/ implements it without importing login/); named here for callers. */
+export type { CredentialVerifier };
 
 /**
  * Webmail (SOGo) logs into IMAP with a per-session secret minted by the handoff; it is valid only

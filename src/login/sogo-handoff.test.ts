@@ -5,13 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestPostern, type TestPostern } from '../../test/support/env.js';
 import { seedDomain, seedMailbox } from '../../test/support/seed.js';
 import { keys } from '../cache/keys.js';
-import {
-  createSogoHandoff,
-  createWebmailSecretChecker,
-  portalSessionRefOf,
-  type SogoHandoff,
-  type WebmailVerdict,
-} from './sogo-handoff.js';
+import { createSogoHandoff, type SogoHandoff, type WebmailVerdict } from './sogo-handoff.js';
+import { webSessionRefOf as portalSessionRefOf } from './web-sessions.js';
+import { createWebmailSecretChecker } from './webmail-secret.js';
 
 const DOMAIN = 'unit-handoff.example';
 const ME = `me@${DOMAIN}`;

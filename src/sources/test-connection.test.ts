@@ -91,6 +91,13 @@ async function handle(req: IncomingMessage, res: ServerResponse) {
     // Client authentication passed; a made-up code is then refused (RFC 6749 §5.2).
     return json(res, 400, { error: 'invalid_grant', error_description: 'grant request is invalid' });
   }
+  if (path === '/oidc/jwks') {
+    return json(res, 200, { keys: [{ kid: 'k1', kty: 'RSA', alg: 'RS256', use: 'sig', n: 'AQAB', e: 'AQAB' }] });
+  }
+  if (path === '/enc-only/.well-known/openid-configuration') {
+    return json(res, 200, { ...discoveryDocument(`${base}/enc-only`), jwks_uri: `${base}/enc-only/jwks` });
+  }
+  if (path === '/enc-only/jwks') return json(res, 200, { keys: [{ kid: 'e1', kty: 'RSA', use: 'enc' }] });
   if (path === '/oidc/auth') return json(res, 400, { error: 'invalid_request' });
   if (path === '/oidc/me') return json(res, 401, { error: 'invalid_token' });
   if (path === '/broken/auth') return json(res, 502, { error: 'bad gateway' });
@@ -113,6 +120,11 @@ beforeAll(async () => {
       { clientId: 'no-view', secret: 'no-view-secret', roles: [] },
       { clientId: 'switched-off', secret: 'switched-off-secret', enabled: false },
       { clientId: 'public-app', secret: '', publicClient: true },
+    ],
+    users: [
+      { username: 'ada', email: 'ada@example.org', emailVerified: true, attributes: { mailcow_template: ['staff'] } },
+      { username: 'bob', email: 'bob@example.org', emailVerified: false, attributes: { mailcow_template: ['guest'] } },
+      { username: 'cy', email: 'cy@example.org', emailVerified: true },
     ],
   });
   const closed = createServer().listen(0, '127.0.0.1');
@@ -164,6 +176,7 @@ describe('testIdpConnection with Keycloak', () => {
         ok: true,
         steps: [
           ['discovery', true, /issuer http:\/\/127\.0\.0\.1:\d+\/realms\/mail answered/],
+          ['jwks', true, /2 keys at .*\/certs, 1 key for signatures \(RS256\)/],
           ['client_credentials', true, /service-account token/],
           ['admin_api', true, /may list users/],
         ],
@@ -176,6 +189,7 @@ describe('testIdpConnection with Keycloak', () => {
         ok: true,
         steps: [
           ['discovery', true, /answered/],
+          ['jwks', true, /2 keys at .*\/certs, 1 key for signatures \(RS256\)/],
           ['client_credentials', true, /token/],
         ],
       },
@@ -187,6 +201,7 @@ describe('testIdpConnection with Keycloak', () => {
         ok: false,
         steps: [
           ['discovery', true, /answered/],
+          ['jwks', true, /2 keys at .*\/certs, 1 key for signatures \(RS256\)/],
           [
             'client_credentials',
             false,
@@ -202,6 +217,7 @@ describe('testIdpConnection with Keycloak', () => {
         ok: false,
         steps: [
           ['discovery', true, /answered/],
+          ['jwks', true, /2 keys at .*\/certs, 1 key for signatures \(RS256\)/],
           ['client_credentials', false, /no enabled client "nobody" in realm "mail" \(HTTP 401 invalid_client/],
         ],
       },
@@ -213,6 +229,7 @@ describe('testIdpConnection with Keycloak', () => {
         ok: false,
         steps: [
           ['discovery', true, /answered/],
+          ['jwks', true, /2 keys at .*\/certs, 1 key for signatures \(RS256\)/],
           ['client_credentials', false, /no enabled client "switched-off" in realm "mail"/],
         ],
       },
@@ -224,6 +241,7 @@ describe('testIdpConnection with Keycloak', () => {
         ok: false,
         steps: [
           ['discovery', true, /answered/],
+          ['jwks', true, /2 keys at .*\/certs, 1 key for signatures \(RS256\)/],
           ['client_credentials', false, /public or bearer-only client .*Public client not allowed/],
         ],
       },
@@ -235,6 +253,7 @@ describe('testIdpConnection with Keycloak', () => {
         ok: true,
         steps: [
           ['discovery', true, /answered/],
+          ['jwks', true, /2 keys at .*\/certs, 1 key for signatures \(RS256\)/],
           ['client_credentials', true, /accepted; the client has no service account/],
         ],
       },
@@ -246,6 +265,7 @@ describe('testIdpConnection with Keycloak', () => {
         ok: false,
         steps: [
           ['discovery', true, /answered/],
+          ['jwks', true, /2 keys at .*\/certs, 1 key for signatures \(RS256\)/],
           ['client_credentials', false, /accepted, but the client has no service account .*Service accounts roles/],
         ],
       },
@@ -257,6 +277,7 @@ describe('testIdpConnection with Keycloak', () => {
         ok: false,
         steps: [
           ['discovery', true, /answered/],
+          ['jwks', true, /2 keys at .*\/certs, 1 key for signatures \(RS256\)/],
           ['client_credentials', true, /token/],
           ['admin_api', false, /service account lacks view-users.*HTTP 403/],
         ],
@@ -299,7 +320,96 @@ describe('testIdpConnection with Keycloak', () => {
   });
 });
 
+describe('testIdpConnection with a sample user (Keycloak)', () => {
+  const mapped = { mappers: ['staff'], templates: ['Staff'], default_template: 'Basic' };
+  const run = (sampleUser: string, overrides: Record<string, unknown> = mapped) =>
+    testIdpConnection(keycloak(overrides), { ...TIMEOUT, sampleUser });
+  const last = (report: Awaited<ReturnType<typeof run>>) => report.steps.slice(-3).map((s) => [s.step, s.ok, s.detail]);
+
+  it('looks the user up by email through the admin API and names the template its attribute maps to', async () => {
+    const report = await run('ada@example.org');
+    expect(report.ok).toBe(true);
+    expect(last(report)).toEqual([
+      ['admin_api', true, expect.stringMatching(/may list users/)],
+      ['sample_user', true, 'found user "ada" <ada@example.org>: enabled, email verified'],
+      [
+        'attribute_mapping',
+        true,
+        'the user has mailcow_template = "staff"; maps to template "Staff" (mapping "staff")',
+      ],
+    ]);
+    expect(kc.requests.some((r) => r.query.email === 'ada@example.org' && r.query.exact === 'true')).toBe(true);
+  });
+
+  it('finds a user by username, says its email is unverified, and falls back to the default template', async () => {
+    const report = await run('bob');
+    expect(last(report).slice(1)).toEqual([
+      [
+        'sample_user',
+        true,
+        'found user "bob" <bob@example.org>: enabled, email not verified (sign-in and sync refuse it)',
+      ],
+      [
+        'attribute_mapping',
+        true,
+        'the user has mailcow_template = "guest"; no mapping matches, so a new mailbox gets the default template "Basic"',
+      ],
+    ]);
+  });
+
+  it('fails the mapping step for a user without the attribute when there is no default template', async () => {
+    const report = await run('cy@example.org', { mappers: ['staff'], templates: ['Staff'] });
+    expect(report.ok).toBe(false);
+    expect(report.steps.at(-1)).toEqual({
+      step: 'attribute_mapping',
+      ok: false,
+      detail: expect.stringMatching(
+        /^the user has no attribute "mailcow_template" \(Keycloak 24 .*\); no mapping matches and there is no default template/,
+      ),
+    });
+  });
+
+  it('names a user that is not in the realm', async () => {
+    const report = await run('nobody@example.org');
+    expect(report.ok).toBe(false);
+    expect(report.steps.at(-1)).toEqual({
+      step: 'sample_user',
+      ok: false,
+      detail: 'no user with email "nobody@example.org" in realm "mail"',
+    });
+  });
+
+  it('checks the admin API for a sample user even when sync is off, and stops there without view-users', async () => {
+    const report = await run('ada@example.org', { client_id: 'no-view', client_secret: 'no-view-secret' });
+    expect(report.steps.map((s) => [s.step, s.ok])).toEqual([
+      ['discovery', true],
+      ['jwks', true],
+      ['client_credentials', true],
+      ['admin_api', false],
+    ]);
+  });
+});
+
 describe('testIdpConnection with generic OIDC', () => {
+  it('fails a JWK set without a signing key', async () => {
+    const report = await testIdpConnection(genericOidc({ postern_issuer_url: `${base}/enc-only` }), TIMEOUT);
+    expect(report.ok).toBe(false);
+    expect(report.steps.at(-1)).toEqual({
+      step: 'jwks',
+      ok: false,
+      detail: `1 key at ${base}/enc-only/jwks, none for signatures: ID tokens cannot be verified`,
+    });
+  });
+
+  it('says a sample user cannot be looked up at a generic OIDC provider, without failing the test', async () => {
+    const report = await testIdpConnection(genericOidc({ postern_token_auth_method: 'client_secret_basic' }), {
+      ...TIMEOUT,
+      sampleUser: 'ada@example.org',
+    });
+    expect(report.ok).toBe(true);
+    expect(report.steps.at(-1)).toMatchObject({ step: 'sample_user', ok: true, skipped: true });
+  });
+
   it.each<[string, () => Record<string, unknown>, Expected]>([
     [
       'authenticates the client with the configured method, as sign-in does',
@@ -308,6 +418,7 @@ describe('testIdpConnection with generic OIDC', () => {
         ok: true,
         steps: [
           ['discovery', true, /issuer .*\/oidc answered/],
+          ['jwks', true, /1 key at .*\/oidc\/jwks, 1 key for signatures \(RS256\)/],
           [
             'client_authentication',
             true,
@@ -323,6 +434,7 @@ describe('testIdpConnection with generic OIDC', () => {
         ok: false,
         steps: [
           ['discovery', true, /answered/],
+          ['jwks', true, /1 key at .*\/oidc\/jwks, 1 key for signatures \(RS256\)/],
           [
             'client_authentication',
             false,
@@ -338,6 +450,7 @@ describe('testIdpConnection with generic OIDC', () => {
         ok: false,
         steps: [
           ['discovery', true, /answered/],
+          ['jwks', true, /1 key at .*\/oidc\/jwks, 1 key for signatures \(RS256\)/],
           ['client_authentication', false, /client credentials rejected with client_secret_basic .*invalid_client/],
         ],
       },

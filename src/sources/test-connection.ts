@@ -4,20 +4,31 @@
 // mailcow's own test is a single client_credentials POST (reference/mailcow-compat.md §5.11).
 import { randomBytes } from 'node:crypto';
 import * as client from 'openid-client';
+import { pickTemplate } from '../templates/pick-template.js';
 import { clientAuthFor, tokenAuthMethodOf } from './client-auth.js';
 import { idpFetch } from './idp-fetch.js';
-import type { GenericOidcSettings, IdpSettings, KeycloakSettings } from './idp-settings.js';
+import {
+  type GenericOidcSettings,
+  type IdpSettings,
+  type KeycloakSettings,
+  templateMappingsOf,
+} from './idp-settings.js';
 
 export type ConnectionStepName =
   | 'discovery'
   | 'endpoints'
   | 'client_credentials'
   | 'client_authentication'
-  | 'admin_api';
+  | 'jwks'
+  | 'admin_api'
+  | 'sample_user'
+  | 'attribute_mapping';
 
 export interface ConnectionStep {
   step: ConnectionStepName;
   ok: boolean;
+  /** The step could not run for this provider type (ok stays true: nothing failed). */
+  skipped?: true;
   detail: string;
 }
 
@@ -30,6 +41,11 @@ export interface ConnectionReport {
 export interface TestConnectionOptions {
   /** Budget of each request to the provider (POSTERN_IDP_TIMEOUT_MS). */
   timeoutMs: number;
+  /**
+   * A user to look up (email, or username without "@"): Keycloak's admin API finds it, and the
+   * report says which attribute value it has and which template that maps to.
+   */
+  sampleUser?: string | undefined;
 }
 
 export async function testIdpConnection(
@@ -52,9 +68,11 @@ async function testKeycloak(settings: KeycloakSettings, options: TestConnectionO
     notFoundHint: `does realm "${settings.realm}" exist? Keycloak before 17 also needs /auth in server_url`,
   });
   if (!discovered) return;
+  if (!(await checkJwks(discovered, settings, options, steps))) return;
 
   // The service account is what sync, import and the mailpassword flow use; login does not.
   const needsServiceAccount = settings.periodic_sync || settings.import_users || settings.mailpassword_flow;
+  const sampleUser = options.sampleUser?.trim() || undefined;
   // The client authentication sign-in and sync use (client-auth.ts), nothing else.
   const config = configure(discovered, settings, clientAuthFor(settings), options);
   const tokenEndpoint = String(discovered.token_endpoint);
@@ -103,7 +121,7 @@ async function testKeycloak(settings: KeycloakSettings, options: TestConnectionO
     return;
   }
 
-  if (!needsServiceAccount) return;
+  if (!needsServiceAccount && !sampleUser) return;
   const usersUrl = `${settings.server_url}/admin${realmPath}/users?max=1`;
   let response: Response;
   try {
@@ -132,6 +150,94 @@ async function testKeycloak(settings: KeycloakSettings, options: TestConnectionO
     }
   })();
   steps.push({ step: 'admin_api', ok: response.status === 200, detail });
+  if (response.status !== 200 || !sampleUser || !accessToken) return;
+  await checkSampleUser(settings, accessToken, sampleUser, options, steps);
+}
+
+/**
+ * Finds the sample user as sync would (`email=…&exact=true`, or `username=` without "@"; the full
+ * representation, so attributes are included) and maps its attribute as sign-in would create
+ * the mailbox (pick-template.ts, purpose "create").
+ */
+async function checkSampleUser(
+  settings: KeycloakSettings,
+  accessToken: string,
+  sampleUser: string,
+  options: TestConnectionOptions,
+  steps: ConnectionStep[],
+) {
+  const field = sampleUser.includes('@') ? 'email' : 'username';
+  const url = `${settings.server_url}/admin/realms/${encodeURIComponent(settings.realm)}/users?${field}=${encodeURIComponent(sampleUser)}&exact=true`;
+  let found:
+    | {
+        username?: string;
+        email?: string;
+        enabled?: boolean;
+        emailVerified?: boolean;
+        attributes?: Record<string, unknown>;
+      }
+    | undefined;
+  try {
+    const response = await idpFetch(settings)(url, {
+      headers: { authorization: `Bearer ${accessToken}`, accept: 'application/json' },
+      redirect: 'manual',
+      signal: AbortSignal.timeout(options.timeoutMs),
+    });
+    if (response.status !== 200) {
+      await response.body?.cancel().catch(() => undefined);
+      steps.push({ step: 'sample_user', ok: false, detail: `unexpected HTTP ${response.status} from ${url}` });
+      return;
+    }
+    const users: unknown = await response.json();
+    if (!Array.isArray(users)) {
+      steps.push({ step: 'sample_user', ok: false, detail: `${url} did not answer with a list of users` });
+      return;
+    }
+    found = users.find((user) => typeof user === 'object' && user !== null) as typeof found;
+  } catch (error) {
+    steps.push({ step: 'sample_user', ok: false, detail: describeFailure(error, url, options) });
+    return;
+  }
+  if (!found) {
+    steps.push({
+      step: 'sample_user',
+      ok: false,
+      detail: `no user with ${field} "${sampleUser}" in realm "${settings.realm}"`,
+    });
+    return;
+  }
+  const state = [
+    found.enabled === false ? 'disabled' : 'enabled',
+    found.emailVerified === true ? 'email verified' : 'email not verified (sign-in and sync refuse it)',
+  ].join(', ');
+  steps.push({
+    step: 'sample_user',
+    ok: true,
+    detail: `found user "${found.username ?? sampleUser}"${found.email ? ` <${found.email}>` : ''}: ${state}`,
+  });
+
+  const raw = found.attributes?.[settings.attribute_field];
+  const value = Array.isArray(raw) ? raw[0] : raw;
+  const choice = pickTemplate(raw, templateMappingsOf(settings), 'create');
+  const valueText =
+    value === undefined
+      ? `has no attribute "${settings.attribute_field}" (Keycloak 24 and later return only attributes declared in the realm's user profile)`
+      : `has ${settings.attribute_field} = "${String(value)}"`;
+  const mapping = (() => {
+    switch (choice.why) {
+      case 'mapped':
+        return `maps to template "${choice.template}" (mapping "${choice.mapper}")`;
+      case 'default':
+        return `no mapping matches, so a new mailbox gets the default template "${choice.template}"`;
+      case 'no_mapping':
+        return 'no mapping matches and there is no default template: sign-in and sync would not create a mailbox';
+    }
+  })();
+  steps.push({
+    step: 'attribute_mapping',
+    ok: choice.template !== undefined,
+    detail: `the user ${valueText}; ${mapping}`,
+  });
 }
 
 type KeycloakRefusal = 'unknown_client' | 'wrong_secret' | 'no_service_account' | 'not_confidential';
@@ -170,11 +276,21 @@ async function testGenericOidc(settings: GenericOidcSettings, options: TestConne
   if (settings.postern_issuer_url) {
     metadata = await discover(settings.postern_issuer_url, settings, options, steps, {});
     if (!metadata) return;
+    if (!(await checkJwks(metadata, settings, options, steps))) return;
   } else {
     metadata = await checkEndpoints(settings, options, steps);
     if (!metadata) return;
   }
   await probeClientAuthentication(metadata, settings, options, steps);
+  if (options.sampleUser?.trim()) {
+    steps.push({
+      step: 'sample_user',
+      ok: true,
+      skipped: true,
+      detail:
+        'not checked: a generic OIDC provider has no directory API to look a user up in; the attribute comes from the userinfo claims at sign-in (type a value into the mapping preview instead)',
+    });
+  }
 }
 
 async function checkEndpoints(
@@ -283,6 +399,57 @@ async function probeClientAuthentication(
 // ---------------------------------------------------------------------------------------------
 // Shared pieces.
 
+/** The keys ID tokens are verified with: jwks_uri must answer a JWK set with a signing key. */
+async function checkJwks(
+  metadata: client.ServerMetadata,
+  settings: IdpSettings,
+  options: TestConnectionOptions,
+  steps: ConnectionStep[],
+): Promise<boolean> {
+  const uri = metadata.jwks_uri;
+  if (!uri) {
+    steps.push({ step: 'jwks', ok: false, detail: 'the discovery document names no jwks_uri' });
+    return false;
+  }
+  let body: unknown;
+  try {
+    const response = await idpFetch(settings)(uri, {
+      headers: { accept: 'application/json' },
+      redirect: 'manual',
+      signal: AbortSignal.timeout(options.timeoutMs),
+    });
+    if (response.status !== 200) {
+      await response.body?.cancel().catch(() => undefined);
+      steps.push({ step: 'jwks', ok: false, detail: `HTTP ${response.status} from ${uri}` });
+      return false;
+    }
+    body = await response.json();
+  } catch (error) {
+    const detail =
+      error instanceof SyntaxError ? `${uri} did not answer with JSON` : describeFailure(error, uri, options);
+    steps.push({ step: 'jwks', ok: false, detail });
+    return false;
+  }
+  const keys = (body as { keys?: unknown }).keys;
+  if (!Array.isArray(keys)) {
+    steps.push({ step: 'jwks', ok: false, detail: `${uri} answered no "keys" list (RFC 7517 §5)` });
+    return false;
+  }
+  // A key without "use" may sign (RFC 7517 §4.2); "enc" keys are for encryption only.
+  const signing = keys.filter((key) => (key as { use?: unknown }).use !== 'enc');
+  const algs = [...new Set(signing.map((key) => String((key as { alg?: unknown }).alg ?? 'no alg')))].join(', ');
+  const plural = (n: number) => `${n} key${n === 1 ? '' : 's'}`;
+  steps.push({
+    step: 'jwks',
+    ok: signing.length > 0,
+    detail:
+      signing.length > 0
+        ? `${plural(keys.length)} at ${uri}, ${plural(signing.length)} for signatures (${algs})`
+        : `${plural(keys.length)} at ${uri}, none for signatures: ID tokens cannot be verified`,
+  });
+  return signing.length > 0;
+}
+
 async function discover(
   issuer: string,
   settings: IdpSettings,
@@ -308,7 +475,12 @@ async function discover(
       });
       return undefined;
     }
-    steps.push({ step: 'discovery', ok: true, detail: `issuer ${metadata.issuer} answered at ${wellKnown}` });
+    // openid-client has already refused a document whose issuer is not the configured one.
+    steps.push({
+      step: 'discovery',
+      ok: true,
+      detail: `issuer ${metadata.issuer} answered at ${wellKnown} and matches the configured URL`,
+    });
     return { ...metadata };
   } catch (error) {
     let detail = describeFailure(error, wellKnown, options);

@@ -32,6 +32,7 @@ const POSTERN_TABLES = [
   'postern_change_counter',
   'postern_recovery_codes',
   'postern_api_keys',
+  'postern_two_factor_policy',
 ] as const;
 
 let admin: Connection;
@@ -209,6 +210,7 @@ describe('on an empty database', () => {
     ['postern_sync_runs', ['id']],
     ['postern_audit', ['id']],
     ['postern_change_counter', ['id']],
+    ['postern_two_factor_policy', ['role']],
   ])('gives %s the primary key %j', async (table, keyColumns) => {
     const rows = await select<{ column: string }>(
       db,
@@ -623,6 +625,7 @@ describe('on an existing mailcow database', () => {
       'postern_change_counter',
       'postern_recovery_codes',
       'postern_sync_runs',
+      'postern_two_factor_policy',
       'quota2',
       'quota2replica',
       'tfa',

@@ -83,3 +83,16 @@ export async function countUnusedRecoveryCodes(db: Pick<Db, 'one'>, username: st
   );
   return Number(row?.n ?? 0);
 }
+
+/**
+ * Clear an admin's "your second factor was reset" flag (admin.attributes.tfa_reset_notice):
+ * true only for the one request that cleared it, so the owner is told, and it is audited, once.
+ */
+export async function clearAdminResetNotice(db: Writer, username: string): Promise<boolean> {
+  const result = await db.execute(
+    `UPDATE admin SET attributes = JSON_SET(attributes, '$.tfa_reset_notice', 0)
+     WHERE username = ? AND JSON_VALUE(attributes, '$.tfa_reset_notice') = 1`,
+    [username],
+  );
+  return result.affectedRows === 1;
+}

@@ -16,15 +16,22 @@
 // listing can never deactivate anyone.
 import { foldAddress } from '../address.js';
 import type { Redis } from '../cache/redis.js';
-import { AppError } from '../errors.js';
+import { forEachLimited } from '../concurrency.js';
 import type { Logger } from '../log.js';
 import type { KeycloakAdminClient } from '../sources/keycloak-admin.js';
 import type { Db } from '../storage/db.js';
-import { type MailboxAuthSource, parseAttributes } from '../storage/mailboxes.js';
-import { failAbandonedSyncRuns, finishSyncRun, MAX_STORED_ACTIONS, startSyncRun } from '../storage/sync-runs.js';
+import type { MailboxAuthSource } from '../storage/mailboxes.js';
+import {
+  findDomainStates,
+  findSyncMailboxes,
+  listSourceMailboxesAfter,
+  type SyncMailboxRow,
+} from '../storage/sync-mailboxes.js';
+import { failAbandonedSyncRuns, finishSyncRun, startSyncRun } from '../storage/sync-runs.js';
 import { listMailboxTemplates, type MailboxTemplate } from '../storage/templates.js';
-import { applyTemplateToMailbox, createMailboxFromTemplate, templateHash } from '../templates/apply-template.js';
-import { type CronLog, createCronLog } from './cron-log.js';
+import { templateHash } from '../templates/apply-template.js';
+import { applySyncAction } from './apply-sync-action.js';
+import { createCronLog } from './cron-log.js';
 import {
   DEPROVISION_MARKER,
   type DirectoryUser,
@@ -38,35 +45,9 @@ import {
   type SyncAction,
   type SyncSettings,
 } from './plan-sync.js';
+import { createSyncTally, type SyncReport } from './sync-report.js';
 
-export type ActionOutcome = 'applied' | 'planned' | 'unchanged' | 'skipped' | 'failed';
-
-/** An action as stored with the run and returned by the API. */
-export type RecordedAction = SyncAction & { outcome: ActionOutcome; note?: string };
-
-export interface SyncCounts {
-  users: number;
-  pages: number;
-  created: number;
-  updated: number;
-  deactivated: number;
-  reactivated: number;
-  unmarked: number;
-  skipped: number;
-  failed: number;
-  [key: string]: number;
-}
-
-export interface SyncReport {
-  runId: number;
-  status: 'succeeded' | 'partial' | 'failed';
-  dryRun: boolean;
-  /** Why the run applied nothing (empty listing, suspicious drop). */
-  refused?: string;
-  counts: SyncCounts;
-  errors: string[];
-  durationMs: number;
-}
+export type { ActionOutcome, RecordedAction, SyncCounts, SyncReport } from './sync-report.js';
 
 export interface ApplySyncDeps {
   db: Db;
@@ -91,7 +72,6 @@ export interface ApplySyncOptions {
 
 const SOURCE = 'keycloak';
 const END_SCAN_BATCH = 1_000;
-const MAX_ERRORS = 100;
 
 export async function applySync(deps: ApplySyncDeps, options: ApplySyncOptions): Promise<SyncReport> {
   const startedAt = Date.now();
@@ -103,45 +83,11 @@ export async function applySync(deps: ApplySyncDeps, options: ApplySyncOptions):
   if (abandoned > 0) log.warn({ runs: abandoned }, 'closed sync runs left running by a stopped process');
 
   const cronLog = createCronLog(deps.redis, { ...(options.cronLogKey ? { key: options.cronLogKey } : {}), log });
-  const prefix = dryRun ? '[dry run] ' : '';
-  const counts: SyncCounts = {
-    users: 0,
-    pages: 0,
-    created: 0,
-    updated: 0,
-    deactivated: 0,
-    reactivated: 0,
-    unmarked: 0,
-    skipped: 0,
-    failed: 0,
-  };
-  const errors: string[] = [];
-  const stored: RecordedAction[] = [];
-  let actionsTotal = 0;
+  const tally = createSyncTally(cronLog, dryRun);
+  const { counts, errors } = tally;
+  const record = tally.record;
   let refused: string | undefined;
   let status: SyncReport['status'] = 'succeeded';
-
-  const record = (action: SyncAction, outcome: ActionOutcome, note?: string) => {
-    actionsTotal++;
-    if (stored.length <= MAX_STORED_ACTIONS) stored.push({ ...action, outcome, ...(note ? { note } : {}) });
-    if (outcome === 'failed') {
-      counts.failed++;
-      if (errors.length < MAX_ERRORS)
-        errors.push(`${'email' in action ? action.email : action.username}: ${note ?? 'failed'}`);
-    } else if (action.type === 'skip' || outcome === 'skipped') counts.skipped++;
-    else if (outcome === 'applied' || outcome === 'planned') {
-      const key = {
-        create: 'created',
-        update: 'updated',
-        deactivate: 'deactivated',
-        reactivate: 'reactivated',
-        unmark: 'unmarked',
-      }[action.type];
-      counts[key] = (counts[key] ?? 0) + 1;
-    }
-    logAction(cronLog, prefix, action, outcome, note);
-  };
-
   try {
     const templates = firstByName(await listMailboxTemplates(db));
     const templateHashes = new Map([...templates].map(([name, template]) => [name, { hash: templateHash(template) }]));
@@ -231,31 +177,25 @@ export async function applySync(deps: ApplySyncDeps, options: ApplySyncOptions):
     }
     if (refused) {
       status = 'failed';
-      errors.unshift(`refused: ${refused}`);
       // Only a listing that changed between the safety pass and the main pass can get here with
       // creates/updates already applied; then it is the deactivations that were refused.
-      const partlyApplied = !dryRun && counts.created + counts.updated > 0;
-      cronLog.add('err', `${prefix}Sync refused, ${partlyApplied ? 'no deactivation' : 'nothing'} applied: ${refused}`);
+      tally.refused(refused, !dryRun && counts.created + counts.updated > 0);
     } else if (counts.failed > 0) status = 'partial';
   } catch (error) {
     status = 'failed';
-    const message = error instanceof Error ? error.message : String(error);
-    errors.unshift(message);
-    cronLog.add('err', `${prefix}${message}`);
+    tally.failed(error instanceof Error ? error.message : String(error));
     log.warn({ err: error, runId }, 'sync run failed');
   }
 
-  if (cronLog.omitted > 0)
-    cronLog.add('warning', `${prefix}${cronLog.omitted} more per-user entries omitted; see postern sync run ${runId}`);
-  cronLog.add('info', `${prefix}${summaryOf(counts)}`);
-  // mailcow ends every run with an info "DONE!"; a failure has its own err line above.
-  cronLog.add('info', `${prefix}DONE!`);
+  tally.finish(runId);
   await cronLog.flush();
 
-  const finalCounts = { ...counts, actions_total: actionsTotal };
-  await finishSyncRun(db, runId, { status, counts: finalCounts, errors, actions: stored }).catch((error: unknown) => {
-    log.error({ err: error, runId }, 'could not record the end of a sync run');
-  });
+  const finalCounts = { ...counts, actions_total: tally.actionsTotal };
+  await finishSyncRun(db, runId, { status, counts: finalCounts, errors, actions: tally.stored }).catch(
+    (error: unknown) => {
+      log.error({ err: error, runId }, 'could not record the end of a sync run');
+    },
+  );
   const report: SyncReport = {
     runId,
     status,
@@ -290,58 +230,6 @@ function signalOpt(signal: AbortSignal | undefined): { signal?: AbortSignal } {
   return signal ? { signal } : {};
 }
 
-function summaryOf(counts: SyncCounts): string {
-  return `Synced ${counts.users} users: ${counts.created} created, ${counts.updated} updated, ${counts.deactivated} deactivated, ${counts.reactivated} reactivated, ${counts.skipped} skipped, ${counts.failed} failed`;
-}
-
-/** mailcow's wording where it has one (keycloak-sync.php); postern's own actions say what they do. */
-function logAction(cronLog: CronLog, prefix: string, action: SyncAction, outcome: ActionOutcome, note?: string) {
-  const perUser = { perUser: true };
-  if (outcome === 'unchanged') return;
-  switch (action.type) {
-    case 'create':
-      if (outcome === 'failed') cronLog.add('err', `${prefix}Could not create user ${action.email}`, perUser);
-      else if (outcome === 'skipped')
-        cronLog.add('warning', `${prefix}Skipping user ${action.email} (${note ?? 'skipped'})`, perUser);
-      else cronLog.add('info', `${prefix}Creating user ${action.email}`, perUser);
-      return;
-    case 'update':
-      if (outcome === 'failed')
-        cronLog.add('err', `${prefix}Could not sync attributes for user ${action.email}`, perUser);
-      else if (outcome === 'skipped')
-        cronLog.add('warning', `${prefix}Skipping user ${action.email} (${note ?? 'skipped'})`, perUser);
-      else cronLog.add('info', `${prefix}Syncing attributes for user ${action.email}`, perUser);
-      return;
-    case 'deactivate':
-      if (outcome === 'skipped' && note === 'still_in_keycloak')
-        cronLog.add(
-          'warning',
-          `${prefix}Not deactivating user ${action.email}: the listing missed it, but Keycloak still has it (users changed during the run)`,
-          perUser,
-        );
-      else if (outcome === 'applied' || outcome === 'planned') {
-        const why = action.why === 'disabled_upstream' ? 'disabled in Keycloak' : 'no longer in Keycloak';
-        cronLog.add('warning', `${prefix}Deactivating user ${action.email} (${why})`, perUser);
-      } else if (outcome === 'failed')
-        cronLog.add('err', `${prefix}Could not deactivate user ${action.email}`, perUser);
-      return;
-    case 'reactivate':
-      if (outcome === 'applied' || outcome === 'planned')
-        cronLog.add('info', `${prefix}Reactivating user ${action.email}`, perUser);
-      else if (outcome === 'failed') cronLog.add('err', `${prefix}Could not reactivate user ${action.email}`, perUser);
-      return;
-    case 'unmark':
-      return;
-    case 'skip': {
-      const who = action.email ?? action.username;
-      if (action.why === 'no_template')
-        cronLog.add('warning', `${prefix}No matching attribute mapping found for user ${who}`, perUser);
-      else cronLog.add('warning', `${prefix}Skipping user ${who} (${action.why.replace(/_/g, ' ')})`, perUser);
-      return;
-    }
-  }
-}
-
 /** mailcow's template names are not unique; the first one wins, as in mailcow. */
 function firstByName(templates: MailboxTemplate[]): Map<string, MailboxTemplate> {
   const byName = new Map<string, MailboxTemplate>();
@@ -349,43 +237,23 @@ function firstByName(templates: MailboxTemplate[]): Map<string, MailboxTemplate>
   return byName;
 }
 
-interface MailboxRow {
-  username: string;
-  name: string | null;
-  active: number;
-  authsource: string | null;
-  attributes: unknown;
-  [key: string]: unknown;
-}
-
-function toMailboxState(row: MailboxRow): MailboxState {
-  const attributes = parseAttributes(row.attributes);
-  const marker = attributes[DEPROVISION_MARKER];
-  const hash = attributes.attribute_hash;
+function toMailboxState(row: SyncMailboxRow): MailboxState {
+  const marker = row.attributes[DEPROVISION_MARKER];
+  const hash = row.attributes.attribute_hash;
   return {
     username: foldAddress(row.username),
     name: row.name ?? '',
-    active: Number(row.active),
-    authSource: (row.authsource ?? null) as MailboxAuthSource | null,
+    active: row.active,
+    authSource: row.authsource as MailboxAuthSource | null,
     attributeHash: typeof hash === 'string' && hash !== '' ? hash : undefined,
     deprovisionedFrom:
       marker === '2' ? 2 : marker === undefined || marker === null || marker === '' || marker === '0' ? undefined : 1,
   };
 }
 
-const MAILBOX_COLUMNS = 'username, name, active, authsource, attributes';
-
 async function loadMailboxes(db: Db, emails: string[]): Promise<Map<string, MailboxState>> {
-  if (emails.length === 0) return new Map();
-  const rows = await db.many<MailboxRow>(
-    `SELECT ${MAILBOX_COLUMNS} FROM mailbox WHERE username IN (${emails.map(() => '?').join(', ')})`,
-    emails,
-  );
-  // The IN list matches under the column's collation (mailcow's equates é with e): keep only the
-  // rows whose name is exactly one of the listed (folded) emails.
-  const wanted = new Set(emails);
-  const exact = rows.filter((row) => wanted.has(row.username));
-  return new Map(exact.map((row) => [foldAddress(row.username), toMailboxState(row)]));
+  const rows = await findSyncMailboxes(db, emails);
+  return new Map(rows.map((row) => [foldAddress(row.username), toMailboxState(row)]));
 }
 
 /**
@@ -401,14 +269,9 @@ async function loadDomains(
   const missing = wanted.filter((domain) => !cache.has(domain));
   if (missing.length > 0) {
     if (cache.size > 10_000) cache.clear();
-    const rows = await db.many<{ domain: string; active: number }>(
-      `SELECT domain, active FROM domain WHERE domain IN (${missing.map(() => '?').join(', ')})`,
-      missing,
-    );
+    const rows = await findDomainStates(db, missing);
     for (const domain of missing) cache.set(domain, null);
-    // Exact names only (the IN list matched under the collation, which equates é with e).
-    const asked = new Set(missing);
-    for (const row of rows) if (asked.has(row.domain)) cache.set(row.domain, Number(row.active) === 1);
+    for (const row of rows) cache.set(row.domain, row.active);
   }
   const result = new Map<string, { active: boolean }>();
   for (const domain of wanted) {
@@ -424,99 +287,13 @@ async function planEnd(db: Db, seen: ReadonlyMap<string, Pick<SeenUser, 'enabled
   const totals = { idpMailboxes: 0, activeIdpMailboxes: 0 };
   let after = '';
   for (;;) {
-    const rows = await db.many<MailboxRow>(
-      `SELECT ${MAILBOX_COLUMNS} FROM mailbox WHERE authsource = 'keycloak' AND username > ? ORDER BY username LIMIT ${END_SCAN_BATCH}`,
-      [after],
-    );
+    const rows = await listSourceMailboxesAfter(db, SOURCE, after, END_SCAN_BATCH);
     const batch = rows.map(toMailboxState);
     totals.idpMailboxes += batch.length;
     totals.activeIdpMailboxes += batch.filter((mailbox) => mailbox.active !== 0).length;
     actions.push(...planDirectoryEnd(batch, seen, settings));
     if (rows.length < END_SCAN_BATCH) break;
-    after = (rows[rows.length - 1] as MailboxRow).username;
+    after = (rows[rows.length - 1] as SyncMailboxRow).username;
   }
   return { actions, totals, deactivations: actions.filter((action) => action.type === 'deactivate').length };
-}
-
-async function forEachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await work(items[next++] as T);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-}
-
-/**
- * Execute one action in its own transaction. Rows are re-read FOR UPDATE and the action is
- * dropped ('skipped') when the mailbox changed since planning (another source, an admin, a login).
- * Per-mailbox SQL errors become 'failed'; an unreachable database aborts the run (thrown).
- */
-export async function applySyncAction(
-  db: Db,
-  action: Exclude<SyncAction, { type: 'skip' }>,
-  templates: ReadonlyMap<string, MailboxTemplate>,
-): Promise<{ outcome: ActionOutcome; note?: string }> {
-  try {
-    return await db.transaction(async (tx) => {
-      if (action.type === 'create') {
-        const template = templates.get(action.template);
-        if (!template) return { outcome: 'skipped', note: 'template_missing' };
-        const created = await createMailboxFromTemplate(tx, {
-          username: action.email,
-          name: action.name,
-          authSource: 'keycloak',
-          template,
-        });
-        return created.ok ? { outcome: 'applied' } : { outcome: 'skipped', note: created.reason };
-      }
-      const row = await tx.one<MailboxRow>(
-        `SELECT ${MAILBOX_COLUMNS} FROM mailbox WHERE username = ? AND BINARY username = ? FOR UPDATE`,
-        [action.email, action.email],
-      );
-      if (!row) return { outcome: 'skipped', note: 'no_mailbox' };
-      if (row.authsource !== 'keycloak') return { outcome: 'skipped', note: 'authsource_not_keycloak' };
-      const active = Number(row.active);
-      const attributes = parseAttributes(row.attributes);
-      const marker = attributes[DEPROVISION_MARKER];
-      const writeState = (nextActive: number, nextAttributes: Record<string, unknown>) =>
-        tx.execute(
-          'UPDATE mailbox SET active = ?, attributes = ?, modified = NOW() WHERE username = ? AND BINARY username = ?',
-          [nextActive, JSON.stringify(nextAttributes), row.username, row.username],
-        );
-
-      switch (action.type) {
-        case 'update': {
-          const template = templates.get(action.template);
-          if (!template) return { outcome: 'skipped', note: 'template_missing' };
-          const result = await applyTemplateToMailbox(tx, {
-            username: row.username,
-            template,
-            ...(action.name !== undefined ? { name: action.name } : {}),
-          });
-          return { outcome: result.changed ? 'applied' : 'unchanged' };
-        }
-        case 'deactivate': {
-          if (active === 0) return { outcome: 'unchanged' };
-          // The marker remembers what to restore (1, or 2 = mail only) and that sync did it.
-          await writeState(0, { ...attributes, [DEPROVISION_MARKER]: String(active === 2 ? 2 : 1) });
-          return { outcome: 'applied' };
-        }
-        case 'reactivate': {
-          if (active !== 0 || marker === undefined) return { outcome: 'skipped', note: 'changed_since_planned' };
-          const { [DEPROVISION_MARKER]: _dropped, ...rest } = attributes;
-          await writeState(marker === '2' ? 2 : 1, rest);
-          return { outcome: 'applied' };
-        }
-        case 'unmark': {
-          if (marker === undefined) return { outcome: 'unchanged' };
-          const { [DEPROVISION_MARKER]: _dropped, ...rest } = attributes;
-          await writeState(active, rest);
-          return { outcome: 'applied' };
-        }
-      }
-    });
-  } catch (error) {
-    if (error instanceof AppError && error.code === 'backend_unavailable') throw error;
-    return { outcome: 'failed', note: error instanceof Error ? error.message : String(error) };
-  }
 }

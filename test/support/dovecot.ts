@@ -11,8 +11,11 @@ import { canConnect, freePort, hasExited, sleep, spawnLogged } from './processes
 export const POSTERN_PASSDB_LUA = resolve(dirname(fileURLToPath(import.meta.url)), '../../lua/dovecot/passdb.lua');
 
 export interface StartDovecotOptions {
-  /** POSTERN_AUTH_URL for the Lua passdb, e.g. http://127.0.0.1:9082/ */
-  authUrl: string;
+  /**
+   * POSTERN_AUTH_URL for the Lua passdb, e.g. http://127.0.0.1:9082/; a list becomes the
+   * comma-separated replica list the script fails over along.
+   */
+  authUrl: string | readonly string[];
   /** POSTERN_INTERNAL_TOKEN; unset means the Lua sends no Authorization header. */
   internalToken?: string;
   /** POSTERN_AUTH_TIMEOUT_MS; unset means the script's default (5000). */
@@ -195,7 +198,7 @@ function childEnvironment(options: StartDovecotOptions): NodeJS.ProcessEnv {
   for (const [key, value] of Object.entries(process.env)) {
     if (!key.startsWith('POSTERN_')) env[key] = value;
   }
-  env.POSTERN_AUTH_URL = options.authUrl;
+  env.POSTERN_AUTH_URL = typeof options.authUrl === 'string' ? options.authUrl : options.authUrl.join(',');
   if (options.internalToken !== undefined) env.POSTERN_INTERNAL_TOKEN = options.internalToken;
   if (options.timeoutMs !== undefined) env.POSTERN_AUTH_TIMEOUT_MS = String(options.timeoutMs);
   return env;

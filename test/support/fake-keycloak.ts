@@ -58,9 +58,13 @@
 // ADMIN_VIEW or ADMIN_EDIT (services/.../userprofile/DeclarativeUserProfileProvider.java,
 // UPConfig.UnmanagedAttributePolicy); the fake declares mailcow_template and mailcow_password
 // by default, as postern's README tells operators to.
+// JWKS `GET /realms/{realm}/protocol/openid-connect/certs` (services/.../protocol/oidc/
+// OIDCLoginProtocolService.java certs()): every enabled key of the realm as a JWK; a new realm
+// has the generated RS256 signing key (use "sig") and, since Keycloak 12, an RSA-OAEP encryption
+// key (use "enc"), each with kid, kty, alg, use, n and e.
 // Differences from real Keycloak: tokens are opaque random strings, not JWTs (postern treats
 // them as opaque); one realm; no writes through the Admin API.
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -273,6 +277,23 @@ export async function startFakeKeycloak(options: FakeKeycloakOptions = {}): Prom
   const tokenClientAuth: ('basic' | 'post' | 'none')[] = [];
 
   const realmPath = `/realms/${realm}`;
+  let jwks: Record<string, unknown>[] | undefined;
+  /** The realm's generated keys, made on first use (RSA key generation takes a moment). */
+  const realmKeys = () => {
+    jwks ??= (['sig', 'enc'] as const).map((use) => {
+      const { publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+      const { n, e } = publicKey.export({ format: 'jwk' });
+      return {
+        kid: randomBytes(16).toString('base64url'),
+        kty: 'RSA',
+        alg: use === 'sig' ? 'RS256' : 'RSA-OAEP',
+        use,
+        n,
+        e,
+      };
+    });
+    return jwks;
+  };
   const tokenPath = `${realmPath}/protocol/openid-connect/token`;
   const usersPath = `/admin/realms/${realm}/users`;
   let url = '';
@@ -577,6 +598,7 @@ export async function startFakeKeycloak(options: FakeKeycloakOptions = {}): Prom
     const handle = async () => {
       if (path === tokenPath) return issueToken(req, res);
       if (path === `${realmPath}/.well-known/openid-configuration`) return send(res, 200, discovery());
+      if (path === `${realmPath}/protocol/openid-connect/certs`) return send(res, 200, { keys: realmKeys() });
       if (path === usersPath || path.startsWith(`${usersPath}/`)) {
         return usersRequest(req, res, path.slice(usersPath.length), requestUrl.searchParams);
       }

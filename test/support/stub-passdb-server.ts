@@ -49,7 +49,7 @@ const DEFAULT_ANSWER: StubAnswer = { status: 200, body: { success: true } };
 
 export async function startStubPassdbServer(
   initial: StubResponder = DEFAULT_ANSWER,
-  options: { keepAliveTimeoutMs?: number } = {},
+  options: { keepAliveTimeoutMs?: number; port?: number } = {},
 ): Promise<StubPassdbServer> {
   let responder: StubResponder = initial;
   const requests: RecordedRequest[] = [];
@@ -115,7 +115,8 @@ export async function startStubPassdbServer(
     socket.on('close', () => sockets.delete(socket));
   });
 
-  server.listen(0, '127.0.0.1');
+  // A fixed port lets a test bring a "replica" back where it used to listen.
+  server.listen(options.port ?? 0, '127.0.0.1');
   await once(server, 'listening');
   const { port } = server.address() as AddressInfo;
 

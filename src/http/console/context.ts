@@ -46,7 +46,12 @@ export const everyone = () => true;
  * Templates, Sync, Bans, Audit, Admins. A page gets its entry, at its place, when it lands; an
  * entry's `visible` hides it from roles whose can() would refuse the page anyway.
  */
-export const CONSOLE_NAV: readonly NavEntry[] = [{ href: '/admin', label: 'Dashboard', visible: everyone }];
+export const CONSOLE_NAV: readonly NavEntry[] = [
+  { href: '/admin', label: 'Dashboard', visible: everyone },
+  // A domain admin's list holds only its own domains.
+  { href: '/admin/domains', label: 'Domains', visible: everyone },
+  { href: '/admin/identity-provider', label: 'Identity provider', visible: readable({ kind: 'identity_provider' }) },
+];
 
 export function navFor(actor: Actor): NavEntry[] {
   return CONSOLE_NAV.filter((entry) => entry.visible(actor));

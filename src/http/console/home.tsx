@@ -1,18 +1,20 @@
 // GET /admin: the console's landing page. The signed-in admin's account (role, domains, second
 // factor, a reset notice) in the console frame; the dashboard's figures join it here.
 import { Hono } from 'hono';
+import { acknowledgeTwoFactorReset } from '../../admin/two-factor-reset.js';
 import type { Deps } from '../../deps.js';
-import { findAdmin } from '../../storage/admins.js';
 import { findActiveTotp } from '../../storage/two-factor.js';
+import { clientIp } from '../client-ip.js';
 import { renderPage } from './page.js';
 
 export function createConsoleHome(deps: Pick<Deps, 'db'>) {
   const app = new Hono();
   app.get('/', async (c) => {
     const view = c.get('console');
-    const account = await findAdmin(deps.db, view.username);
     const hasTotp = (await findActiveTotp(deps.db, view.username)).length > 0;
-    const wasReset = Number(account?.attributes.tfa_reset_notice ?? 0) === 1;
+    // Shown once: the notice then counts as given (audited as tfa.reset.notified).
+    const ip = clientIp(c);
+    const wasReset = await acknowledgeTwoFactorReset(deps.db, { username: view.username, ...(ip ? { ip } : {}) });
     return renderPage(
       c,
       { title: 'Dashboard', section: '/admin' },

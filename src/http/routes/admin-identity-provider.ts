@@ -2,6 +2,7 @@
 // secret is write-only: responses say whether one is set, never what it is. mailcow's rules
 // apply: no provider type change and no delete while mailboxes still belong to another IdP.
 import { Hono } from 'hono';
+import { z } from 'zod';
 import type { Deps } from '../../deps.js';
 import { AppError } from '../../errors.js';
 import {
@@ -18,7 +19,15 @@ import { recordAudit } from '../../storage/audit.js';
 import type { Db } from '../../storage/db.js';
 import { countExternalMailboxes, deleteIdpRows, readIdpRows } from '../../storage/mailbox-admin.js';
 import { listMailboxTemplates } from '../../storage/templates.js';
-import { authorizeArea, changeOrigin, describeIssues, isPlainObject, readJsonBody } from './admin-request.js';
+import {
+  authorizeArea,
+  type ChangeOrigin,
+  changeOrigin,
+  describeIssues,
+  isPlainObject,
+  parseWith,
+  readJsonBody,
+} from './admin-request.js';
 
 type IdpDeps = Pick<Deps, 'db' | 'secretBox' | 'config' | 'log'>;
 
@@ -26,6 +35,7 @@ const PROVIDER_TYPES = ['keycloak', 'generic-oidc'] as const;
 /** Rows that hold secrets in mailcow's table (the LDAP bind password and the cached token too). */
 const SECRET_ROWS = new Set(['client_secret', 'bindpass', 'access_token']);
 const SEALED_PREFIX = 'postern:v1:';
+const testQuery = z.object({ sample_user: z.string().trim().min(1).max(320).optional() });
 
 export function createIdentityProviderRoutes(deps: IdpDeps) {
   const app = new Hono();
@@ -34,32 +44,7 @@ export function createIdentityProviderRoutes(deps: IdpDeps) {
   app.get('/', async (c) => c.json(await describeProvider(deps)));
 
   app.put('/', async (c) => {
-    if (!deps.config.secretKey) {
-      throw new AppError(
-        'bad_request',
-        'POSTERN_SECRET_KEY is not set: postern cannot store the client secret encrypted',
-      );
-    }
-    const stored = await readIdpRows(deps.db);
-    const settings = await settingsFromBody(await readJsonBody(c), stored, deps.secretBox);
-    await checkTemplateReferences(deps.db, settings);
-    const inUse = Object.entries(await countExternalMailboxes(deps.db)).filter(
-      ([source]) => source !== settings.authsource,
-    );
-    if (inUse.length > 0) {
-      throw new AppError(
-        'conflict',
-        `authsource_in_use: ${describeCounts(inUse)} still use another provider; switch them to mailcow or ${settings.authsource} first`,
-      );
-    }
-    const detail = describeChanges(stored, settings, deps.secretBox);
-    await saveIdpSettings(deps.db, settings, deps.secretBox);
-    await recordAudit(deps.db, {
-      ...changeOrigin(c),
-      action: 'identity_provider.update',
-      target: 'identity_provider',
-      detail,
-    });
+    await saveIdentityProvider(deps, await readJsonBody(c), changeOrigin(c));
     return c.json(await describeProvider(deps));
   });
 
@@ -83,22 +68,58 @@ export function createIdentityProviderRoutes(deps: IdpDeps) {
     return c.json({ success: true });
   });
 
+  // ?sample_user=<email or username>: also look that user up and say which template it maps to.
   app.post('/test', async (c) => {
-    const stored = await readIdpRows(deps.db);
-    const settings = await settingsFromBody(await readJsonBody(c), stored, deps.secretBox);
-    const report = await testIdpConnection(settings, { timeoutMs: deps.config.idpTimeoutMs });
-    deps.log.info(
-      { authsource: settings.authsource, ok: report.ok, failedStep: report.steps.find((step) => !step.ok)?.step },
-      'identity provider connection tested',
-    );
-    return c.json(report);
+    const { sample_user: sampleUser } = parseWith(testQuery, c.req.query(), 'query');
+    return c.json(await testIdentityProvider(deps, await readJsonBody(c), sampleUser));
   });
 
   return app;
 }
 
+/**
+ * PUT's use-case, shared with the console: validates the settings (a body without a secret keeps
+ * the stored one), checks template references and mailboxes of another provider, saves, audits.
+ * Throws AppError 400/409 with the reason.
+ */
+export async function saveIdentityProvider(deps: IdpDeps, body: unknown, origin: ChangeOrigin): Promise<void> {
+  if (!deps.config.secretKey) {
+    throw new AppError(
+      'bad_request',
+      'POSTERN_SECRET_KEY is not set: postern cannot store the client secret encrypted',
+    );
+  }
+  const stored = await readIdpRows(deps.db);
+  const settings = await settingsFromBody(body, stored, deps.secretBox);
+  await checkTemplateReferences(deps.db, settings);
+  const inUse = Object.entries(await countExternalMailboxes(deps.db)).filter(
+    ([source]) => source !== settings.authsource,
+  );
+  if (inUse.length > 0) {
+    throw new AppError(
+      'conflict',
+      `authsource_in_use: ${describeCounts(inUse)} still use another provider; switch them to mailcow or ${settings.authsource} first`,
+    );
+  }
+  const detail = describeChanges(stored, settings, deps.secretBox);
+  await saveIdpSettings(deps.db, settings, deps.secretBox);
+  await recordAudit(deps.db, { ...origin, action: 'identity_provider.update', target: 'identity_provider', detail });
+}
+
+/** The test connection on (unsaved) settings, as POST /test and the console run it. */
+export async function testIdentityProvider(deps: IdpDeps, body: unknown, sampleUser?: string) {
+  const stored = await readIdpRows(deps.db);
+  const settings = await settingsFromBody(body, stored, deps.secretBox);
+  const report = await testIdpConnection(settings, { timeoutMs: deps.config.idpTimeoutMs, sampleUser });
+  deps.log.info(
+    { authsource: settings.authsource, ok: report.ok, failedStep: report.steps.find((step) => !step.ok)?.step },
+    'identity provider connection tested',
+  );
+  return report;
+}
+
 /** GET's answer: state, problems, and the settings with secrets reduced to "is one set". */
-async function describeProvider(deps: IdpDeps) {
+export async function describeProvider(deps: IdpDeps) {
   const stored = await readIdpRows(deps.db);
   // Parse through a box that never decrypts: reading the settings must not need the key.
   const loaded = await loadIdpSettings(deps.db, blindBox);

@@ -4,6 +4,7 @@
 import { type Context, Hono } from 'hono';
 import { checkAdminPassword, completeAdminSignIn } from '../../admin/admin-sign-in.js';
 import { checkSecondFactor, confirmTotpEnrolment, startTotpEnrolment } from '../../admin/two-factor.js';
+import { acknowledgeTwoFactorReset } from '../../admin/two-factor-reset.js';
 import type { Deps } from '../../deps.js';
 import type { RateLimiter } from '../../rate-limit/limiter.js';
 import { findAdmin } from '../../storage/admins.js';
@@ -104,12 +105,13 @@ export function createAdminLoginRoutes(
     return c.redirect('/admin', 303);
   });
 
-  app.get('/admin/tfa/enrol', async (c) => {
-    const session = await sessions.read(c);
-    if (session?.stage !== 'enrol' && session?.stage !== 'full') return c.redirect('/admin/login', 303);
-    const account = await liveAccount(c, session);
-    if (!account) return c.redirect('/admin/login', 303);
+  /**
+   * The one TOTP enrolment page (shown again, with the problem, after a wrong code). A pending
+   * "your second factor was reset" notice is shown here and then counts as told.
+   */
+  async function enrolPage(c: Context, session: AdminSession, problem?: { message: string; status: 400 | 401 | 429 }) {
     const pending = await startTotpEnrolment(factorDeps, session.username);
+    const wasReset = await acknowledgeTwoFactorReset(deps.db, { username: session.username, ...ipOf(c) });
     return page(
       c,
       <EnrolPage
@@ -117,38 +119,32 @@ export function createAdminLoginRoutes(
         secret={pending.secret}
         qrSvg={pending.qrSvg}
         isRequired={session.stage === 'enrol'}
-        wasReset={Number(account.attributes.tfa_reset_notice ?? 0) === 1}
+        wasReset={wasReset}
+        {...(problem ? { error: problem.message } : {})}
       />,
+      problem?.status ?? 200,
     );
+  }
+
+  app.get('/admin/tfa/enrol', async (c) => {
+    const session = await sessions.read(c);
+    if (session?.stage !== 'enrol' && session?.stage !== 'full') return c.redirect('/admin/login', 303);
+    if (!(await liveAccount(c, session))) return c.redirect('/admin/login', 303);
+    return enrolPage(c, session);
   });
 
   app.post('/admin/tfa/enrol', async (c) => {
     const form = await c.req.parseBody();
     const session = await postedSession(c, form, ['enrol', 'full']);
     if (!session) return renderRefusal(c, CROSS_SITE_REFUSAL, { href: '/admin/login', label: 'Sign in again' });
-    const account = await liveAccount(c, session);
-    if (!account) return c.redirect('/admin/login', 303);
+    if (!(await liveAccount(c, session))) return c.redirect('/admin/login', 303);
     const outcome = await confirmTotpEnrolment(factorDeps, {
       username: session.username,
       code: typeof form.code === 'string' ? form.code : '',
       ...(typeof form.name === 'string' ? { name: form.name } : {}),
       ...ipOf(c),
     });
-    if (!outcome.ok) {
-      const pending = await startTotpEnrolment(factorDeps, session.username);
-      return page(
-        c,
-        <EnrolPage
-          csrfToken={session.csrfToken}
-          secret={pending.secret}
-          qrSvg={pending.qrSvg}
-          isRequired={session.stage === 'enrol'}
-          wasReset={false}
-          error={outcome.message}
-        />,
-        outcome.status,
-      );
-    }
+    if (!outcome.ok) return enrolPage(c, session, outcome);
     // An enforced enrolment was the last step of signing in.
     if (session.stage === 'enrol') await finish(c, session.username, 'totp');
     return page(c, <RecoveryCodesPage codes={outcome.recoveryCodes} />);

@@ -7,13 +7,12 @@ import { foldAddress } from '../../address.js';
 import { type Action, domainOf } from '../../admin/roles.js';
 import type { Deps } from '../../deps.js';
 import { AppError } from '../../errors.js';
-import { createSogoHandoff } from '../../login/sogo-handoff.js';
 import { APP_PASSWORD_PROTOCOLS, deleteAppPassword, listAppPasswords } from '../../storage/app-passwords.js';
 import { recordAudit } from '../../storage/audit.js';
 import { type AdminMailbox, findAdminMailbox, readIdpRows, setMailboxAuthSource } from '../../storage/mailbox-admin.js';
 import { actionOf, authorize, changeOrigin, parseWith, readBody } from './admin-request.js';
 
-type MailboxDeps = Pick<Deps, 'db' | 'redis' | 'log' | 'config'>;
+type MailboxDeps = Pick<Deps, 'db' | 'redis' | 'log' | 'config' | 'sogoHandoff'>;
 
 const username = z
   .string()
@@ -47,7 +46,7 @@ function view(mailbox: AdminMailbox) {
 
 export function createMailboxRoutes(deps: MailboxDeps) {
   const app = new Hono();
-  const handoff = createSogoHandoff(deps);
+  const handoff = deps.sogoHandoff;
 
   // An admin opens a mailbox's webmail (support): a single-use link, valid for a minute, for a
   // browser. Off unless POSTERN_ADMIN_WEBMAIL=on; read-write keys only (POST); audited.

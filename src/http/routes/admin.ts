@@ -13,9 +13,11 @@ import { createAdminAccountRoutes } from './admin-accounts.js';
 import { createApiKeyRoutes } from './admin-api-keys.js';
 import { createAuditRoutes } from './admin-audit.js';
 import { createAdminBanRoutes } from './admin-bans.js';
+import { createAliasDomainRoutes, createDomainRoutes } from './admin-domains.js';
 import { createIdentityProviderRoutes } from './admin-identity-provider.js';
 import { createMailboxRoutes } from './admin-mailboxes.js';
 import { createTemplateRoutes } from './admin-templates.js';
+import { createTwoFactorPolicyRoutes } from './admin-two-factor-policy.js';
 
 /** Settings and templates are small; anything larger is a mistake or an attack. */
 const MAX_ADMIN_BODY_BYTES = 64 * 1024;
@@ -41,5 +43,8 @@ export function createAdminRoutes(deps: Deps, options: { sessions?: AdminSession
   app.route('/admins', createAdminAccountRoutes(deps));
   app.route('/api-keys', createApiKeyRoutes(deps));
   app.route('/audit', createAuditRoutes(deps));
+  app.route('/domains', createDomainRoutes(deps));
+  app.route('/alias-domains', createAliasDomainRoutes(deps));
+  app.route('/two-factor-policy', createTwoFactorPolicyRoutes(deps));
   return app;
 }

@@ -9,7 +9,8 @@ import {
   revokeAppPassword,
 } from '../../app-passwords/app-passwords.js';
 import type { Deps } from '../../deps.js';
-import { findPortalMailbox, type PortalMailbox, recordWebAudit } from '../../login/web-login.js';
+import { recordAudit } from '../../storage/audit.js';
+import { findPortalMailbox, type PortalMailbox } from '../../storage/mailboxes.js';
 import { clientIp } from '../client-ip.js';
 import { destroyWebSession, getWebSession, isSameOrigin, isValidCsrfToken, type WebSession } from '../session.js';
 import { AppPasswordCreatedPage, PortalPage, type PortalProps } from '../views/portal-page.js';
@@ -113,7 +114,7 @@ export function createPortalRoutes(deps: Deps) {
       );
     }
     const ip = clientIp(c);
-    await recordWebAudit(deps.db, {
+    await recordAudit(deps.db, {
       actor: session.username,
       action: 'app_password.create',
       target: session.username,
@@ -145,7 +146,7 @@ export function createPortalRoutes(deps: Deps) {
       );
     }
     const ip = clientIp(c);
-    await recordWebAudit(deps.db, {
+    await recordAudit(deps.db, {
       actor: current.session.username,
       action: 'app_password.revoke',
       target: current.session.username,

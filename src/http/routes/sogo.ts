@@ -8,16 +8,9 @@ import { getCookie, setCookie } from 'hono/cookie';
 import { createLoginRefusalAudit } from '../../audit/login-refusals.js';
 import type { Deps } from '../../deps.js';
 import { checkMailLogin } from '../../login/mail-login.js';
-import {
-  createSogoHandoff,
-  HANDOFF_COOKIE,
-  portalSessionRefOf,
-  type SogoHandoffOptions,
-  WEBMAIL_COOKIE,
-  WEBMAIL_COOKIE_PATH,
-} from '../../login/sogo-handoff.js';
+import { HANDOFF_COOKIE, WEBMAIL_COOKIE, WEBMAIL_COOKIE_PATH } from '../../login/sogo-handoff.js';
 import { clientIp } from '../client-ip.js';
-import { getWebSession, isCookieSecure, SESSION_COOKIE, startWebSession } from '../session.js';
+import { getWebSession, getWebSessionRef, isCookieSecure, startWebSession } from '../session.js';
 import { renderPageError, renderRefusal } from './sso.js';
 
 /**
@@ -92,9 +85,9 @@ function cookieLine(name: string, value: string, maxAgeSeconds: number, secure: 
 }
 
 /** GET /sogo-auth on the web listener (mount after webSessions). */
-export function createSogoRoutes(deps: Deps, options: SogoHandoffOptions = {}) {
+export function createSogoRoutes(deps: Deps) {
   const app = new Hono();
-  const handoff = createSogoHandoff(deps, options);
+  const handoff = deps.sogoHandoff;
   const secure = isCookieSecure(deps.config);
   app.onError((error, c) => renderPageError(error, c, deps.log));
 
@@ -134,8 +127,8 @@ export function createSogoRoutes(deps: Deps, options: SogoHandoffOptions = {}) {
     const login = c.req.query('login') ?? '';
     const ip = clientIp(c);
     const session = await getWebSession(c);
-    const sessionCookie = getCookie(c, SESSION_COOKIE);
-    if (!session || !sessionCookie) {
+    const portalRef = getWebSessionRef(c);
+    if (!session || !portalRef) {
       await handoff.recordNoSession({ login, ...(ip ? { ip } : {}) });
       const back = `/sogo-auth${login ? `?login=${encodeURIComponent(login)}` : ''}`;
       c.header('cache-control', 'no-store');
@@ -144,7 +137,7 @@ export function createSogoRoutes(deps: Deps, options: SogoHandoffOptions = {}) {
     const outcome = await handoff.openWebmail({
       sessionUser: session.username,
       login,
-      portalRef: portalSessionRefOf(sessionCookie),
+      portalRef,
       ...(ip ? { ip } : {}),
       ...(session.actingAdmin ? { actingAdmin: session.actingAdmin } : {}),
     });
@@ -171,9 +164,9 @@ function originalClientIp(c: Context): string | undefined {
 }
 
 /** GET /sogo/verify on the internal listener (mount behind requireInternalToken). */
-export function createSogoVerifyRoutes(deps: Deps, options: SogoHandoffOptions = {}) {
+export function createSogoVerifyRoutes(deps: Deps) {
   const app = new Hono();
-  const handoff = createSogoHandoff(deps, options);
+  const handoff = deps.sogoHandoff;
   const secure = isCookieSecure(deps.config);
   // DAV/EAS logins pad their hash work like the passdb's (see mail-login.ts).
   const loginDeps = {

@@ -7,8 +7,10 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Deps } from '../../deps.js';
 import { AppError, isLoggedOutage } from '../../errors.js';
 import type { Logger } from '../../log.js';
-import { createWebLogin, recordWebAudit, SSO_TRANSACTION_TTL_SECONDS, type WebRefusal } from '../../login/web-login.js';
+import { SSO_TRANSACTION_TTL_SECONDS } from '../../login/sso-login.js';
+import type { WebRefusal } from '../../login/web-refusal.js';
 import { loadIdpSettings } from '../../sources/idp-settings.js';
+import { recordAudit } from '../../storage/audit.js';
 import { clientIp } from '../client-ip.js';
 import { safeNextPath } from '../next-path.js';
 import {
@@ -72,7 +74,6 @@ export function renderPageError(error: unknown, c: Context, log: Logger): Respon
 
 export function createSsoRoutes(deps: Deps) {
   const app = new Hono();
-  const webLogin = createWebLogin(deps);
   const secure = isCookieSecure(deps.config);
   app.onError((error, c) => renderPageError(error, c, deps.log));
 
@@ -93,7 +94,7 @@ export function createSsoRoutes(deps: Deps) {
     const ip = clientIp(c);
     // Behind a trusted proxy this is the browser's address (POSTERN_TRUSTED_PROXIES); clients in
     // POSTERN_BAN_EXEMPT_NETWORKS are counted per user only.
-    const outcome = await webLogin.checkPassword({ username, password, ...(ip ? { ip } : {}) });
+    const outcome = await deps.passwordLogin.checkPassword({ username, password, ...(ip ? { ip } : {}) });
     if (!outcome.ok) {
       if (outcome.status === 401 || outcome.status === 429) {
         const loaded = await loadIdpSettings(deps.db, deps.secretBox);
@@ -110,7 +111,7 @@ export function createSsoRoutes(deps: Deps) {
   });
 
   app.get('/login/sso', async (c) => {
-    const outcome = await webLogin.beginSso();
+    const outcome = await deps.ssoLogin.beginSso();
     if (!outcome.ok) return renderRefusal(c, outcome);
     const prelogin = {
       httpOnly: true,
@@ -135,7 +136,11 @@ export function createSsoRoutes(deps: Deps) {
       deleteCookie(c, name, { path: PRELOGIN_PATH, secure, httpOnly: true, sameSite: 'Lax' });
     }
     const ip = clientIp(c);
-    const outcome = await webLogin.completeSso({ callbackUrl: new URL(c.req.url), binding, ...(ip ? { ip } : {}) });
+    const outcome = await deps.ssoLogin.completeSso({
+      callbackUrl: new URL(c.req.url),
+      binding,
+      ...(ip ? { ip } : {}),
+    });
     if (!outcome.ok) return renderRefusal(c, outcome);
     await startWebSession(c, { username: outcome.username, via: 'sso' });
     return c.redirect(next ?? '/', 303);
@@ -148,7 +153,7 @@ export function createSsoRoutes(deps: Deps) {
       const form = await c.req.parseBody();
       if (!isValidCsrfToken(session, form.csrf)) return renderRefusal(c, CROSS_SITE_REFUSAL);
       const ip = clientIp(c);
-      await recordWebAudit(deps.db, {
+      await recordAudit(deps.db, {
         actor: session.username,
         action: 'web.logout',
         target: session.username,

@@ -1,7 +1,7 @@
 // The user portal: the mailbox, the webmail link, and app-password management.
 import type { AppPasswordSummary, ProtocolChoice } from '../../app-passwords/app-passwords.js';
 import { PROTOCOL_CHOICES } from '../../app-passwords/app-passwords.js';
-import type { PortalMailbox } from '../../login/web-login.js';
+import type { PortalMailbox } from '../../storage/mailboxes.js';
 import { Layout } from './layout.js';
 
 const PROTOCOL_LABELS: Record<ProtocolChoice, string> = {

@@ -1,7 +1,7 @@
 // ARGON2I / ARGON2ID through @node-rs/argon2. Like Dovecot (libsodium's crypto_pwhash_str_verify),
 // the variant comes from the hash itself, so {ARGON2I} may hold an $argon2id$ hash.
 import { hashSync, verifySync } from '@node-rs/argon2';
-import type { SchemeOutcome } from './index.js';
+import type { SchemeOutcome } from './types.js';
 
 const ARGON2 = /^\$argon2(id|i|d)\$(?:v=\d+\$)?m=(\d{1,10}),t=(\d{1,10}),p=(\d{1,3})\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$/;
 /** libsodium's "sensitive" limits are 1 GiB and 4 passes; beyond these a hash is a denial of service. */

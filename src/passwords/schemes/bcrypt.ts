@@ -2,7 +2,7 @@
 // the thread they run on when called synchronously, so expensive callers go through the pool.
 import { hashSync as hashNative, verifySync as verifyNative } from '@node-rs/bcrypt';
 import bcryptjs from 'bcryptjs';
-import type { BcryptImpl, SchemeOutcome } from './index.js';
+import type { BcryptImpl, SchemeOutcome } from './types.js';
 
 const BCRYPT = /^\$2([a-z])\$(\d\d)\$[./A-Za-z0-9]{53}$/;
 export const MIN_BCRYPT_COST = 4;

@@ -3,7 +3,7 @@
 // recomputing those states. node:crypto hides MD5's internal state, hence the compression here.
 import { createHash } from 'node:crypto';
 import { entryAt, isEqualConstantTime } from './bytes.js';
-import type { SchemeOutcome } from './index.js';
+import type { SchemeOutcome } from './types.js';
 
 const MD5_BLOCK_BYTES = 64;
 const MD5_SHIFTS = [7, 12, 17, 22, 5, 9, 14, 20, 4, 11, 16, 23, 6, 10, 15, 21];

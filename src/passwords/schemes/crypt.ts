@@ -2,9 +2,9 @@
 // the hash's own prefix picks the algorithm, whatever the scheme name says. Dispatch only.
 import { verifyBcrypt } from './bcrypt.js';
 import { verifyDesCrypt } from './des-crypt.js';
-import type { SchemeOutcome, VerifyContext } from './index.js';
 import { verifyMd5Crypt } from './md5-crypt.js';
 import { verifyShaCrypt } from './sha-crypt.js';
+import type { SchemeOutcome, VerifyContext } from './types.js';
 
 /**
  * libxcrypt formats Dovecot would accept but postern cannot compute: yescrypt ($y$, Debian 12's

@@ -2,7 +2,7 @@
 // (`_` + count + salt), as glibc/libxcrypt compute them. Only what crypt(3) needs; it must never
 // serve as general-purpose DES encryption.
 import { entryAt, isSameCryptString } from './bytes.js';
-import type { SchemeOutcome } from './index.js';
+import type { SchemeOutcome } from './types.js';
 
 const CRYPT_ALPHABET = './0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 const TRADITIONAL = /^[./0-9A-Za-z]{13}$/;

@@ -2,8 +2,8 @@
 // forms (SMD5, SSHA, SSHA256, SSHA512): cheap enough to verify inline on the event loop.
 import { createHash, randomBytes } from 'node:crypto';
 import { isEqualConstantTime } from './bytes.js';
-import type { SchemeOutcome } from './index.js';
 import { computeMd4 } from './md4.js';
+import type { SchemeOutcome } from './types.js';
 
 export type DigestAlgorithm = 'md4' | 'md5' | 'sha1' | 'sha256' | 'sha512';
 

@@ -10,25 +10,9 @@ import { verifyMd5Crypt, verifyMd5Scheme } from './md5-crypt.js';
 import { verifyPbkdf2, verifyPbkdf2Sha512 } from './pbkdf2.js';
 import { verifyPlain, verifyPlainTrunc } from './plain.js';
 import { verifyScram } from './scram.js';
+import type { BcryptImpl, SchemeDefinition, SchemeOutcome, VerifyContext } from './types.js';
 
-export type BcryptImpl = 'native' | 'js';
-
-export interface VerifyContext {
-  readonly bcryptImpl: BcryptImpl;
-}
-
-/** 'malformed' and 'unsupported' describe the stored value, never the candidate. */
-export type SchemeOutcome = 'match' | 'mismatch' | 'malformed' | 'unsupported';
-
-export interface SchemeDefinition {
-  readonly defaultEncoding: PayloadEncoding;
-  /** Decoded size of fixed-size digests; lets Dovecot (and us) tell hex from base64 by length. */
-  readonly rawLength?: number;
-  readonly isPlaintext?: boolean;
-  /** Whether verifying takes long enough (milliseconds or more) to belong on a worker thread. */
-  readonly isExpensive: (payload: string) => boolean;
-  readonly verify: (raw: Buffer, candidate: Buffer, context: VerifyContext) => SchemeOutcome;
-}
+export type { BcryptImpl, SchemeDefinition, SchemeOutcome, VerifyContext };
 
 const always = () => true;
 const never = () => false;

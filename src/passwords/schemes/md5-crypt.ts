@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { decodePayload } from '../stored-hash.js';
 import { entryAt, isSameCryptString } from './bytes.js';
 import { verifyDigest } from './digest.js';
-import type { SchemeOutcome } from './index.js';
+import type { SchemeOutcome } from './types.js';
 
 const CRYPT_ALPHABET = './0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 const MAGIC = Buffer.from('$1$');

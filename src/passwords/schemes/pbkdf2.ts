@@ -2,7 +2,7 @@
 // characters as the salt bytes; and mailcow's FreeIPA-style PBKDF2-SHA512, which Dovecot lacks.
 import { pbkdf2Sync } from 'node:crypto';
 import { isEqualConstantTime } from './bytes.js';
-import type { SchemeOutcome } from './index.js';
+import type { SchemeOutcome } from './types.js';
 
 const PBKDF2 = /^\$1\$([^$]*)\$(\d{1,10})\$([0-9a-fA-F]{40})$/;
 /** About two seconds of CPU; Dovecot writes 5000. */

@@ -1,7 +1,7 @@
 // Cleartext schemes PLAIN, CLEAR, CLEARTEXT and PLAIN-TRUNC. Whether they may be used at all is
 // decided by the caller (allowPlaintext); here only the comparison, byte for byte like Dovecot.
 import { isEqualConstantTime } from './bytes.js';
-import type { SchemeOutcome } from './index.js';
+import type { SchemeOutcome } from './types.js';
 
 export function verifyPlain(raw: Buffer, candidate: Buffer): SchemeOutcome {
   return isEqualConstantTime(candidate, raw) ? 'match' : 'mismatch';

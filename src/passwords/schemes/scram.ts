@@ -3,8 +3,8 @@
 import { createHash, createHmac, pbkdf2Sync } from 'node:crypto';
 import { decodeBase64 } from '../stored-hash.js';
 import { isEqualConstantTime } from './bytes.js';
-import type { SchemeOutcome } from './index.js';
 import { MAX_PBKDF2_ITERATIONS } from './pbkdf2.js';
+import type { SchemeOutcome } from './types.js';
 
 /** RFC 5802's minimum, which Dovecot enforces when reading the passdb. */
 const MIN_ITERATIONS = 4096;

@@ -3,7 +3,7 @@
 import { randomInt } from 'node:crypto';
 import { encrypt } from 'unixcrypt';
 import { isSameCryptString } from './bytes.js';
-import type { SchemeOutcome } from './index.js';
+import type { SchemeOutcome } from './types.js';
 
 const CRYPT_ALPHABET = './0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 const SHA_CRYPT = /^\$([56])\$(?:rounds=(\d{1,9})\$)?[./0-9A-Za-z]{0,16}\$([./0-9A-Za-z]+)$/;

@@ -2,7 +2,7 @@
 // data/web/inc/init_db.inc.php (schema version 19022026_1220, checked at commit 06424670fa5d).
 // CREATE TABLE IF NOT EXISTS only: on a mailcow database every table already exists and
 // mailcow's own init_db owns its shape, so nothing here may run against an existing table.
-import type { Migration } from './index.js';
+import type { Migration } from './migration.js';
 
 // mailcow's tables say `DEFAULT CHARSET=utf8mb4` and inherit utf8mb4_general_ci from its
 // MariaDB 10.11 (data/conf/mysql/my.cnf: collation-server). We name the collation so that

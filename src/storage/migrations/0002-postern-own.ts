@@ -1,6 +1,6 @@
 // postern's own tables (prefix postern_): the sync-run log and the admin/audit trail. mailcow
 // never reads them; they may change shape in later migrations, unlike mailcow's tables.
-import type { Migration } from './index.js';
+import type { Migration } from './migration.js';
 
 // Same charset and collation as mailcow's tables, so usernames compare and join alike.
 const TABLE_OPTIONS = 'ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci ROW_FORMAT=DYNAMIC';

@@ -1,7 +1,7 @@
 // A counter that every change to the tables a mail login reads bumps, through triggers. It lets
 // the passdb keep login data in process and still see any change, by postern or by mailcow's
 // own UI, on the very next request: one shared read of this counter replaces per-login queries.
-import type { Migration } from './index.js';
+import type { Migration } from './migration.js';
 
 /** Tables whose rows decide a mail login; a change to any of them invalidates cached logins. */
 export const WATCHED_TABLES = ['mailbox', 'app_passwd', 'domain', 'alias_domain'] as const;

@@ -2,7 +2,7 @@
 // `domain_admins` (a domain admin's domain ACL), column for column as mailcow-dockerized's
 // data/web/inc/init_db.inc.php defines them (checked at commit 06424670), created only when
 // missing. Plus postern's own recovery codes for TOTP (mailcow has none).
-import type { Migration } from './index.js';
+import type { Migration } from './migration.js';
 
 const TABLE_OPTIONS = 'ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci ROW_FORMAT=DYNAMIC';
 

@@ -3,7 +3,7 @@
 // mail login's data, adding, switching or deleting an authenticator must invalidate the cached
 // copies too. Triggers are postern's own objects beside the table; no mailcow column is touched.
 import { changeTriggerName } from './0003-change-counter.js';
-import type { Migration } from './index.js';
+import type { Migration } from './migration.js';
 
 export const TFA_WATCHED_TABLES = ['tfa'] as const;
 

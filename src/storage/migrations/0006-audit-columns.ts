@@ -2,7 +2,7 @@
 // to what, with which result, changing what": the actor's kind and role, the outcome, the domain
 // the target belongs to (a domain admin's view), and the changed fields before and after. Rows
 // written before this step are filled in from what they already say (action suffix, target).
-import type { Migration } from './index.js';
+import type { Migration } from './migration.js';
 
 const columns = `ALTER TABLE postern_audit
   ADD COLUMN IF NOT EXISTS actor_kind VARCHAR(16) NULL DEFAULT NULL AFTER actor,

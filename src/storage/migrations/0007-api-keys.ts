@@ -3,7 +3,7 @@
 // expiry, and when and from where they were last used. Only a SHA-256 of the key is stored: the
 // key is 256 random bits, so the digest cannot be searched back to it. mailcow's `api` table is
 // left as mailcow defines it; its keys keep working as superadmin keys.
-import type { Migration } from './index.js';
+import type { Migration } from './migration.js';
 
 const TABLE_OPTIONS = 'ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci ROW_FORMAT=DYNAMIC';
 

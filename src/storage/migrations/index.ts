@@ -1,6 +1,7 @@
 // Owns postern's database schema: mailcow's tables as mailcow's init_db defines them (created
 // only when missing) and postern's own `postern_*` tables. Must never ALTER, DROP or rewrite a
 // mailcow table or column: postern is pointed at live mailcow databases that mailcow migrates.
+
 import { mailcowCore } from './0001-mailcow-core.js';
 import { posternOwn } from './0002-postern-own.js';
 import { changeCounter } from './0003-change-counter.js';
@@ -8,18 +9,10 @@ import { admins } from './0004-admins.js';
 import { tfaChangeCounter } from './0005-tfa-change-counter.js';
 import { auditColumns } from './0006-audit-columns.js';
 import { apiKeysTable } from './0007-api-keys.js';
+import { twoFactorPolicyTable } from './0008-two-factor-policy.js';
+import type { Migration } from './migration.js';
 
-/**
- * One schema step. `statements` run in order, one per query (multipleStatements is off), and
- * must be safe to run again on a database where they already ran or where mailcow created the
- * tables: DDL commits implicitly in MySQL, so a crash mid-migration re-runs the whole step.
- */
-export interface Migration {
-  /** Ascending, never reused; the runner records it in `postern_migrations`. */
-  id: number;
-  name: string;
-  statements: readonly string[];
-}
+export type { Migration };
 
 /** Every migration, ordered by id. The ledger `postern_migrations` belongs to the runner. */
 export const migrations: readonly Migration[] = [
@@ -30,4 +23,5 @@ export const migrations: readonly Migration[] = [
   tfaChangeCounter,
   auditColumns,
   apiKeysTable,
+  twoFactorPolicyTable,
 ];

@@ -1,0 +1,195 @@
+// The console's operations pages (identity provider, templates and mapping, sync, bans, audit)
+// over HTTP against real MariaDB and Redis and the Keycloak fake (test/support/fake-keycloak.ts,
+// which follows Keycloak's code, cited there): forms post with the session's CSRF token, each
+// page checks the role, every change lands in the audit log.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAdminAccount } from '../../src/admin/admin-accounts.js';
+import { queryAudit } from '../../src/storage/audit.js';
+import { startTestPostern, type TestPostern } from '../support/env.js';
+import { type FakeKeycloak, startFakeKeycloak } from '../support/fake-keycloak.js';
+import { seedDomain } from '../support/seed.js';
+
+const ORIGIN = 'https://admin.example.org';
+const ROOT_PASSWORD = 'console ops root passphrase';
+const DESK_PASSWORD = 'console ops desk passphrase';
+const CLIENT_SECRET = 'ops-client-secret-5e1d';
+let postern: TestPostern;
+let keycloak: FakeKeycloak;
+
+function consoleClient(baseUrl: () => string) {
+  const jar = new Map<string, string>();
+  let csrf = '';
+  async function request(method: string, path: string, form?: Record<string, string | string[]>, headers = {}) {
+    const body = new URLSearchParams();
+    for (const [key, value] of Object.entries(form ?? {})) {
+      for (const one of Array.isArray(value) ? value : [value]) body.append(key, one);
+    }
+    const response = await fetch(`${baseUrl()}${path}`, {
+      method,
+      redirect: 'manual',
+      headers: {
+        origin: ORIGIN,
+        ...(jar.size ? { cookie: [...jar].map(([k, v]) => `${k}=${v}`).join('; ') } : {}),
+        ...(form ? { 'content-type': 'application/x-www-form-urlencoded' } : {}),
+        ...headers,
+      },
+      ...(form ? { body: body.toString() } : {}),
+    });
+    for (const cookie of response.headers.getSetCookie()) {
+      const [pair = ''] = cookie.split(';');
+      const [name = '', value = ''] = pair.split('=');
+      if (/max-age=0/i.test(cookie) || value === '') jar.delete(name);
+      else jar.set(name, value);
+    }
+    return { status: response.status, location: response.headers.get('location'), text: await response.text() };
+  }
+  return {
+    request,
+    get: (path: string) => request('GET', path),
+    /** A form post with the session's token. */
+    post: (path: string, form: Record<string, string | string[]> = {}) => request('POST', path, { csrf, ...form }),
+    async signIn(username: string, password: string) {
+      const response = await request('POST', '/admin/login', { username, password });
+      expect(response.location).toBe('/admin');
+      const home = await request('GET', '/admin');
+      csrf = /name="csrf" value="([^"]+)"/.exec(home.text)?.[1] ?? '';
+      if (!csrf) throw new Error('no CSRF token on the console page');
+      return home;
+    },
+  };
+}
+
+const root = consoleClient(() => postern.webUrl);
+const desk = consoleClient(() => postern.webUrl);
+
+function keycloakForm(overrides: Record<string, string> = {}) {
+  return {
+    authsource: 'keycloak',
+    server_url: keycloak.url,
+    realm: 'mail',
+    version: '26.0.0',
+    client_id: 'postern',
+    client_secret: CLIENT_SECRET,
+    redirect_url: 'https://mail.example.org/login/sso/callback',
+    attribute_field: 'mailcow_template',
+    postern_token_auth_method: 'client_secret_post',
+    login_provisioning: '1',
+    import_users: '1',
+    periodic_sync: '1',
+    sync_interval: '15',
+    postern_max_drop_percent: '20',
+    ...overrides,
+  };
+}
+
+beforeAll(async () => {
+  keycloak = await startFakeKeycloak({
+    clients: [{ clientId: 'postern', secret: CLIENT_SECRET }],
+    users: [
+      { username: 'ada', email: 'ada@example.org', emailVerified: true, attributes: { mailcow_template: ['staff'] } },
+      { username: 'bo', email: 'bo@example.org', emailVerified: true, attributes: { mailcow_template: ['guest'] } },
+    ],
+  });
+  postern = await startTestPostern('console_ops', {
+    POSTERN_PUBLIC_URL: ORIGIN,
+    POSTERN_BCRYPT_COST: '4',
+    POSTERN_SECRET_KEY: 'console-ops-secret-key-0123456789abcdefghij',
+    POSTERN_IDP_TIMEOUT_MS: '3000',
+  });
+  const { db, hashPool } = postern.deps;
+  await seedDomain(db, 'example.org');
+  for (const [username, password, superadmin, domains] of [
+    ['root', ROOT_PASSWORD, true, []],
+    ['desk', DESK_PASSWORD, false, ['example.org']],
+  ] as const) {
+    const outcome = await createAdminAccount(
+      { db, hashPool, passwordScheme: 'BLF-CRYPT' },
+      { username, password, superadmin, domains: [...domains] },
+    );
+    if (!outcome.ok) throw new Error(outcome.message);
+  }
+  await root.signIn('root', ROOT_PASSWORD);
+  await desk.signIn('desk', DESK_PASSWORD);
+});
+
+afterAll(async () => {
+  await postern?.destroy();
+  await keycloak?.close();
+});
+
+describe('identity provider page', () => {
+  it('is for superadmins only: a domain admin has no entry and gets 403', async () => {
+    expect((await desk.get('/admin')).text).not.toContain('href="/admin/identity-provider"');
+    const page = await desk.get('/admin/identity-provider');
+    expect(page.status).toBe(403);
+    expect((await desk.post('/admin/identity-provider', keycloakForm())).status).toBe(403);
+  });
+
+  it('shows an empty Keycloak form with every key before anything is configured', async () => {
+    const page = await root.get('/admin/identity-provider');
+    expect(page.status).toBe(200);
+    expect(page.text).toContain('No identity provider is configured yet');
+    for (const key of ['server_url', 'realm', 'version', 'client_id', 'client_secret', 'sync_interval']) {
+      expect(page.text).toContain(`<label for="f-${key}">`);
+    }
+    const generic = await root.get('/admin/identity-provider?type=generic-oidc');
+    for (const key of ['postern_issuer_url', 'authorize_url', 'token_url', 'userinfo_url', 'client_scopes']) {
+      expect(generic.text).toContain(`<label for="f-${key}">`);
+    }
+  });
+
+  it('tests unsaved settings step by step, with the sample user and the template its attribute maps to', async () => {
+    const page = await root.post('/admin/identity-provider/test', {
+      ...keycloakForm(),
+      sample_user: 'ada@example.org',
+    });
+    expect(page.status).toBe(200);
+    const steps = [...page.text.matchAll(/<li data-step="([a-z_]+)" data-ok="(true|false)">/g)].map((m) => [
+      m[1],
+      m[2],
+    ]);
+    expect(steps).toEqual([
+      ['discovery', 'true'],
+      ['jwks', 'true'],
+      ['client_credentials', 'true'],
+      ['admin_api', 'true'],
+      ['sample_user', 'true'],
+      ['attribute_mapping', 'false'],
+    ]);
+    expect(page.text).toContain('found user &quot;ada&quot;');
+    expect(page.text).toContain('the user has mailcow_template = &quot;staff&quot;');
+    expect(page.text).not.toContain(CLIENT_SECRET);
+    // Nothing was saved by a test.
+    expect((await root.get('/admin/identity-provider')).text).toContain('No identity provider is configured yet');
+  });
+
+  it('refuses invalid settings with the field named, never echoing the secret', async () => {
+    const page = await root.post('/admin/identity-provider', keycloakForm({ server_url: 'ftp://nowhere' }));
+    expect(page.status).toBe(400);
+    expect(page.text).toContain('id="f-server_url-error"');
+    expect(page.text).toContain('server_url: must be an http(s) URL');
+    expect(page.text).not.toContain(CLIENT_SECRET);
+  });
+
+  it('saves the settings, keeps the secret write-only, and audits the change as the signed-in admin', async () => {
+    const saved = await root.post('/admin/identity-provider', keycloakForm());
+    expect(saved).toMatchObject({ status: 303, location: '/admin/identity-provider?saved=1' });
+    const page = await root.get('/admin/identity-provider?saved=1');
+    expect(page.text).toContain('The identity provider settings were saved.');
+    expect(page.text).toContain('Client secret (one is stored)');
+    expect(page.text).not.toContain(CLIENT_SECRET);
+    expect(page.text).toMatch(/id="f-realm" name="realm" value="mail"/);
+    // An empty secret field keeps the stored secret.
+    const again = await root.post('/admin/identity-provider', keycloakForm({ client_secret: '', sync_interval: '30' }));
+    expect(again.status).toBe(303);
+    const rows = await postern.deps.db.many<{ key: string; value: string }>(
+      "SELECT `key`, value FROM identity_provider WHERE `key` IN ('sync_interval', 'client_secret')",
+    );
+    expect(Object.fromEntries(rows.map((r) => [r.key, r.value])).sync_interval).toBe('30');
+    const tested = await root.post('/admin/identity-provider/test', keycloakForm({ client_secret: '' }));
+    expect(tested.text).toContain('data-step="client_credentials" data-ok="true"');
+    const audit = await queryAudit(postern.deps.db, { action: 'identity_provider.update', limit: 10 });
+    expect(audit.map((entry) => entry.actor)).toEqual(['root', 'root']);
+    expect(JSON.stringify(audit)).not.toContain(CLIENT_SECRET);
+  });
+});
