@@ -9,7 +9,7 @@
 // Plain functions over narrow deps; denials are values; every change is audited in its transaction.
 import { domainToASCII } from 'node:url';
 import { z } from 'zod';
-import { recordAudit } from '../storage/audit.js';
+import { type AuditActorRef, changedFields, recordAudit } from '../storage/audit.js';
 import type { Db } from '../storage/db.js';
 import * as store from '../storage/domains.js';
 import { type Actor, can } from './roles.js';
@@ -21,6 +21,8 @@ export interface DomainDeps {
 /** Who asks, and from where (for the audit row). */
 export interface ChangeBy {
   actor: Actor;
+  /** The audit trail's name for the caller (admin or key, with its role). */
+  auditActor: AuditActorRef;
   ip?: string | undefined;
 }
 
@@ -218,10 +220,11 @@ export async function createDomain(
     if (await store.isDomainNameTaken(tx, name)) return false;
     await store.insertDomain(tx, name, fields);
     await recordAudit(tx, {
-      actor: by.actor.name,
+      actor: by.auditActor,
       action: 'domain.create',
       target: name,
-      detail: { after: fields },
+      domain: name,
+      after: { ...fields },
       ...(by.ip ? { ip: by.ip } : {}),
     });
     return true;
@@ -261,10 +264,11 @@ export async function updateDomain(
     if (Object.keys(changed).length === 0) return { ok: true as const, value: record };
     await store.updateDomain(tx, name, after);
     await recordAudit(tx, {
-      actor: by.actor.name,
+      actor: by.auditActor,
       action: 'domain.update',
       target: name,
-      detail: { changes: changed },
+      domain: name,
+      ...changedFields({ ...before }, { ...after }),
       ...(by.ip ? { ip: by.ip } : {}),
     });
     return { ok: true as const, value: record };
@@ -294,9 +298,10 @@ export async function deleteDomain(deps: DomainDeps, by: ChangeBy, raw: string):
     }
     await store.deleteDomainRows(tx, name);
     await recordAudit(tx, {
-      actor: by.actor.name,
+      actor: by.auditActor,
       action: 'domain.delete',
       target: name,
+      domain: name,
       ...(by.ip ? { ip: by.ip } : {}),
     });
     return { ok: true as const, value: { domain: name } };
@@ -355,10 +360,11 @@ export async function createAliasDomain(
     const active = input.active === false ? 0 : 1;
     await store.insertAliasDomain(tx, { aliasDomain: alias, targetDomain: target, active });
     await recordAudit(tx, {
-      actor: by.actor.name,
+      actor: by.auditActor,
       action: 'alias_domain.create',
       target: alias,
-      detail: { target_domain: target, active },
+      domain: target,
+      after: { target_domain: target, active },
       ...(by.ip ? { ip: by.ip } : {}),
     });
     return { ok: true as const, value: undefined };
@@ -380,10 +386,12 @@ export async function setAliasDomainActive(
     await deps.db.transaction(async (tx) => {
       await store.setAliasDomainActive(tx, found.value.aliasDomain, wanted);
       await recordAudit(tx, {
-        actor: by.actor.name,
+        actor: by.auditActor,
         action: active ? 'alias_domain.activate' : 'alias_domain.deactivate',
         target: found.value.aliasDomain,
-        detail: { target_domain: found.value.targetDomain, active: { from: found.value.active, to: wanted } },
+        domain: found.value.targetDomain,
+        before: { active: found.value.active },
+        after: { active: wanted },
         ...(by.ip ? { ip: by.ip } : {}),
       });
     });
@@ -402,10 +410,11 @@ export async function deleteAliasDomain(
   const deleted = await deps.db.transaction(async (tx) => {
     if (!(await store.deleteAliasDomainRows(tx, name))) return false;
     await recordAudit(tx, {
-      actor: by.actor.name,
+      actor: by.auditActor,
       action: 'alias_domain.delete',
       target: name,
-      detail: { target_domain: found.value.targetDomain },
+      domain: found.value.targetDomain,
+      before: { target_domain: found.value.targetDomain, active: found.value.active },
       ...(by.ip ? { ip: by.ip } : {}),
     });
     return true;

@@ -12,11 +12,19 @@ const root = consoleClient(() => postern, ORIGIN);
 const desk = consoleClient(() => postern, ORIGIN);
 
 async function auditOf(target: string) {
-  const rows = await postern.deps.db.many<{ actor: string; action: string; detail: unknown }>(
-    'SELECT actor, action, detail FROM postern_audit WHERE target = ? ORDER BY id',
+  const rows = await postern.deps.db.many<{
+    actor: string;
+    actor_kind: string;
+    action: string;
+    domain: string | null;
+    before_values: unknown;
+    after_values: unknown;
+  }>(
+    'SELECT actor, actor_kind, action, domain, before_values, after_values FROM postern_audit WHERE target = ? ORDER BY id',
     [target],
   );
-  return rows.map((row) => ({ ...row, detail: typeof row.detail === 'string' ? JSON.parse(row.detail) : row.detail }));
+  const json = (value: unknown) => (typeof value === 'string' ? JSON.parse(value) : value);
+  return rows.map((row) => ({ ...row, before: json(row.before_values), after: json(row.after_values) }));
 }
 
 beforeAll(async () => {
@@ -55,7 +63,9 @@ describe('domains API', () => {
       quota: 10240,
     });
     const audit = await auditOf('xn--bcher-kva.example');
-    expect(audit).toMatchObject([{ actor: 'root', action: 'domain.create' }]);
+    expect(audit).toMatchObject([
+      { actor: 'root', action: 'domain.create', domain: 'xn--bcher-kva.example', after: { quota: 10240 } },
+    ]);
   });
 
   it("refuses mailcow's invalid limits and a taken name, with the field named", async () => {
@@ -83,12 +93,12 @@ describe('domains API', () => {
     expect(tooFew.text).toContain('already has 1 mailboxes');
     const audit = await auditOf('other.example');
     expect(audit.map((row) => row.action)).toEqual(['domain.update']);
-    expect(audit[0]?.detail).toEqual({
-      changes: {
-        description: { from: 'test domain other.example', to: 'Other' },
-        mailboxes: { from: 0, to: 5 },
-        active: { from: 1, to: 0 },
-      },
+    expect(audit[0]).toMatchObject({
+      actor: 'root',
+      actor_kind: 'admin',
+      domain: 'other.example',
+      before: { description: 'test domain other.example', mailboxes: 0, active: 1 },
+      after: { description: 'Other', mailboxes: 5, active: 0 },
     });
     await root.api('PATCH', '/domains/other.example', { active: true });
   });

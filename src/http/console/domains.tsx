@@ -22,8 +22,7 @@ import {
 } from '../../admin/domains.js';
 import type { Deps } from '../../deps.js';
 import type { AliasDomainRecord, DomainFields } from '../../storage/domains.js';
-import { clientIp } from '../client-ip.js';
-import { denialError, unwrap } from '../routes/admin-outcome.js';
+import { changeBy, denialError, unwrap } from '../routes/admin-outcome.js';
 import { Checkbox, CsrfForm, Field, FormErrors } from '../views/console-layout.js';
 import { type ConsoleView, checked, readForm } from './context.js';
 import { renderPage } from './page.js';
@@ -53,7 +52,6 @@ const domainForm = z.object({
   quota: z.string(),
 });
 
-const by = (c: Context) => ({ actor: c.get('console').actor, ip: clientIp(c) });
 const enc = encodeURIComponent;
 
 function DomainFieldset(props: { values: DomainFields; errors?: Record<string, string> | undefined }) {
@@ -313,7 +311,7 @@ export function createConsoleDomainPages(deps: Pick<Deps, 'db'>) {
     if (!form.ok) return newPage(c, { ...echo, domain: String(raw.domain ?? '') }, form.errors);
     const fields = domainFieldsSchema.safeParse(form.data);
     if (!fields.success) return newPage(c, { ...echo, domain: form.data.domain }, issues(fields.error.issues));
-    const outcome = await createDomain(deps, by(c), { ...fields.data, domain: form.data.domain });
+    const outcome = await createDomain(deps, changeBy(c), { ...fields.data, domain: form.data.domain });
     if (!outcome.ok) {
       if (outcome.denial === 'forbidden' || outcome.denial === 'read_only') throw denialError(outcome);
       return newPage(c, { ...echo, domain: form.data.domain }, { [outcome.field ?? 'form']: outcome.message });
@@ -414,7 +412,7 @@ export function createConsoleDomainPages(deps: Pick<Deps, 'db'>) {
     } else {
       input = { description: typeof raw.description === 'string' ? raw.description.slice(0, 255) : '' };
     }
-    const outcome = await updateDomain(deps, by(c), details.domain.domain, input);
+    const outcome = await updateDomain(deps, changeBy(c), details.domain.domain, input);
     if (!outcome.ok) {
       if (outcome.denial === 'invalid' || outcome.denial === 'conflict') {
         const values = isSuper ? echoFields(raw) : { ...details.domain, description: input.description ?? '' };
@@ -460,14 +458,14 @@ export function createConsoleDomainPages(deps: Pick<Deps, 'db'>) {
   });
 
   app.post('/domains/:domain/delete', async (c) => {
-    unwrap(await deleteDomain(deps, by(c), c.req.param('domain')));
+    unwrap(await deleteDomain(deps, changeBy(c), c.req.param('domain')));
     return c.redirect('/admin/domains?notice=deleted', 303);
   });
 
   app.post('/alias-domains', async (c) => {
     const raw = await c.req.parseBody();
     const target = typeof raw.target_domain === 'string' ? raw.target_domain : '';
-    const outcome = await createAliasDomain(deps, by(c), {
+    const outcome = await createAliasDomain(deps, changeBy(c), {
       aliasDomain: typeof raw.alias_domain === 'string' ? raw.alias_domain : '',
       targetDomain: target,
       active: checked(raw.active),
@@ -479,7 +477,7 @@ export function createConsoleDomainPages(deps: Pick<Deps, 'db'>) {
   app.post('/alias-domains/:name/active', async (c) => {
     const raw = await c.req.parseBody();
     const active = raw.active === '1';
-    const outcome = unwrap(await setAliasDomainActive(deps, by(c), c.req.param('name'), active));
+    const outcome = unwrap(await setAliasDomainActive(deps, changeBy(c), c.req.param('name'), active));
     return c.redirect(
       `/admin/domains/${enc(outcome.targetDomain)}?notice=${active ? 'alias-activated' : 'alias-deactivated'}`,
       303,
@@ -514,7 +512,7 @@ export function createConsoleDomainPages(deps: Pick<Deps, 'db'>) {
   app.post('/alias-domains/:name/delete', async (c) => {
     const view = c.get('console');
     const record = unwrap(await getAliasDomain(deps, view.actor, c.req.param('name')));
-    unwrap(await deleteAliasDomain(deps, by(c), record.aliasDomain));
+    unwrap(await deleteAliasDomain(deps, changeBy(c), record.aliasDomain));
     return c.redirect(`/admin/domains/${enc(record.targetDomain)}?notice=alias-deleted`, 303);
   });
 

@@ -20,8 +20,7 @@ import {
 } from '../../admin/domains.js';
 import type { Deps } from '../../deps.js';
 import type { AliasDomainRecord, DomainRecord } from '../../storage/domains.js';
-import { clientIp } from '../client-ip.js';
-import { unwrap } from './admin-outcome.js';
+import { changeBy, unwrap } from './admin-outcome.js';
 import { parseWith, readBody } from './admin-request.js';
 
 export function domainView(domain: DomainRecord) {
@@ -66,7 +65,6 @@ const aliasUpdateBody = z.strictObject({ active: flagSchema });
 
 export function createDomainRoutes(deps: Pick<Deps, 'db'>) {
   const app = new Hono();
-  const by = (c: Parameters<typeof clientIp>[0]) => ({ actor: c.get('admin').actor, ip: clientIp(c) });
 
   app.get('/', async (c) => {
     const query = parseWith(listQuery, c.req.query(), 'query');
@@ -84,7 +82,7 @@ export function createDomainRoutes(deps: Pick<Deps, 'db'>) {
 
   app.post('/', async (c) => {
     const body = await readBody(c, createBody);
-    const created = unwrap(await createDomain(deps, by(c), body));
+    const created = unwrap(await createDomain(deps, changeBy(c), body));
     return c.json(domainView(created), 201);
   });
 
@@ -104,11 +102,11 @@ export function createDomainRoutes(deps: Pick<Deps, 'db'>) {
 
   app.patch('/:domain', async (c) => {
     const body = await readBody(c, updateBody);
-    return c.json(domainView(unwrap(await updateDomain(deps, by(c), c.req.param('domain'), body))));
+    return c.json(domainView(unwrap(await updateDomain(deps, changeBy(c), c.req.param('domain'), body))));
   });
 
   app.delete('/:domain', async (c) => {
-    unwrap(await deleteDomain(deps, by(c), c.req.param('domain')));
+    unwrap(await deleteDomain(deps, changeBy(c), c.req.param('domain')));
     return c.json({ success: true });
   });
 
@@ -117,7 +115,6 @@ export function createDomainRoutes(deps: Pick<Deps, 'db'>) {
 
 export function createAliasDomainRoutes(deps: Pick<Deps, 'db'>) {
   const app = new Hono();
-  const by = (c: Parameters<typeof clientIp>[0]) => ({ actor: c.get('admin').actor, ip: clientIp(c) });
 
   app.get('/', async (c) => {
     const { target } = parseWith(z.strictObject({ target: z.string().max(255).optional() }), c.req.query(), 'query');
@@ -128,7 +125,7 @@ export function createAliasDomainRoutes(deps: Pick<Deps, 'db'>) {
   app.post('/', async (c) => {
     const body = await readBody(c, aliasCreateBody);
     const created = unwrap(
-      await createAliasDomain(deps, by(c), {
+      await createAliasDomain(deps, changeBy(c), {
         aliasDomain: body.alias_domain,
         targetDomain: body.target_domain,
         ...(body.active !== undefined ? { active: body.active } : {}),
@@ -143,11 +140,11 @@ export function createAliasDomainRoutes(deps: Pick<Deps, 'db'>) {
 
   app.patch('/:name', async (c) => {
     const { active } = await readBody(c, aliasUpdateBody);
-    return c.json(aliasDomainView(unwrap(await setAliasDomainActive(deps, by(c), c.req.param('name'), active))));
+    return c.json(aliasDomainView(unwrap(await setAliasDomainActive(deps, changeBy(c), c.req.param('name'), active))));
   });
 
   app.delete('/:name', async (c) => {
-    unwrap(await deleteAliasDomain(deps, by(c), c.req.param('name')));
+    unwrap(await deleteAliasDomain(deps, changeBy(c), c.req.param('name')));
     return c.json({ success: true });
   });
 

@@ -1,6 +1,16 @@
-// A use-case's denial as the HTTP error the API and the console answer with.
-import type { Denial } from '../../admin/domains.js';
+// Between the admin use-cases and HTTP: who asks (changeBy), and a denial as the HTTP error the
+// API and the console answer with.
+import type { Context } from 'hono';
+import type { ChangeBy, Denial } from '../../admin/domains.js';
 import { AppError } from '../../errors.js';
+import { auditActorOf } from '../admin-auth.js';
+import { clientIp } from '../client-ip.js';
+
+/** Who is asking (set by requireAdmin or the console guard), for a use-case and its audit row. */
+export function changeBy(c: Context): ChangeBy {
+  const principal = c.get('admin');
+  return { actor: principal.actor, auditActor: auditActorOf(principal), ip: clientIp(c) };
+}
 
 const CODES = {
   not_found: 'not_found',
