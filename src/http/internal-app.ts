@@ -1,6 +1,7 @@
 // The internal listener: Dovecot's passdb, health and metrics. Bound to a private address;
 // everything that can reveal or decide a credential also requires the internal token.
 import { Hono } from 'hono';
+import { createLoginRefusalAudit } from '../audit/login-refusals.js';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
 import { createSogoSsoPasswordChecker, type SogoSsoPasswordChecker } from '../login/sogo-sso-password.js';
@@ -57,6 +58,7 @@ export function createInternalPassdb(deps: Deps): PassdbEndpoint {
     webmailSecrets: createWebmailSecretChecker(deps),
     sogoSso: createSogoSso(deps),
     loginHashFloor: deps.config.loginHashFloor,
+    onDenial: createLoginRefusalAudit(deps.auditWriter),
     observe: ({ service, source, outcome, seconds }) => {
       deps.metrics.observeAuth(service, source, outcome.result, seconds);
       if ('bannedScope' in outcome && outcome.bannedScope) deps.metrics.rateLimited.inc({ scope: outcome.bannedScope });

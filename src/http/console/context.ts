@@ -51,6 +51,8 @@ export const CONSOLE_NAV: readonly NavEntry[] = [
   // A domain admin's list holds only its own domains.
   { href: '/admin/domains', label: 'Domains', visible: everyone },
   { href: '/admin/identity-provider', label: 'Identity provider', visible: readable({ kind: 'identity_provider' }) },
+  { href: '/admin/templates', label: 'Templates', visible: readable({ kind: 'templates' }) },
+  { href: '/admin/bans', label: 'Bans', visible: readable({ kind: 'bans' }) },
 ];
 
 export function navFor(actor: Actor): NavEntry[] {

@@ -5,6 +5,7 @@
 import { isIP } from 'node:net';
 import { type Context, Hono } from 'hono';
 import { getCookie, setCookie } from 'hono/cookie';
+import { createLoginRefusalAudit } from '../../audit/login-refusals.js';
 import type { Deps } from '../../deps.js';
 import { checkMailLogin } from '../../login/mail-login.js';
 import { HANDOFF_COOKIE, WEBMAIL_COOKIE, WEBMAIL_COOKIE_PATH } from '../../login/sogo-handoff.js';
@@ -168,7 +169,11 @@ export function createSogoVerifyRoutes(deps: Deps) {
   const handoff = deps.sogoHandoff;
   const secure = isCookieSecure(deps.config);
   // DAV/EAS logins pad their hash work like the passdb's (see mail-login.ts).
-  const loginDeps = { ...deps, loginHashFloor: deps.config.loginHashFloor };
+  const loginDeps = {
+    ...deps,
+    loginHashFloor: deps.config.loginHashFloor,
+    onDenial: createLoginRefusalAudit(deps.auditWriter),
+  };
 
   app.get('/sogo/verify', async (c) => {
     const ip = originalClientIp(c);
