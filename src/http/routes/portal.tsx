@@ -14,6 +14,7 @@ import { findPortalMailbox, type PortalMailbox } from '../../storage/mailboxes.j
 import { clientIp } from '../client-ip.js';
 import { destroyWebSession, getWebSession, isSameOrigin, isValidCsrfToken, type WebSession } from '../session.js';
 import { AppPasswordCreatedPage, PortalPage, type PortalProps } from '../views/portal-page.js';
+import { portalTwoFactorState } from './portal-two-factor.js';
 import { CROSS_SITE_REFUSAL, renderPageError, renderRefusal } from './sso.js';
 
 const GONE = {
@@ -73,6 +74,7 @@ export function createPortalRoutes(deps: Deps) {
       appPasswords,
       csrfToken: current.session.csrfToken,
       ...(current.session.actingAdmin ? { actingAdmin: current.session.actingAdmin } : {}),
+      ...(await portalTwoFactorState(deps.db, current.mailbox, current.session)),
     });
   });
 
