@@ -3,7 +3,7 @@
 import { createAdminLoginLimiter } from './admin/admin-sign-in.js';
 import { type BackgroundWork, createBackgroundWork } from './background.js';
 import { keys } from './cache/keys.js';
-import { createRedis, type Redis } from './cache/redis.js';
+import { createRedis, type Redis, redisTargetOf } from './cache/redis.js';
 import { loadSharedSecret } from './cache/shared-secret.js';
 import { createCachingVerifier } from './cache/verified-credentials.js';
 import type { Config } from './config/schema.js';
@@ -101,7 +101,7 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
     const saslLog = createSaslLogWriter(db, log);
     closers.push(() => saslLog.close());
 
-    const redis = createRedis(config.redisUrl);
+    const redis = createRedis(redisTargetOf(config));
     // Log transitions only: a Redis outage must not flood the log with one line per retry.
     let redisDown = false;
     redis.on('error', (error: Error) => {

@@ -1,5 +1,7 @@
 // The passdb decision: may this username + password use this mail service now? Plain function
 // over deps; never imports hono. Denials are returned, faults (MySQL, Redis, IdP) are thrown.
+// mail-login.test.ts tests the decision alone (fakes of the login data and the verifier, no
+// limiter); test/passdb.test.ts tests it behind the endpoint over real MySQL and Redis.
 import { foldAddress } from '../address.js';
 import type { Logger } from '../log.js';
 import type { CredentialVerifier } from '../passwords/credential-verifier.js';
@@ -68,6 +70,7 @@ export type MailLoginOutcome = (
   source: string;
 };
 
+/** Its home is passwords/ (cache/ implements it without importing login/); named here for callers. */
 export type { CredentialVerifier };
 
 /**

@@ -48,7 +48,10 @@ export const everyone = () => true;
  */
 export const CONSOLE_NAV: readonly NavEntry[] = [
   { href: '/admin', label: 'Dashboard', visible: everyone },
+  // A domain admin's list holds only its own domains.
+  { href: '/admin/domains', label: 'Domains', visible: everyone },
   { href: '/admin/identity-provider', label: 'Identity provider', visible: readable({ kind: 'identity_provider' }) },
+  { href: '/admin/templates', label: 'Templates', visible: readable({ kind: 'templates' }) },
 ];
 
 export function navFor(actor: Actor): NavEntry[] {

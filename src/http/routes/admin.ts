@@ -11,6 +11,7 @@ import type { AdminSessionStore } from '../admin-session.js';
 import { createAdminAccountRoutes } from './admin-accounts.js';
 import { createAuditRoutes } from './admin-audit.js';
 import { createAdminBanRoutes } from './admin-bans.js';
+import { createAliasDomainRoutes, createDomainRoutes } from './admin-domains.js';
 import { createIdentityProviderRoutes } from './admin-identity-provider.js';
 import { createMailboxRoutes } from './admin-mailboxes.js';
 import { createTemplateRoutes } from './admin-templates.js';
@@ -39,6 +40,8 @@ export function createAdminRoutes(deps: Deps, options: { sessions?: AdminSession
   app.route('/bans', createAdminBanRoutes(deps));
   app.route('/admins', createAdminAccountRoutes(deps));
   app.route('/audit', createAuditRoutes(deps));
+  app.route('/domains', createDomainRoutes(deps));
+  app.route('/alias-domains', createAliasDomainRoutes(deps));
   app.route('/two-factor-policy', createTwoFactorPolicyRoutes(deps));
   return app;
 }
