@@ -1,6 +1,7 @@
 // Composition root: the only place that opens pools and clients and wires them together.
 // Everything it opens is closed by the returned close(), in reverse order.
 import { createAdminLoginLimiter } from './admin/admin-sign-in.js';
+import { type AuditWriter, createAuditWriter } from './audit/audit-writer.js';
 import { type BackgroundWork, createBackgroundWork } from './background.js';
 import { keys } from './cache/keys.js';
 import { createRedis, type Redis, redisTargetOf } from './cache/redis.js';
@@ -40,6 +41,8 @@ export interface Deps {
   limiter: RateLimiter;
   loginData: LoginDataSource;
   saslLog: SaslLogWriter;
+  /** Audit entries written off the request path (refused mail logins, bans, refused keys). */
+  auditWriter: AuditWriter;
   sources: SourceRegistry;
   secretBox: SecretBox;
   metrics: Metrics;
@@ -100,6 +103,8 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
     const loginData = await createLoginData(db, config, log);
     const saslLog = createSaslLogWriter(db, log);
     closers.push(() => saslLog.close());
+    const auditWriter = createAuditWriter(db, log);
+    closers.push(() => auditWriter.close());
 
     const redis = createRedis(redisTargetOf(config));
     // Log transitions only: a Redis outage must not flood the log with one line per retry.
@@ -150,7 +155,15 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
       ...limitsFromConfig(config),
       fingerprintSecret,
       log,
-      onBan: (scope) => metrics.bans.inc({ scope }),
+      onBan: (scope, subject) => {
+        metrics.bans.inc({ scope });
+        auditWriter.record({
+          actor: { kind: 'system', name: 'rate-limiter' },
+          action: 'ban.place',
+          ...(subject ? { target: subject } : {}),
+          detail: { scope, ban_seconds: config.banSeconds },
+        });
+      },
     });
     closers.push(async () => limiter.close());
     // Each limiter mirrors bans through a Redis subscriber of its own: closed here, not by Redis going away.
@@ -176,6 +189,7 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
       limiter,
       loginData,
       saslLog,
+      auditWriter,
       sources: createSourceRegistry({ keycloak: createKeycloakPasswordSource({ db, secretBox, config, log }) }),
       secretBox,
       metrics,

@@ -1,6 +1,7 @@
 // One set of narrow deps for every mail login, wherever it arrives: Dovecot's passdb (the
 // internal listener and its fast path) and SOGo's DAV/EAS clients (/sogo/verify). Both get the
-// same limiter, webmail-secret and SOGo SSO checkers and the same metrics.
+// same limiter, webmail-secret and SOGo SSO checkers, refusal audit and metrics.
+import { createLoginRefusalAudit } from '../audit/login-refusals.js';
 import type { Deps } from '../deps.js';
 import {
   checkMailLogin,
@@ -23,6 +24,7 @@ export function mailLoginDepsOf(deps: Deps): ObservedMailLoginDeps {
     webmailSecrets: deps.webmailSecrets,
     ...(deps.sogoSso ? { sogoSso: deps.sogoSso } : {}),
     loginHashFloor: deps.config.loginHashFloor,
+    onDenial: createLoginRefusalAudit(deps.auditWriter),
     observe: ({ service, source, outcome, seconds }) => {
       deps.metrics.observeAuth(service, source, outcome.result, seconds);
       if ('bannedScope' in outcome && outcome.bannedScope) deps.metrics.rateLimited.inc({ scope: outcome.bannedScope });

@@ -11,6 +11,7 @@ import { renderAppError } from './render-error.js';
 import { createAdminRoutes } from './routes/admin.js';
 import { createAdminLoginRoutes } from './routes/admin-login.js';
 import { createPortalRoutes } from './routes/portal.js';
+import { createPortalTwoFactorRoutes } from './routes/portal-two-factor.js';
 import { createSogoRoutes } from './routes/sogo.js';
 import { createSsoRoutes } from './routes/sso.js';
 import { createSyncRoutes } from './routes/sync.js';
@@ -33,6 +34,7 @@ export function createWebApp(deps: Deps) {
   app.use('*', webSessions(createWebSessionStore({ records: deps.webSessions, config: deps.config })));
   app.route('/', createSsoRoutes(deps));
   app.route('/', createPortalRoutes(deps));
+  app.route('/', createPortalTwoFactorRoutes(deps));
   app.route('/api/v1/sync', createSyncRoutes(deps, { sessions: adminSessions }));
   app.route('/', createSogoRoutes(deps));
   return app;

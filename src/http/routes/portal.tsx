@@ -16,6 +16,7 @@ import { CROSS_SITE_REFUSAL, renderRefusal } from '../refusal-page.js';
 import { pageArea } from '../render-error.js';
 import { destroyWebSession, getWebSession, isSameOrigin, isValidCsrfToken, type WebSession } from '../session.js';
 import { AppPasswordCreatedPage, PortalPage, type PortalProps } from '../views/portal-page.js';
+import { portalTwoFactorState } from './portal-two-factor.js';
 
 const GONE = {
   status: 403,
@@ -73,6 +74,7 @@ export function createPortalRoutes(deps: Deps) {
       appPasswords,
       csrfToken: current.session.csrfToken,
       ...(current.session.actingAdmin ? { actingAdmin: current.session.actingAdmin } : {}),
+      ...(await portalTwoFactorState(deps.db, current.mailbox, current.session)),
     });
   });
 

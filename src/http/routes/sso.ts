@@ -20,6 +20,7 @@ import {
   startWebSession,
 } from '../session.js';
 import { LoginPage } from '../views/login-page.js';
+import { continuePortalSignIn } from './portal-two-factor.js';
 
 /** Binds an SSO transaction to the browser that started it; lives only during the round trip. */
 const PRELOGIN_COOKIE = 'postern_sso';
@@ -60,6 +61,9 @@ export function createSsoRoutes(deps: Deps) {
       }
       return renderRefusal(c, outcome);
     }
+    // A mailbox with TOTP (or one the two-factor policy holds at enrolment) is not signed in yet.
+    const held = await continuePortalSignIn(c, deps, { username: outcome.username, next });
+    if (held) return held;
     await startWebSession(c, { username: outcome.username, via: 'password' });
     return c.redirect(next ?? '/', 303);
   });

@@ -48,6 +48,8 @@ export interface PortalProps {
   draft?: { name: string; protocols: string[] };
   /** Set when an admin's webmail link opened this session: the page says so. */
   actingAdmin?: string;
+  /** A local mailbox's own two-factor sign-in (absent when it is not offered: SSO, an admin acting). */
+  twoFactor?: 'on' | 'off';
 }
 
 export function PortalPage(props: PortalProps) {
@@ -84,6 +86,18 @@ export function PortalPage(props: PortalProps) {
           </dd>
           <dt>Signs in with</dt>
           <dd>{authSourceLabel(mailbox.authSource)}</dd>
+          {props.twoFactor ? (
+            <>
+              <dt>Two-factor sign-in</dt>
+              <dd id="two-factor">
+                {props.twoFactor === 'on' ? (
+                  'on: mail apps sign in with app passwords'
+                ) : (
+                  <a href="/tfa/enrol">set up</a>
+                )}
+              </dd>
+            </>
+          ) : null}
         </dl>
         <p>
           <a class="button" id="open-webmail" href={`/sogo-auth?login=${encodeURIComponent(mailbox.username)}`}>
