@@ -96,6 +96,8 @@ beforeAll(async () => {
     POSTERN_BCRYPT_COST: '4',
     POSTERN_SECRET_KEY: 'console-ops-secret-key-0123456789abcdefghij',
     POSTERN_IDP_TIMEOUT_MS: '3000',
+    POSTERN_BAN_USER_THRESHOLD: '3',
+    POSTERN_BAN_SECONDS: '900',
   });
   const { db, hashPool } = postern.deps;
   await seedDomain(db, 'example.org');
@@ -304,5 +306,39 @@ describe('templates and mapping page', () => {
     expect(run?.dry_run).toBe(1);
     const mailboxes = await postern.deps.db.one<{ n: number }>('SELECT COUNT(*) AS n FROM mailbox');
     expect(Number(mailboxes?.n)).toBe(0);
+  });
+});
+
+describe('bans page', () => {
+  async function banUser(username: string) {
+    for (const password of ['wrong-1', 'wrong-2', 'wrong-3']) {
+      await postern.deps.limiter.recordFailure({ ip: '203.0.113.9', username, password });
+    }
+  }
+
+  it('lists current bans with reason and expiry and the thresholds in force; lifting one is audited', async () => {
+    await banUser('mallory@example.org');
+    const page = await root.get('/admin/bans');
+    expect(page.status).toBe(200);
+    expect(page.text).toContain('data-ban="user:mallory@example.org"');
+    expect(page.text).toContain('3 distinct wrong passwords for this username within 600 s');
+    expect(page.text).toMatch(/\(in 1[45] min\)/);
+    expect(page.text).toContain('900 s (POSTERN_BAN_SECONDS)');
+    const lifted = await root.post('/admin/bans/lift', { scope: 'user', subject: 'mallory@example.org' });
+    expect(lifted).toMatchObject({ status: 303, location: '/admin/bans?lifted=mallory%40example.org' });
+    expect((await postern.deps.limiter.listBans()).some((ban) => ban.subject === 'mallory@example.org')).toBe(false);
+    const after = await root.get(lifted.location ?? '');
+    expect(after.text).toContain('The ban on mallory@example.org was lifted.');
+    expect(after.text).not.toContain('data-ban="user:mallory@example.org"');
+    const audit = await queryAudit(postern.deps.db, { action: 'ban.lift', limit: 5 });
+    expect(audit.map((entry) => [entry.actor, entry.target])).toEqual([['root', 'mallory@example.org']]);
+    const again = await root.post('/admin/bans/lift', { scope: 'user', subject: 'mallory@example.org' });
+    expect(again.status).toBe(404);
+  });
+
+  it('is not for domain admins', async () => {
+    expect((await desk.get('/admin/bans')).status).toBe(403);
+    expect((await desk.post('/admin/bans/lift', { scope: 'user', subject: 'x@example.org' })).status).toBe(403);
+    expect((await desk.get('/admin')).text).not.toContain('href="/admin/bans"');
   });
 });
