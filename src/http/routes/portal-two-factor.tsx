@@ -22,6 +22,8 @@ import { recordAudit } from '../../storage/audit.js';
 import { findPortalMailbox, type PortalMailbox } from '../../storage/mailboxes.js';
 import { findActiveTotp } from '../../storage/two-factor.js';
 import { clientIp } from '../client-ip.js';
+import { CROSS_SITE_REFUSAL, renderRefusal } from '../refusal-page.js';
+import { pageArea } from '../render-error.js';
 import {
   getWebSession,
   isCookieSecure,
@@ -31,7 +33,6 @@ import {
   type WebSession,
 } from '../session.js';
 import { PortalEnrolPage, PortalRecoveryCodesPage, PortalSecondFactorPage } from '../views/portal-two-factor.js';
-import { CROSS_SITE_REFUSAL, renderPageError, renderRefusal } from './sso.js';
 
 export const PENDING_COOKIE = 'postern_pending';
 
@@ -116,7 +117,6 @@ interface Enrolee {
 
 export function createPortalTwoFactorRoutes(deps: Deps, options: { now?: () => number } = {}) {
   const app = new Hono();
-  app.onError((error, c) => renderPageError(error, c, deps.log));
   const limiter = createPortalCodeLimiter(deps);
   const pending = createPendingSignIns({
     redis: deps.redis,
@@ -305,5 +305,5 @@ export function createPortalTwoFactorRoutes(deps: Deps, options: { now?: () => n
     });
   });
 
-  return app;
+  return pageArea(app);
 }
