@@ -79,11 +79,11 @@ async function runHealth(config: Config): Promise<number> {
 async function runCheck(config: Config, log: Logger): Promise<number> {
   const { checkDependencies } = await import('./check/check-dependencies.js');
   const { createDb } = await import('./storage/db.js');
-  const { createRedis } = await import('./cache/redis.js');
+  const { createRedis, redisTargetOf } = await import('./cache/redis.js');
   const lines = await checkDependencies({
     config,
     openDb: () => createDb({ url: config.dbUrl, poolSize: 1, createDatabase: false }),
-    openRedis: () => createRedis(config.redisUrl),
+    openRedis: () => createRedis(redisTargetOf(config)),
   });
   const label = { ok: 'OK  ', fail: 'FAIL', skip: 'SKIP' } as const;
   for (const line of lines) process.stdout.write(`${label[line.status]} ${line.name}: ${line.detail}\n`);

@@ -4,7 +4,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkNewAddress, foldAddress } from '../src/address.js';
 import { createLogger } from '../src/log.js';
-import { checkWebPasswordLogin, createWebLoginLimiter, provisionSsoMailbox } from '../src/login/web-login.js';
+import { checkWebPasswordLogin } from '../src/login/password-login.js';
+import { provisionSsoMailbox } from '../src/login/provision-sso-mailbox.js';
 import { idpSettingsSchema, type KeycloakSettings } from '../src/sources/idp-settings.js';
 import type { KeycloakUser } from '../src/sources/keycloak-admin.js';
 import { listActiveAppPasswords, listAppPasswords } from '../src/storage/app-passwords.js';
@@ -247,7 +248,7 @@ describe('SOGo verify (DAV with Basic credentials)', () => {
 
 describe('web password sign-in', () => {
   it('signs erin in, and no lookalike with her password', async () => {
-    const deps = { ...postern.deps, limiter: createWebLoginLimiter(postern.deps) };
+    const deps = { ...postern.deps, limiter: postern.deps.webLoginLimiter };
     const verifier = postern.deps.verifier;
     const login = (username: string) =>
       checkWebPasswordLogin({ ...deps, verifier }, { username, password: 'erin pw', ip: RIP });

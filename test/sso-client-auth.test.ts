@@ -4,8 +4,7 @@
 // secret holding `-`, `_` and `.`: once as a provider that does not form-decode HTTP Basic
 // credentials, once configured to refuse client_secret_post.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { WebLogin } from '../src/login/web-login.js';
-import { createWebLogin } from '../src/login/web-login.js';
+import type { SsoLogin } from '../src/login/sso-login.js';
 import { genericOidcSettingsSchema, saveIdpSettings } from '../src/sources/idp-settings.js';
 import { testIdpConnection } from '../src/sources/test-connection.js';
 import { insertMailboxTemplate } from '../src/storage/templates.js';
@@ -44,7 +43,7 @@ function settingsFor(op: TestOidcProvider, method?: string) {
 }
 
 /** Drive the provider's login with fetch (manual redirects, a cookie jar) up to postern's callback. */
-async function signIn(login: WebLogin, username: string, password: string) {
+async function signIn(login: SsoLogin, username: string, password: string) {
   const begun = await login.beginSso();
   if (!begun.ok) throw new Error(`beginSso refused: ${begun.reason}`);
   const jar = new Map<string, string>();
@@ -95,7 +94,7 @@ async function scenario(
   const settings = settingsFor(op, method);
   await saveIdpSettings(postern.deps.db, settings, postern.deps.secretBox);
   const report = await testIdpConnection(settings, { timeoutMs: 3000 });
-  const outcome = await signIn(createWebLogin(postern.deps), 'dana', 'dana-pw');
+  const outcome = await signIn(postern.deps.ssoLogin, 'dana', 'dana-pw');
   await op.close();
   return { report, outcome };
 }

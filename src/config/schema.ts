@@ -16,6 +16,27 @@ const listenAddress = z
   })
   .refine(({ port }) => port >= 0 && port < 65536, 'port must be 0-65535 (0 = any free port)');
 
+/** Comma-separated `host:port` entries (IPv6 hosts in brackets), at least one; ports 1-65535. */
+const hostPortList = z.string().transform((value, ctx) => {
+  const entries: { host: string; port: number }[] = [];
+  const parts = value.split(',').map((part) => part.trim());
+  for (const part of parts) {
+    const match = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(part);
+    const port = Number(match?.[3]);
+    const host = match?.[1] ?? match?.[2];
+    if (!match || !host || port < 1 || port > 65535 || (match[1] !== undefined && isIP(host) !== 6)) {
+      ctx.addIssue({ code: 'custom', message: `"${part}" is not host:port, e.g. 10.0.0.5:26379,[fd00::5]:26379` });
+      continue;
+    }
+    if (entries.some((entry) => entry.host === host && entry.port === port)) {
+      ctx.addIssue({ code: 'custom', message: `"${part}" is listed twice` });
+      continue;
+    }
+    entries.push({ host, port });
+  }
+  return entries;
+});
+
 const boolean = z
   .enum(['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off'])
   .transform((v) => v === '1' || v === 'true' || v === 'yes' || v === 'on');
@@ -98,6 +119,25 @@ export const variables = {
     schema: z.string().regex(/^[A-Za-z0-9:_-]*$/, 'letters, digits, : _ - only'),
     defaultValue: 'postern:',
     description: "Prefix of every Redis key postern writes (mailcow's own keys such as CRON_LOG excepted).",
+  },
+  redisSentinels: {
+    env: 'POSTERN_REDIS_SENTINELS',
+    schema: hostPortList,
+    description:
+      "Redis Sentinels, comma-separated `host:port` (unset = the one server of POSTERN_REDIS_URL). postern asks them for the master of POSTERN_REDIS_SENTINEL_NAME and follows failovers; POSTERN_REDIS_URL then gives only the master's password (and user), the database number and `rediss:` for TLS, not its host. Redis Cluster is not supported (README, Scale-out).",
+  },
+  redisSentinelName: {
+    env: 'POSTERN_REDIS_SENTINEL_NAME',
+    schema: z.string().regex(/^[A-Za-z0-9._-]{1,200}$/, 'letters, digits, . _ - only'),
+    defaultValue: 'mymaster',
+    description: 'The master group the Sentinels monitor (`sentinel monitor <name> ...` in their config).',
+  },
+  redisSentinelPassword: {
+    env: 'POSTERN_REDIS_SENTINEL_PASSWORD',
+    schema: z.string().min(1),
+    isSecret: true,
+    description:
+      "The Sentinels' own password (their `requirepass`; unset = they ask for none). The master's is in POSTERN_REDIS_URL.",
   },
   internalListen: {
     env: 'POSTERN_INTERNAL_LISTEN',
@@ -269,7 +309,7 @@ export const variables = {
     schema: z.string().min(32, 'must be at least 32 characters'),
     isSecret: true,
     description:
-      "Admin API key (`X-API-Key`). Keys in mailcow's `api` table (active, rw, allow_from) are accepted too.",
+      "Bootstrap admin API key (`X-API-Key`, acts as superadmin); retire it once admin accounts and API keys (POST /api/v1/api-keys) exist. Keys in mailcow's `api` table (active, rw/ro, allow_from) are accepted too.",
   },
   publicUrl: {
     env: 'POSTERN_PUBLIC_URL',

@@ -2,16 +2,16 @@
 // Sits behind TLS in production. Route areas live in routes/; this file only composes them.
 import { Hono } from 'hono';
 import { secureHeaders } from 'hono/secure-headers';
-import { createAdminLoginLimiter } from '../admin/admin-sign-in.js';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
 import { createAdminSessionStore } from './admin-session.js';
 import { resolveClientIps } from './client-ip.js';
 import { createConsoleRoutes } from './console/index.js';
-import { renderError } from './render-error.js';
+import { renderAppError } from './render-error.js';
 import { createAdminRoutes } from './routes/admin.js';
 import { createAdminLoginRoutes } from './routes/admin-login.js';
 import { createPortalRoutes } from './routes/portal.js';
+import { createPortalTwoFactorRoutes } from './routes/portal-two-factor.js';
 import { createSogoRoutes } from './routes/sogo.js';
 import { createSsoRoutes } from './routes/sso.js';
 import { createSyncRoutes } from './routes/sync.js';
@@ -21,20 +21,20 @@ export function createWebApp(deps: Deps) {
   const app = new Hono();
   app.use('*', secureHeaders({ crossOriginEmbedderPolicy: false }));
   app.use('*', resolveClientIps(deps.config.trustedProxies));
-  app.onError((error, c) => renderError(error, c, deps.log));
+  app.onError((error, c) => renderAppError(error, c, deps.log));
   app.notFound(() => {
     throw new AppError('not_found', 'no such page');
   });
-  // Admin sign-in: sessions of their own (not the portal's) and a limiter of their own.
+  // Admin sign-in: sessions of their own (not the portal's) and a limiter of their own (deps.ts).
   const adminSessions = createAdminSessionStore(deps);
-  const adminLimiter = createAdminLoginLimiter(deps);
   // Route areas are mounted below, one line each (keep each area's line its own).
   app.route('/api/v1', createAdminRoutes(deps, { sessions: adminSessions }));
-  app.route('/', createAdminLoginRoutes(deps, { sessions: adminSessions, limiter: adminLimiter }));
+  app.route('/', createAdminLoginRoutes(deps, { sessions: adminSessions, limiter: deps.adminLoginLimiter }));
   app.route('/admin', createConsoleRoutes(deps, { sessions: adminSessions }));
   app.use('*', webSessions(createWebSessionStore({ records: deps.webSessions, config: deps.config })));
   app.route('/', createSsoRoutes(deps));
   app.route('/', createPortalRoutes(deps));
+  app.route('/', createPortalTwoFactorRoutes(deps));
   app.route('/api/v1/sync', createSyncRoutes(deps, { sessions: adminSessions }));
   app.route('/', createSogoRoutes(deps));
   return app;

@@ -1,5 +1,7 @@
 // The passdb decision: may this username + password use this mail service now? Plain function
 // over deps; never imports hono. Denials are returned, faults (MySQL, Redis, IdP) are thrown.
+// mail-login.test.ts tests the decision alone (fakes of the login data and the verifier, no
+// limiter); test/passdb.test.ts tests it behind the endpoint over real MySQL and Redis.
 import { foldAddress } from '../address.js';
 import type { Logger } from '../log.js';
 import type { CredentialVerifier } from '../passwords/credential-verifier.js';
@@ -68,6 +70,7 @@ export type MailLoginOutcome = (
   source: string;
 };
 
+/** Its home is passwords/ (cache/ implements it without importing login/); named here for callers. */
 export type { CredentialVerifier };
 
 /**
@@ -101,6 +104,17 @@ export interface MailLoginDeps {
    * passwords (POSTERN_LOGIN_HASH_FLOOR). Absent = 1.
    */
   loginHashFloor?: number;
+  /** Told of every denial (audit/login-refusals.ts picks what to record); must not wait or throw. */
+  onDenial?: (denial: MailLoginDenial) => void;
+}
+
+export interface MailLoginDenial {
+  /** The canonical mailbox, when there is one. */
+  username: string | undefined;
+  service: string;
+  realRip: string;
+  reason: DenialReason;
+  bannedScope?: 'ip' | 'user';
 }
 
 interface Candidate {
@@ -129,6 +143,14 @@ export async function checkMailLogin(deps: MailLoginDeps, request: MailLoginRequ
   if (deps.limiter) {
     const decision = await deps.limiter.check(attempt);
     if (decision.blocked) {
+      const { service, realRip } = request;
+      deps.onDenial?.({
+        username: mailbox?.username,
+        service,
+        realRip,
+        reason: 'rate_limited',
+        bannedScope: decision.scope,
+      });
       return {
         result: 'password_mismatch',
         reason: 'rate_limited',
@@ -142,6 +164,14 @@ export async function checkMailLogin(deps: MailLoginDeps, request: MailLoginRequ
     if (outcome.result === 'ok') await deps.limiter.recordSuccess(attempt);
     else if (COUNTED_DENIALS.has(outcome.reason))
       await deps.limiter.recordFailure({ ...attempt, password: request.password });
+  }
+  if (outcome.result !== 'ok' && deps.onDenial) {
+    deps.onDenial({
+      username: mailbox?.username,
+      service: request.service,
+      realRip: request.realRip,
+      reason: outcome.reason,
+    });
   }
   return outcome;
 }

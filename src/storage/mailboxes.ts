@@ -99,3 +99,87 @@ export function parseAttributes(value: unknown): Record<string, unknown> {
     return {};
   }
 }
+
+/** A mailbox's standing for a sign-in: whether it and its domain are active, and who owns it. */
+export interface MailboxStatus {
+  username: string;
+  /** 1 = active, 2 = receives mail but no login, 0 = inactive. */
+  active: number;
+  /** The column as stored (null = mailcow). */
+  authSource: string | null;
+  /** mailcow's kind: '' for a person, 'location' / 'thing' / 'group' for resources. */
+  kind: string;
+  /** False when the domain is inactive or missing. */
+  domainActive: boolean;
+}
+
+/** The mailbox named exactly `username` (byte for byte), with its domain's state. */
+export async function findMailboxStatus(db: Pick<Db, 'one'>, username: string): Promise<MailboxStatus | undefined> {
+  const row = await db.one<{
+    username: string;
+    active: number;
+    authsource: string | null;
+    kind: string | null;
+    domain_active: number | null;
+  }>(
+    `SELECT m.username, m.active, m.authsource, m.kind, d.active AS domain_active
+       FROM mailbox m LEFT JOIN domain d ON d.domain = m.domain
+      WHERE m.username = ? AND BINARY m.username = ?`,
+    [username, username],
+  );
+  if (!row) return undefined;
+  return {
+    username: row.username,
+    active: Number(row.active),
+    authSource: row.authsource,
+    kind: row.kind ?? '',
+    domainActive: Number(row.domain_active) === 1,
+  };
+}
+
+/** The portal's view of a signed-in mailbox. */
+export interface PortalMailbox {
+  username: string;
+  name: string;
+  domain: string;
+  /** Bytes; 0 = unlimited. */
+  quotaBytes: number;
+  usedBytes: number;
+  authSource: string;
+  /** mailcow's user_acl.app_passwds (1 when there is no row). */
+  mayManageAppPasswords: boolean;
+}
+
+/** The mailbox behind a session, or undefined when it is gone, disabled or its domain is. */
+export async function findPortalMailbox(db: Pick<Db, 'one'>, username: string): Promise<PortalMailbox | undefined> {
+  const row = await db.one<{
+    username: string;
+    name: string | null;
+    domain: string;
+    quota: number | string;
+    active: number;
+    authsource: string | null;
+    domain_active: number | null;
+    used: number | string | null;
+    app_passwds: number | null;
+  }>(
+    `SELECT m.username, m.name, m.domain, m.quota, m.active, m.authsource, d.active AS domain_active,
+            q.bytes AS used, a.app_passwds
+       FROM mailbox m
+       LEFT JOIN domain d ON d.domain = m.domain
+       LEFT JOIN quota2 q ON q.username = m.username
+       LEFT JOIN user_acl a ON a.username = m.username
+      WHERE m.username = ? AND BINARY m.username = ?`,
+    [username, username],
+  );
+  if (!row || Number(row.active) !== 1 || Number(row.domain_active) !== 1) return undefined;
+  return {
+    username: row.username,
+    name: row.name ?? '',
+    domain: row.domain,
+    quotaBytes: Number(row.quota),
+    usedBytes: Number(row.used ?? 0),
+    authSource: row.authsource ?? 'mailcow',
+    mayManageAppPasswords: row.app_passwds === null || Number(row.app_passwds) === 1,
+  };
+}

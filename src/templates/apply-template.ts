@@ -4,7 +4,18 @@
 import { createHash } from 'node:crypto';
 import { checkNewAddress, foldAddress } from '../address.js';
 import type { Tx } from '../storage/db.js';
-import { type MailboxAuthSource, parseAttributes } from '../storage/mailboxes.js';
+import type { MailboxAuthSource } from '../storage/mailboxes.js';
+import {
+  ACL_COLUMNS,
+  type AclColumn,
+  DEFAULT_MAILBOX_ATTRIBUTES,
+  findDomainActive,
+  findNameUnderCollation,
+  insertMailboxWithCompanions,
+  lockTemplatedMailbox,
+  updateTemplatedMailbox,
+  writeUserAcl,
+} from '../storage/templated-mailboxes.js';
 import type { MailboxTemplate } from '../storage/templates.js';
 
 /** mailcow's attribute_hash: sha1 of the template's stored attributes JSON text. */
@@ -27,24 +38,7 @@ export const FLAG_ATTRIBUTES = [
   'force_tfa',
 ] as const;
 
-/** Columns of mailcow's user_acl, set from the template's `acl_<column>` keys. */
-export const ACL_COLUMNS = [
-  'spam_alias',
-  'tls_policy',
-  'spam_score',
-  'spam_policy',
-  'delimiter_action',
-  'syncjobs',
-  'eas_reset',
-  'sogo_profile_reset',
-  'pushover',
-  'quarantine',
-  'quarantine_attachments',
-  'quarantine_notification',
-  'quarantine_category',
-  'app_passwds',
-  'pw_reset',
-] as const;
+export { ACL_COLUMNS };
 
 /** The template keys for the ACL columns, e.g. `acl_app_passwds`. */
 export const TEMPLATE_ACL_KEYS = ACL_COLUMNS.map((column) => `acl_${column}` as const);
@@ -79,22 +73,14 @@ function templateActive(template: MailboxTemplate): number {
   return active === 0 || active === 2 ? active : 1;
 }
 
-async function writeUserAcl(tx: Tx, username: string, template: MailboxTemplate): Promise<void> {
-  const values = ACL_COLUMNS.map((column) => {
+/** The user_acl columns the template's `acl_<column>` keys set ("0"/"1", 0/1, booleans). */
+function aclValuesFrom(template: MailboxTemplate): Partial<Record<AclColumn, number>> {
+  const values: Partial<Record<AclColumn, number>> = {};
+  for (const column of ACL_COLUMNS) {
     const value = template.attributes[`acl_${column}`];
-    return value === undefined ? null : Number(flag(value));
-  });
-  const known = ACL_COLUMNS.filter((_, index) => values[index] !== null);
-  if (known.length === 0) {
-    await tx.execute('INSERT IGNORE INTO user_acl (username) VALUES (?)', [username]);
-    return;
+    if (value !== undefined) values[column] = Number(flag(value));
   }
-  const knownValues = values.filter((value) => value !== null) as number[];
-  await tx.execute(
-    `INSERT INTO user_acl (username, ${known.join(', ')}) VALUES (?, ${known.map(() => '?').join(', ')})
-     ON DUPLICATE KEY UPDATE ${known.map((column) => `${column} = VALUES(${column})`).join(', ')}`,
-    [username, ...knownValues],
-  );
+  return values;
 }
 
 export type CreateMailboxResult =
@@ -130,24 +116,15 @@ export async function createMailboxFromTemplate(
   if (!usable.ok) return { ok: false, reason: 'unusable_address', detail: usable.message };
   const localPart = username.slice(0, at);
   const domain = username.slice(at + 1);
-  const domainRow = await tx.one<{ active: number }>(
-    'SELECT active FROM domain WHERE domain = ? AND BINARY domain = ?',
-    [domain, domain],
-  );
-  if (!domainRow) return { ok: false, reason: 'unknown_domain' };
-  if (Number(domainRow.active) !== 1) return { ok: false, reason: 'inactive_domain' };
+  const domainActive = await findDomainActive(tx, domain);
+  if (domainActive === undefined) return { ok: false, reason: 'unknown_domain' };
+  if (!domainActive) return { ok: false, reason: 'inactive_domain' };
 
   // The collation decides what the primary keys consider equal: a new row equal to an existing
   // one under it would be refused by the key (mailbox) or silently dropped (INSERT IGNORE alias).
-  const sameUnderCollation = await tx.one<{ username: string; exact: number }>(
-    `SELECT username, BINARY username = ? AS exact FROM mailbox WHERE username = ?
-     UNION ALL
-     SELECT address, BINARY address = ? AS exact FROM alias WHERE address = ? AND BINARY address <> ?
-     LIMIT 1`,
-    [username, username, username, username, username],
-  );
+  const sameUnderCollation = await findNameUnderCollation(tx, username);
   if (sameUnderCollation) {
-    return Number(sameUnderCollation.exact) === 1
+    return sameUnderCollation.exact
       ? { ok: false, reason: 'exists' }
       : {
           ok: false,
@@ -156,45 +133,18 @@ export async function createMailboxFromTemplate(
         };
   }
 
-  const attributes = {
-    force_pw_update: '0',
-    force_tfa: '0',
-    tls_enforce_in: '0',
-    tls_enforce_out: '0',
-    sogo_access: '1',
-    imap_access: '1',
-    pop3_access: '1',
-    smtp_access: '1',
-    sieve_access: '1',
-    eas_access: '1',
-    dav_access: '1',
-    mailbox_format: 'maildir:',
-    quarantine_notification: 'hourly',
-    quarantine_category: 'reject',
-    ...mailboxAttributesFrom(input.template, input.authSource),
-  };
-  const { affectedRows } = await tx.execute(
-    `INSERT IGNORE INTO mailbox (username, password, name, local_part, domain, quota, attributes, kind, authsource, active, created, modified)
-     VALUES (?, '', ?, ?, ?, ?, ?, '', ?, ?, NOW(), NOW())`,
-    [
-      username,
-      input.name,
-      localPart,
-      domain,
-      quotaBytes(input.template),
-      JSON.stringify(attributes),
-      input.authSource,
-      templateActive(input.template),
-    ],
-  );
-  if (affectedRows === 0) return { ok: false, reason: 'exists' };
-  await tx.execute(
-    `INSERT IGNORE INTO alias (address, goto, domain, active, created, modified) VALUES (?, ?, ?, 1, NOW(), NOW())`,
-    [username, username, domain],
-  );
-  await tx.execute('INSERT IGNORE INTO quota2 (username, bytes, messages) VALUES (?, 0, 0)', [username]);
-  await tx.execute('INSERT IGNORE INTO quota2replica (username, bytes, messages) VALUES (?, 0, 0)', [username]);
-  await writeUserAcl(tx, username, input.template);
+  const inserted = await insertMailboxWithCompanions(tx, {
+    username,
+    name: input.name,
+    localPart,
+    domain,
+    quotaBytes: quotaBytes(input.template),
+    attributes: { ...DEFAULT_MAILBOX_ATTRIBUTES, ...mailboxAttributesFrom(input.template, input.authSource) },
+    authSource: input.authSource,
+    active: templateActive(input.template),
+  });
+  if (!inserted) return { ok: false, reason: 'exists' };
+  await writeUserAcl(tx, username, aclValuesFrom(input.template));
   return { ok: true };
 }
 
@@ -209,35 +159,27 @@ export async function applyTemplateToMailbox(
   tx: Tx,
   input: { username: string; template: MailboxTemplate; name?: string },
 ): Promise<ApplyTemplateResult> {
-  const row = await tx.one<{ name: string | null; attributes: unknown; active: number; authsource: string | null }>(
-    'SELECT name, attributes, active, authsource FROM mailbox WHERE username = ? AND BINARY username = ? FOR UPDATE',
-    [input.username, input.username],
-  );
+  const row = await lockTemplatedMailbox(tx, input.username);
   if (!row) return { changed: false, reason: 'no_mailbox' };
-  const current = parseAttributes(row.attributes);
+  const current = row.attributes;
   const hash = templateHash(input.template);
   const nameUnchanged = input.name === undefined || input.name === (row.name ?? '');
   if (current.attribute_hash === hash && nameUnchanged) return { changed: false, reason: 'unchanged' };
 
   const authSource = (row.authsource ?? 'mailcow') as MailboxAuthSource;
   const attributes = { ...current, ...mailboxAttributesFrom(input.template, authSource) };
-  const currentActive = Number(row.active);
+  const currentActive = row.active;
   const wanted = templateActive(input.template);
   // Order of permission: 1 (login) > 2 (mail only) > 0 (off). Take the less permissive.
   const rank = (active: number) => (active === 1 ? 2 : active === 2 ? 1 : 0);
   const active = rank(wanted) < rank(currentActive) ? wanted : currentActive;
 
-  await tx.execute(
-    'UPDATE mailbox SET quota = ?, attributes = ?, active = ?, name = ?, modified = NOW() WHERE username = ? AND BINARY username = ?',
-    [
-      quotaBytes(input.template),
-      JSON.stringify(attributes),
-      active,
-      input.name ?? row.name ?? '',
-      input.username,
-      input.username,
-    ],
-  );
-  await writeUserAcl(tx, input.username, input.template);
+  await updateTemplatedMailbox(tx, input.username, {
+    quotaBytes: quotaBytes(input.template),
+    attributes,
+    active,
+    name: input.name ?? row.name ?? '',
+  });
+  await writeUserAcl(tx, input.username, aclValuesFrom(input.template));
   return { changed: true };
 }

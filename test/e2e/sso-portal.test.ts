@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import type { Browser, BrowserContext, Page, Response as PwResponse } from 'playwright-core';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { keys } from '../../src/cache/keys.js';
-import { ssoTransactionKey } from '../../src/login/web-login.js';
+import { ssoTransactionKey } from '../../src/login/sso-login.js';
 import { idpSettingsSchema, saveIdpSettings } from '../../src/sources/idp-settings.js';
 import { testIdpConnection } from '../../src/sources/test-connection.js';
 import { insertMailboxTemplate } from '../../src/storage/templates.js';

@@ -2,6 +2,7 @@
 import type { AppPasswordProtocol } from '../../src/storage/app-passwords.js';
 import { insertAppPassword } from '../../src/storage/app-passwords.js';
 import type { Db } from '../../src/storage/db.js';
+import { DEFAULT_MAILBOX_ATTRIBUTES } from '../../src/storage/templated-mailboxes.js';
 
 export async function seedDomain(db: Db, domain: string, options: { active?: number } = {}): Promise<void> {
   await db.execute(
@@ -26,21 +27,8 @@ export interface SeedMailbox {
   attributes?: Record<string, string>;
 }
 
-export const DEFAULT_ATTRIBUTES: Record<string, string> = {
-  force_pw_update: '0',
-  tls_enforce_in: '0',
-  tls_enforce_out: '0',
-  sogo_access: '1',
-  imap_access: '1',
-  pop3_access: '1',
-  smtp_access: '1',
-  sieve_access: '1',
-  eas_access: '1',
-  dav_access: '1',
-  mailbox_format: 'maildir:',
-  quarantine_notification: 'hourly',
-  quarantine_category: 'reject',
-};
+/** A seeded mailbox starts with the attributes postern's own mailbox creation writes (one source). */
+export const DEFAULT_ATTRIBUTES = DEFAULT_MAILBOX_ATTRIBUTES;
 
 export async function seedMailbox(db: Db, mailbox: SeedMailbox): Promise<void> {
   const [localPart, domain] = mailbox.username.split('@') as [string, string];

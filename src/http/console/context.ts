@@ -11,8 +11,8 @@ import { type Action, type Actor, type AdminObject, can } from '../../admin/role
 import type { Deps } from '../../deps.js';
 import { findAdmin } from '../../storage/admins.js';
 import { type AdminSessionStore, isValidAdminCsrf } from '../admin-session.js';
+import { CROSS_SITE_REFUSAL, renderRefusal } from '../refusal-page.js';
 import { authorize } from '../routes/admin-request.js';
-import { CROSS_SITE_REFUSAL, renderRefusal } from '../routes/sso.js';
 import { isSameOrigin } from '../session.js';
 
 /** What a console page needs to know about the request: who, their token, where. */
@@ -46,7 +46,14 @@ export const everyone = () => true;
  * Templates, Sync, Bans, Audit, Admins. A page gets its entry, at its place, when it lands; an
  * entry's `visible` hides it from roles whose can() would refuse the page anyway.
  */
-export const CONSOLE_NAV: readonly NavEntry[] = [{ href: '/admin', label: 'Dashboard', visible: everyone }];
+export const CONSOLE_NAV: readonly NavEntry[] = [
+  { href: '/admin', label: 'Dashboard', visible: everyone },
+  // A domain admin's list holds only its own domains.
+  { href: '/admin/domains', label: 'Domains', visible: everyone },
+  { href: '/admin/identity-provider', label: 'Identity provider', visible: readable({ kind: 'identity_provider' }) },
+  { href: '/admin/templates', label: 'Templates', visible: readable({ kind: 'templates' }) },
+  { href: '/admin/bans', label: 'Bans', visible: readable({ kind: 'bans' }) },
+];
 
 export function navFor(actor: Actor): NavEntry[] {
   return CONSOLE_NAV.filter((entry) => entry.visible(actor));

@@ -4,8 +4,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestPostern, type TestPostern } from '../../test/support/env.js';
 import { seedAliasDomain, seedDomain, seedMailbox } from '../../test/support/seed.js';
 import { type IdpSettings, idpSettingsSchema } from '../sources/idp-settings.js';
+import { redirectUriFor } from '../sources/oidc-client.js';
 import { insertMailboxTemplate } from '../storage/templates.js';
-import { createWebLogin, provisionSsoMailbox, redirectUriFor, type SsoIdentity, type WebLogin } from './web-login.js';
+import type { PasswordLogin } from './password-login.js';
+import { provisionSsoMailbox, type SsoIdentity } from './provision-sso-mailbox.js';
 
 const GOLD = { quota: 3 * 1024 ** 3, imap_access: '1', pop3_access: '0', active: '1' };
 const SILVER = { quota: 1024 ** 3, imap_access: '0', pop3_access: '1', active: '1' };
@@ -13,7 +15,7 @@ const FALLBACK = { quota: 1024 ** 2, imap_access: '1', active: '1' };
 const PARKED = { quota: 1024 ** 2, active: '2' };
 
 let postern: TestPostern;
-let webLogin: WebLogin;
+let webLogin: PasswordLogin;
 
 function settingsWith(overrides: Record<string, unknown> = {}): IdpSettings {
   return idpSettingsSchema.parse({
@@ -86,7 +88,7 @@ beforeAll(async () => {
     authsource: 'generic-oidc',
     kind: 'location',
   });
-  webLogin = createWebLogin(postern.deps);
+  webLogin = postern.deps.passwordLogin;
 });
 
 afterAll(async () => {

@@ -1,0 +1,344 @@
+// The console's operations pages (identity provider, templates and mapping, sync, bans, audit)
+// over HTTP against real MariaDB and Redis and the Keycloak fake (test/support/fake-keycloak.ts,
+// which follows Keycloak's code, cited there): forms post with the session's CSRF token, each
+// page checks the role, every change lands in the audit log.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAdminAccount } from '../../src/admin/admin-accounts.js';
+import { queryAudit } from '../../src/storage/audit.js';
+import { findMailboxTemplateById } from '../../src/storage/templates.js';
+import { startTestPostern, type TestPostern } from '../support/env.js';
+import { type FakeKeycloak, startFakeKeycloak } from '../support/fake-keycloak.js';
+import { seedDomain } from '../support/seed.js';
+
+const ORIGIN = 'https://admin.example.org';
+const ROOT_PASSWORD = 'console ops root passphrase';
+const DESK_PASSWORD = 'console ops desk passphrase';
+const CLIENT_SECRET = 'ops-client-secret-5e1d';
+let postern: TestPostern;
+let keycloak: FakeKeycloak;
+
+function consoleClient(baseUrl: () => string) {
+  const jar = new Map<string, string>();
+  let csrf = '';
+  async function request(method: string, path: string, form?: Record<string, string | string[]>, headers = {}) {
+    const body = new URLSearchParams();
+    for (const [key, value] of Object.entries(form ?? {})) {
+      for (const one of Array.isArray(value) ? value : [value]) body.append(key, one);
+    }
+    const response = await fetch(`${baseUrl()}${path}`, {
+      method,
+      redirect: 'manual',
+      headers: {
+        origin: ORIGIN,
+        ...(jar.size ? { cookie: [...jar].map(([k, v]) => `${k}=${v}`).join('; ') } : {}),
+        ...(form ? { 'content-type': 'application/x-www-form-urlencoded' } : {}),
+        ...headers,
+      },
+      ...(form ? { body: body.toString() } : {}),
+    });
+    for (const cookie of response.headers.getSetCookie()) {
+      const [pair = ''] = cookie.split(';');
+      const [name = '', value = ''] = pair.split('=');
+      if (/max-age=0/i.test(cookie) || value === '') jar.delete(name);
+      else jar.set(name, value);
+    }
+    return { status: response.status, location: response.headers.get('location'), text: await response.text() };
+  }
+  return {
+    request,
+    get: (path: string) => request('GET', path),
+    /** A form post with the session's token. */
+    post: (path: string, form: Record<string, string | string[]> = {}) => request('POST', path, { csrf, ...form }),
+    async signIn(username: string, password: string) {
+      const response = await request('POST', '/admin/login', { username, password });
+      expect(response.location).toBe('/admin');
+      const home = await request('GET', '/admin');
+      csrf = /name="csrf" value="([^"]+)"/.exec(home.text)?.[1] ?? '';
+      if (!csrf) throw new Error('no CSRF token on the console page');
+      return home;
+    },
+  };
+}
+
+const root = consoleClient(() => postern.webUrl);
+const desk = consoleClient(() => postern.webUrl);
+
+function keycloakForm(overrides: Record<string, string> = {}) {
+  return {
+    authsource: 'keycloak',
+    server_url: keycloak.url,
+    realm: 'mail',
+    version: '26.0.0',
+    client_id: 'postern',
+    client_secret: CLIENT_SECRET,
+    redirect_url: 'https://mail.example.org/login/sso/callback',
+    attribute_field: 'mailcow_template',
+    postern_token_auth_method: 'client_secret_post',
+    login_provisioning: '1',
+    import_users: '1',
+    periodic_sync: '1',
+    sync_interval: '15',
+    postern_max_drop_percent: '20',
+    ...overrides,
+  };
+}
+
+beforeAll(async () => {
+  keycloak = await startFakeKeycloak({
+    clients: [{ clientId: 'postern', secret: CLIENT_SECRET }],
+    users: [
+      { username: 'ada', email: 'ada@example.org', emailVerified: true, attributes: { mailcow_template: ['staff'] } },
+      { username: 'bo', email: 'bo@example.org', emailVerified: true, attributes: { mailcow_template: ['guest'] } },
+    ],
+  });
+  postern = await startTestPostern('console_ops', {
+    POSTERN_PUBLIC_URL: ORIGIN,
+    POSTERN_BCRYPT_COST: '4',
+    POSTERN_SECRET_KEY: 'console-ops-secret-key-0123456789abcdefghij',
+    POSTERN_IDP_TIMEOUT_MS: '3000',
+    POSTERN_BAN_USER_THRESHOLD: '3',
+    POSTERN_BAN_SECONDS: '900',
+  });
+  const { db, hashPool } = postern.deps;
+  await seedDomain(db, 'example.org');
+  for (const [username, password, superadmin, domains] of [
+    ['root', ROOT_PASSWORD, true, []],
+    ['desk', DESK_PASSWORD, false, ['example.org']],
+  ] as const) {
+    const outcome = await createAdminAccount(
+      { db, hashPool, passwordScheme: 'BLF-CRYPT' },
+      { username, password, superadmin, domains: [...domains] },
+    );
+    if (!outcome.ok) throw new Error(outcome.message);
+  }
+  await root.signIn('root', ROOT_PASSWORD);
+  await desk.signIn('desk', DESK_PASSWORD);
+});
+
+afterAll(async () => {
+  await postern?.destroy();
+  await keycloak?.close();
+});
+
+describe('identity provider page', () => {
+  it('is for superadmins only: a domain admin has no entry and gets 403', async () => {
+    expect((await desk.get('/admin')).text).not.toContain('href="/admin/identity-provider"');
+    const page = await desk.get('/admin/identity-provider');
+    expect(page.status).toBe(403);
+    expect((await desk.post('/admin/identity-provider', keycloakForm())).status).toBe(403);
+  });
+
+  it('shows an empty Keycloak form with every key before anything is configured', async () => {
+    const page = await root.get('/admin/identity-provider');
+    expect(page.status).toBe(200);
+    expect(page.text).toContain('No identity provider is configured yet');
+    for (const key of ['server_url', 'realm', 'version', 'client_id', 'client_secret', 'sync_interval']) {
+      expect(page.text).toContain(`<label for="f-${key}">`);
+    }
+    const generic = await root.get('/admin/identity-provider?type=generic-oidc');
+    for (const key of ['postern_issuer_url', 'authorize_url', 'token_url', 'userinfo_url', 'client_scopes']) {
+      expect(generic.text).toContain(`<label for="f-${key}">`);
+    }
+  });
+
+  it('tests unsaved settings step by step, with the sample user and the template its attribute maps to', async () => {
+    const page = await root.post('/admin/identity-provider/test', {
+      ...keycloakForm(),
+      sample_user: 'ada@example.org',
+    });
+    expect(page.status).toBe(200);
+    const steps = [...page.text.matchAll(/<li data-step="([a-z_]+)" data-ok="(true|false)">/g)].map((m) => [
+      m[1],
+      m[2],
+    ]);
+    expect(steps).toEqual([
+      ['discovery', 'true'],
+      ['jwks', 'true'],
+      ['client_credentials', 'true'],
+      ['admin_api', 'true'],
+      ['sample_user', 'true'],
+      ['attribute_mapping', 'false'],
+    ]);
+    expect(page.text).toContain('found user &quot;ada&quot;');
+    expect(page.text).toContain('the user has mailcow_template = &quot;staff&quot;');
+    expect(page.text).not.toContain(CLIENT_SECRET);
+    // Nothing was saved by a test.
+    expect((await root.get('/admin/identity-provider')).text).toContain('No identity provider is configured yet');
+  });
+
+  it('refuses invalid settings with the field named, never echoing the secret', async () => {
+    const page = await root.post('/admin/identity-provider', keycloakForm({ server_url: 'ftp://nowhere' }));
+    expect(page.status).toBe(400);
+    expect(page.text).toContain('id="f-server_url-error"');
+    expect(page.text).toContain('server_url: must be an http(s) URL');
+    expect(page.text).not.toContain(CLIENT_SECRET);
+  });
+
+  it('saves the settings, keeps the secret write-only, and audits the change as the signed-in admin', async () => {
+    const saved = await root.post('/admin/identity-provider', keycloakForm());
+    expect(saved).toMatchObject({ status: 303, location: '/admin/identity-provider?saved=1' });
+    const page = await root.get('/admin/identity-provider?saved=1');
+    expect(page.text).toContain('The identity provider settings were saved.');
+    expect(page.text).toContain('Client secret (one is stored)');
+    expect(page.text).not.toContain(CLIENT_SECRET);
+    expect(page.text).toMatch(/id="f-realm" name="realm" value="mail"/);
+    // An empty secret field keeps the stored secret.
+    const again = await root.post('/admin/identity-provider', keycloakForm({ client_secret: '', sync_interval: '30' }));
+    expect(again.status).toBe(303);
+    const rows = await postern.deps.db.many<{ key: string; value: string }>(
+      "SELECT `key`, value FROM identity_provider WHERE `key` IN ('sync_interval', 'client_secret')",
+    );
+    expect(Object.fromEntries(rows.map((r) => [r.key, r.value])).sync_interval).toBe('30');
+    const tested = await root.post('/admin/identity-provider/test', keycloakForm({ client_secret: '' }));
+    expect(tested.text).toContain('data-step="client_credentials" data-ok="true"');
+    const audit = await queryAudit(postern.deps.db, { action: 'identity_provider.update', limit: 10 });
+    expect(audit.map((entry) => entry.actor)).toEqual(['root', 'root']);
+    expect(JSON.stringify(audit)).not.toContain(CLIENT_SECRET);
+  });
+});
+
+describe('templates and mapping page', () => {
+  let staffId = '';
+
+  it('creates and edits a template: quota, protocol flags, ACLs, state; audited', async () => {
+    const created = await root.post('/admin/templates', { name: 'Staff' });
+    expect(created.status).toBe(303);
+    staffId = /\/admin\/templates\/(\d+)\?saved=1$/.exec(created.location ?? '')?.[1] ?? '';
+    expect(staffId).not.toBe('');
+    const edited = await root.post(`/admin/templates/${staffId}`, {
+      name: 'Staff',
+      quota_mib: '2048',
+      active: '1',
+      imap_access: '1',
+      smtp_access: '1',
+      acl_spam_alias: '1',
+    });
+    expect(edited).toMatchObject({ status: 303, location: `/admin/templates/${staffId}?saved=1` });
+    const template = await findMailboxTemplateById(postern.deps.db, Number(staffId));
+    expect(template?.attributes).toMatchObject({
+      quota: 2048 * 1024 * 1024,
+      active: 1,
+      imap_access: 1,
+      smtp_access: 1,
+      pop3_access: 0,
+      acl_spam_alias: 1,
+    });
+    const page = await root.get(`/admin/templates/${staffId}`);
+    expect(page.text).toMatch(/id="f-imap_access" name="imap_access" value="1" checked/);
+    expect(page.text).toMatch(/id="f-pop3_access" name="pop3_access" value="1"\/>/);
+    const audit = await queryAudit(postern.deps.db, { action: 'template.', limit: 10 });
+    expect(audit.map((entry) => [entry.action, entry.actor])).toEqual([
+      ['template.update', 'root'],
+      ['template.create', 'root'],
+    ]);
+  });
+
+  it('shows a domain admin the templates read-only, without the mapping, and refuses its posts', async () => {
+    const page = await desk.get('/admin/templates');
+    expect(page.status).toBe(200);
+    expect(page.text).toContain('>Staff</a>');
+    expect(page.text).not.toContain('id="template-create"');
+    expect(page.text).not.toContain('id="mapping"');
+    expect((await desk.post('/admin/templates', { name: 'Mine' })).status).toBe(403);
+    expect((await desk.post('/admin/templates/mapping', { op: 'add', value: 'x', template: 'Staff' })).status).toBe(
+      403,
+    );
+    expect((await desk.get(`/admin/templates/${staffId}`)).text).toMatch(/<fieldset disabled/);
+  });
+
+  it('edits the ordered mapping: add, reorder, remove, default; saved in the IdP settings and audited', async () => {
+    for (const [value, template] of [
+      ['guest', 'Default'],
+      ['staff', 'Staff'],
+      ['alumni', 'Default'],
+    ] as const) {
+      expect((await root.post('/admin/templates/mapping', { op: 'add', value, template })).status).toBe(303);
+    }
+    const duplicate = await root.post('/admin/templates/mapping', { op: 'add', value: 'staff', template: 'Default' });
+    expect(duplicate.status).toBe(409);
+    expect(duplicate.text).toContain('is already mapped');
+    expect((await root.post('/admin/templates/mapping', { op: 'up', index: '1' })).status).toBe(303);
+    expect((await root.post('/admin/templates/mapping', { op: 'remove', index: '2' })).status).toBe(303);
+    expect((await root.post('/admin/templates/mapping', { op: 'default', template: 'Default' })).status).toBe(303);
+    const rows = await postern.deps.db.many<{ key: string; value: string }>(
+      "SELECT `key`, value FROM identity_provider WHERE `key` IN ('mappers', 'templates', 'default_template')",
+    );
+    expect(Object.fromEntries(rows.map((r) => [r.key, r.value]))).toEqual({
+      mappers: '["staff","guest"]',
+      templates: '["Staff","Default"]',
+      default_template: 'Default',
+    });
+    const page = await root.get('/admin/templates');
+    expect(
+      [...page.text.matchAll(/<tr data-row="\d+"><td>\d+<\/td><td><code>([^<]+)<\/code><\/td><td>([^<]+)</g)].map(
+        (m) => [m[1], m[2]],
+      ),
+    ).toEqual([
+      ['staff', 'Staff'],
+      ['guest', 'Default'],
+    ]);
+    const audit = await queryAudit(postern.deps.db, { action: 'identity_provider.update', actor: 'root', limit: 20 });
+    expect(audit.length).toBeGreaterThanOrEqual(6);
+  });
+
+  it('previews a typed value and a sample IdP user: which template applies and why', async () => {
+    const typed = await root.get('/admin/templates?value=staff');
+    expect(typed.text).toContain('<strong id="preview-template">Template: Staff</strong>');
+    expect(typed.text).toContain('Row 1 (&quot;staff&quot;) matches');
+    const unknown = await root.get('/admin/templates?value=visitor');
+    expect(unknown.text).toContain('Template: Default');
+    expect(unknown.text).toContain('an existing mailbox keeps the template it has');
+    const sample = await root.get('/admin/templates?sample_user=ada%40example.org');
+    expect(sample.text).toContain('IdP user &quot;ada&quot; has mailcow_template = [&quot;staff&quot;]');
+    expect(sample.text).toContain('Template: Staff');
+    const missing = await root.get('/admin/templates?sample_user=nobody%40example.org');
+    expect(missing.text).toContain('No IdP user has the email nobody@example.org.');
+  });
+
+  it('counts the mailboxes the mapping would change with a sync dry run against the Keycloak fake', async () => {
+    const page = await root.post('/admin/templates/dry-run');
+    expect(page.status).toBe(200);
+    expect(page.text).toMatch(/This mapping would change 2 mailboxes \(\s*0 updated, 2 created\)/);
+    const runId = /dry run #(\d+)/.exec(page.text)?.[1];
+    const run = await postern.deps.db.one<{ dry_run: number }>('SELECT dry_run FROM postern_sync_runs WHERE id = ?', [
+      Number(runId),
+    ]);
+    expect(run?.dry_run).toBe(1);
+    const mailboxes = await postern.deps.db.one<{ n: number }>('SELECT COUNT(*) AS n FROM mailbox');
+    expect(Number(mailboxes?.n)).toBe(0);
+  });
+});
+
+describe('bans page', () => {
+  async function banUser(username: string) {
+    for (const password of ['wrong-1', 'wrong-2', 'wrong-3']) {
+      await postern.deps.limiter.recordFailure({ ip: '203.0.113.9', username, password });
+    }
+  }
+
+  it('lists current bans with reason and expiry and the thresholds in force; lifting one is audited', async () => {
+    await banUser('mallory@example.org');
+    const page = await root.get('/admin/bans');
+    expect(page.status).toBe(200);
+    expect(page.text).toContain('data-ban="user:mallory@example.org"');
+    expect(page.text).toContain('3 distinct wrong passwords for this username within 600 s');
+    expect(page.text).toMatch(/\(in 1[45] min\)/);
+    expect(page.text).toContain('900 s (POSTERN_BAN_SECONDS)');
+    const lifted = await root.post('/admin/bans/lift', { scope: 'user', subject: 'mallory@example.org' });
+    expect(lifted).toMatchObject({ status: 303, location: '/admin/bans?lifted=mallory%40example.org' });
+    expect((await postern.deps.limiter.listBans()).some((ban) => ban.subject === 'mallory@example.org')).toBe(false);
+    const after = await root.get(lifted.location ?? '');
+    expect(after.text).toContain('The ban on mallory@example.org was lifted.');
+    expect(after.text).not.toContain('data-ban="user:mallory@example.org"');
+    const audit = await queryAudit(postern.deps.db, { action: 'ban.lift', limit: 5 });
+    expect(audit.map((entry) => [entry.actor, entry.target])).toEqual([['root', 'mallory@example.org']]);
+    const again = await root.post('/admin/bans/lift', { scope: 'user', subject: 'mallory@example.org' });
+    expect(again.status).toBe(404);
+  });
+
+  it('is not for domain admins', async () => {
+    expect((await desk.get('/admin/bans')).status).toBe(403);
+    expect((await desk.post('/admin/bans/lift', { scope: 'user', subject: 'x@example.org' })).status).toBe(403);
+    expect((await desk.get('/admin')).text).not.toContain('href="/admin/bans"');
+  });
+});
