@@ -10,6 +10,7 @@ import { consoleGuard } from './context.js';
 import { createConsoleDomainPages } from './domains.js';
 import { createConsoleHome } from './home.js';
 import { createConsoleIdp } from './idp.js';
+import { createConsoleMailboxPages } from './mailboxes.js';
 import { renderConsoleError } from './page.js';
 
 export function createConsoleRoutes(deps: Deps, options: { sessions: AdminSessionStore }) {
@@ -18,6 +19,7 @@ export function createConsoleRoutes(deps: Deps, options: { sessions: AdminSessio
   app.use('*', consoleGuard(deps, options.sessions));
   app.route('/', createConsoleHome(deps));
   app.route('/', createConsoleDomainPages(deps));
+  app.route('/', createConsoleMailboxPages(deps));
   app.route('/', createConsoleIdp(deps));
   // Last: an unknown console path gets the console's 404 page, not the API's JSON.
   app.all('*', () => {
