@@ -10,15 +10,14 @@ import {
 import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { serve } from '@hono/node-server';
-import { startAuditRetention } from './audit/retention.js';
 import type { Config } from './config/schema.js';
+import { startSchedule } from './cron/schedule.js';
 import { createDeps, type Deps } from './deps.js';
 import { createInternalApp, createInternalFastPath, createInternalPassdb } from './http/internal-app.js';
 import type { FastPath } from './http/passdb-fast-path.js';
 import { isRefusedConnection } from './http/read-body.js';
 import { createWebApp } from './http/web-app.js';
 import type { Logger } from './log.js';
-import { startSyncScheduler } from './sync/scheduler.js';
 
 type Server = ReturnType<typeof serve>;
 
@@ -82,8 +81,7 @@ export async function startPostern(config: Config, log: Logger): Promise<Running
     const web = await listen(createWebApp(deps).fetch, config.webListen, 'web', log);
     servers.push(web);
     for (const server of servers) inFlight.attach(server);
-    const scheduler = startSyncScheduler(deps);
-    const retention = startAuditRetention(deps);
+    const schedule = startSchedule(deps);
     return {
       deps,
       internalUrl: urlOf(internal),
@@ -94,7 +92,7 @@ export async function startPostern(config: Config, log: Logger): Promise<Running
         const remainingMs = () => Math.max(0, deadline - Date.now());
         inFlight.closing();
         const closed = servers.map(stopAccepting);
-        const schedulerStopped = Promise.all([scheduler.stop(), retention.stop()]).then(() => true);
+        const schedulerStopped = schedule.stop().then(() => true);
         const drained = await inFlight.drained(remainingMs());
         const requestsCut = drained ? 0 : inFlight.count;
         // Connections still open now are idle keep-alives or hold a request we give up on.

@@ -1,10 +1,11 @@
 // GET /api/v1/audit against real MariaDB: filters, keyset paging, and a domain admin's view
 // narrowed to entries about its own domains; the trail cannot be changed through the API.
+import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAdminAccount } from '../src/admin/admin-accounts.js';
 import { recordAudit } from '../src/storage/audit.js';
 import { startTestPostern, type TestPostern } from './support/env.js';
-import { seedDomain } from './support/seed.js';
+import { seedDomain, seedMailbox, seedTfa } from './support/seed.js';
 
 const API_KEY = 'config-api-key-0123456789abcdefghijklmnop';
 const ORIGIN = 'https://admin.example.org';
@@ -22,6 +23,7 @@ beforeAll(async () => {
     POSTERN_API_KEY: API_KEY,
     POSTERN_PUBLIC_URL: ORIGIN,
     POSTERN_BCRYPT_COST: '4',
+    POSTERN_BAN_USER_THRESHOLD: '3',
   });
   const { db } = postern.deps;
   await seedDomain(db, 'example.org');
@@ -160,5 +162,96 @@ describe('GET /api/v1/audit', () => {
       const response = await fetch(`${postern.webUrl}/api/v1/audit`, { method, headers: { 'x-api-key': API_KEY } });
       expect(response.status).toBe(404);
     }
+  });
+});
+
+// Security events that are written off the request path (audit/audit-writer.ts): refused mail
+// logins for a reason other than a wrong secret, bans placed and lifted. Through the real passdb.
+describe('security events in the trail', () => {
+  const sha256 = (password: string) => `{SHA256}${createHash('sha256').update(password).digest('base64')}`;
+  const login = (username: string, password: string, realRip = '198.51.100.30', service = 'imap') =>
+    postern.passdb({ username, password, real_rip: realRip, service });
+  const events = async (action: string) => {
+    await postern.deps.auditWriter.flush();
+    return (await get(`/audit?action=${action}&limit=500`)).body.entries as {
+      actor: string;
+      actor_kind: string;
+      target: string | null;
+      ip: string | null;
+      outcome: string;
+      detail: Record<string, unknown>;
+    }[];
+  };
+
+  beforeAll(async () => {
+    const { db } = postern.deps;
+    await seedMailbox(db, { username: 'dave@example.org', passwordHash: sha256('dave right pw'), active: 0 });
+    await seedMailbox(db, {
+      username: 'erin@example.org',
+      passwordHash: sha256('erin right pw'),
+      attributes: { pop3_access: '0' },
+    });
+    await seedMailbox(db, { username: 'fay@example.org', passwordHash: sha256('fay right pw') });
+    await seedTfa(db, { username: 'fay@example.org', authmech: 'totp', active: 1 });
+    await seedMailbox(db, { username: 'gus@example.org', passwordHash: sha256('gus right pw') });
+  });
+
+  it('records a refused mail login (disabled, service, 2FA rule) with service and IP, once per window', async () => {
+    for (let i = 0; i < 3; i++) expect((await login('dave@example.org', 'dave right pw')).status).toBe(401);
+    expect((await login('erin@example.org', 'erin right pw', '198.51.100.31', 'pop3')).status).toBe(401);
+    expect((await login('fay@example.org', 'fay right pw', '198.51.100.32')).status).toBe(401);
+    const entries = await events('mail_login.refused');
+    expect(entries.map((entry) => [entry.target, entry.ip, entry.detail])).toEqual([
+      ['fay@example.org', '198.51.100.32', { reason: 'tfa_required', service: 'imap' }],
+      ['erin@example.org', '198.51.100.31', { reason: 'service_denied', service: 'pop3' }],
+      ['dave@example.org', '198.51.100.30', { reason: 'mailbox_inactive', service: 'imap' }],
+    ]);
+    for (const entry of entries) expect(entry).toMatchObject({ actor_kind: 'mailbox', outcome: 'failure' });
+  });
+
+  it('writes no row for ordinary logins, successes or plain wrong passwords', async () => {
+    const before = (await get('/audit?limit=500')).body.entries.length;
+    expect((await login('gus@example.org', 'gus right pw')).status).toBe(200);
+    expect((await login('gus@example.org', 'a wrong pw')).status).toBe(401);
+    expect((await login('nobody@example.org', 'whatever')).status).toBe(401);
+    await postern.deps.auditWriter.flush();
+    expect((await get('/audit?limit=500')).body.entries.length).toBe(before);
+  });
+
+  it('records a ban when it is placed, the logins it refuses, and its lifting', async () => {
+    for (const password of ['guess 1', 'guess 2', 'guess 3']) {
+      expect((await login('gus@example.org', password, '203.0.113.50')).status).toBe(401);
+    }
+    // Banned now: even the right password is refused from a client that never logged gus in.
+    expect((await login('gus@example.org', 'gus right pw', '203.0.113.51')).status).toBe(401);
+    const placed = await events('ban.place');
+    expect(placed).toEqual([
+      expect.objectContaining({
+        actor: 'rate-limiter',
+        actor_kind: 'system',
+        target: 'gus@example.org',
+        detail: { scope: 'user', ban_seconds: 1800 },
+      }),
+    ]);
+    const refused = (await events('mail_login.refused')).filter((entry) => entry.detail.reason === 'rate_limited');
+    // One row per banned subject per window, however many logins the ban refuses (the earlier
+    // test's wrong password counted too, so the third guess already met the ban).
+    expect(refused.map((entry) => [entry.target, entry.detail.banned_scope])).toEqual([['gus@example.org', 'user']]);
+    expect(['203.0.113.50', '203.0.113.51']).toContain(refused[0]?.ip);
+    const lift = await fetch(`${postern.webUrl}/api/v1/bans/user/gus@example.org`, {
+      method: 'DELETE',
+      headers: { 'x-api-key': API_KEY },
+    });
+    expect(lift.status).toBe(200);
+    expect(await events('ban.lift')).toEqual([
+      expect.objectContaining({ actor: 'api:config', actor_kind: 'api_key', target: 'gus@example.org' }),
+    ]);
+  });
+
+  it('holds no password that was tried, right or wrong', async () => {
+    await postern.deps.auditWriter.flush();
+    const table = JSON.stringify(await postern.deps.db.many('SELECT * FROM postern_audit'));
+    for (const secret of ['right pw', 'wrong pw', 'guess ', 'whatever', DESK_PASSWORD])
+      expect(table).not.toContain(secret);
   });
 });

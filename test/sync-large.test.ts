@@ -4,9 +4,9 @@
 // two minutes on a busy CI machine. A full 50,000-create import (about 30-35 s on 2 idle cores)
 // and the other scenarios are measured by `npm run bench:sync`.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startSyncScheduler } from '../src/cron/keycloak-sync.js';
 import { getSyncRun } from '../src/storage/sync-runs.js';
 import { insertMailboxTemplate } from '../src/storage/templates.js';
-import { startSyncScheduler } from '../src/sync/scheduler.js';
 import { generatedDirectory, type SyncTestEnv, startSyncEnv } from './support/fake-keycloak.js';
 import { seedDomain } from './support/seed.js';
 

@@ -4,11 +4,11 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { keys } from '../src/cache/keys.js';
 import { createRedis } from '../src/cache/redis.js';
+import { type SyncScheduler, startSyncScheduler } from '../src/cron/keycloak-sync.js';
 import type { Deps } from '../src/deps.js';
 import { listSyncRuns } from '../src/storage/sync-runs.js';
 import { insertMailboxTemplate } from '../src/storage/templates.js';
 import type { RunSyncResult } from '../src/sync/run-sync.js';
-import { type SyncScheduler, startSyncScheduler } from '../src/sync/scheduler.js';
 import { acquireSyncLock } from '../src/sync/sync-lock.js';
 import { REDIS_URL } from './support/env.js';
 import { generatedDirectory, type SyncTestEnv, startSyncEnv } from './support/fake-keycloak.js';

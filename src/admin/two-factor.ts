@@ -1,6 +1,7 @@
 // Second factor use-cases: check a TOTP or recovery code at sign-in (rate-limited with the
 // sign-in's limiter, each code accepted once), and enrol a TOTP authenticator (a secret shown
 // with its QR code, confirmed with a code, then 10 recovery codes shown once and stored hashed).
+// The same code serves admins (admin sign-in) and mailbox users (the portal): `subject` says which.
 import { keys } from '../cache/keys.js';
 import type { Redis } from '../cache/redis.js';
 import type { Logger } from '../log.js';
@@ -33,6 +34,8 @@ export interface TwoFactorDeps {
   limiter: RateLimiter;
   log: Logger;
   redisPrefix: string;
+  /** Whose second factor this is: an admin account (default) or a mailbox (the portal). */
+  subject?: 'admin' | 'mailbox';
   /** Milliseconds; injectable so tests can stand on a window's edge. */
   now?: () => number;
 }
@@ -69,7 +72,7 @@ export async function checkSecondFactor(
     }
   }
   await deps.limiter.recordFailure({ ...attempt, password: code });
-  await audit(deps, input, 'admin.login.failed', {
+  await audit(deps, input, deps.subject === 'mailbox' ? 'web.second_factor.failed' : 'admin.login.failed', {
     reason: 'wrong_code',
     factor: looksLikeRecoveryCode(code) ? 'recovery_code' : 'totp',
   });
@@ -125,9 +128,9 @@ export async function confirmTotpEnrolment(
     // The confirming code is spent: the recorded step makes it unusable for sign-in.
     await insertTotp(tx, { username: input.username, keyId, secret, step });
     await replaceRecoveryCodes(tx, input.username, codes.map(hashRecoveryCode));
-    await mergeAdminAttributes(tx, input.username, { tfa_reset_notice: 0 });
+    if (deps.subject !== 'mailbox') await mergeAdminAttributes(tx, input.username, { tfa_reset_notice: 0 });
     await recordAudit(tx, {
-      actor: input.username,
+      actor: { kind: deps.subject ?? 'admin', name: input.username },
       action: 'tfa.enrol',
       target: input.username,
       detail: { authmech: 'totp', key_id: keyId, recovery_codes: codes.length },
@@ -139,13 +142,13 @@ export async function confirmTotpEnrolment(
 }
 
 async function audit(
-  deps: Pick<TwoFactorDeps, 'db'>,
+  deps: Pick<TwoFactorDeps, 'db' | 'subject'>,
   input: { username: string; ip?: string },
   action: string,
   detail: Record<string, unknown>,
 ): Promise<void> {
   await recordAudit(deps.db, {
-    actor: input.username,
+    actor: { kind: deps.subject ?? 'admin', name: input.username },
     action,
     target: input.username,
     detail,

@@ -1,7 +1,7 @@
-// Audit retention: entries older than POSTERN_AUDIT_RETENTION_DAYS are deleted, hourly, by one
-// replica at a time (a Redis lock of its own, so it never waits for or delays an IdP sync), in
-// small batches so the table is never locked for long. The only deleter of audit rows.
-import cron, { type ScheduledTask } from 'node-cron';
+// Audit retention: entries older than POSTERN_AUDIT_RETENTION_DAYS are deleted, hourly (the
+// schedule is cron/schedule.ts), by one replica at a time (a Redis lock of its own, so it never
+// waits for or delays an IdP sync), in small batches so the table is never locked for long. The
+// only deleter of audit rows.
 import { keys } from '../cache/keys.js';
 import type { Redis } from '../cache/redis.js';
 import type { Config } from '../config/schema.js';
@@ -19,7 +19,6 @@ export interface RetentionDeps {
 
 const BATCH = 5_000;
 const LOCK_TTL_MS = 60_000;
-export const AUDIT_RETENTION_CRON = '17 * * * *';
 
 /** One pass: `undefined` when another replica holds the lock, else how many entries went. */
 export async function pruneAudit(deps: RetentionDeps): Promise<number | undefined> {
@@ -41,27 +40,4 @@ export async function pruneAudit(deps: RetentionDeps): Promise<number | undefine
   }
   if (total > 0) deps.log.info({ deleted: total, days: deps.config.auditRetentionDays }, 'audit entries pruned');
   return total;
-}
-
-export function startAuditRetention(deps: RetentionDeps): { stop(): Promise<void> } {
-  let inFlight: Promise<unknown> | undefined;
-  const task: ScheduledTask = cron.createTask(
-    AUDIT_RETENTION_CRON,
-    () => {
-      inFlight ??= pruneAudit(deps)
-        .catch((error: unknown) => deps.log.warn({ err: error }, 'audit retention could not run'))
-        .finally(() => {
-          inFlight = undefined;
-        });
-      return inFlight;
-    },
-    { name: 'postern-audit-retention', noOverlap: true },
-  );
-  void task.start();
-  return {
-    async stop() {
-      await task.destroy();
-      await inFlight;
-    },
-  };
 }

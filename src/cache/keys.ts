@@ -18,6 +18,8 @@ export const keys = {
   adminSession: (ks: KeySpace, idDigest: string) => `${ks.prefix}adminsession:${idDigest}`,
   /** A TOTP secret shown for enrolment, not yet confirmed with a code; 10 min. */
   totpEnrolment: (ks: KeySpace, username: string) => `${ks.prefix}totp:enrol:${username}`,
+  /** A portal sign-in with the password done and the second factor pending; keyed by a hash of its cookie id; 5 min. */
+  portalPendingSignIn: (ks: KeySpace, idDigest: string) => `${ks.prefix}portal:pending:${idDigest}`,
   /** The audit-retention job's lock across replicas: value = the holder's random token; PX = lock TTL. */
   auditPruneLock: (ks: KeySpace) => `${ks.prefix}audit:prune-lock`,
   /** A pending SSO login (PKCE verifier, nonce), keyed by a hash of its state; 10 min, single use. */

@@ -309,7 +309,7 @@ export const variables = {
     schema: z.string().min(32, 'must be at least 32 characters'),
     isSecret: true,
     description:
-      "Admin API key (`X-API-Key`). Keys in mailcow's `api` table (active, rw, allow_from) are accepted too.",
+      "Bootstrap admin API key (`X-API-Key`, acts as superadmin); retire it once admin accounts and API keys (POST /api/v1/api-keys) exist. Keys in mailcow's `api` table (active, rw/ro, allow_from) are accepted too.",
   },
   publicUrl: {
     env: 'POSTERN_PUBLIC_URL',

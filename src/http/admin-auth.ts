@@ -1,41 +1,67 @@
-// Guards the admin JSON API: an API key (X-API-Key: POSTERN_API_KEY, or an active key of mailcow's
-// `api` table whose allow_from admits the client), or a complete admin session from /admin/login
-// (its writes must be same-origin and carry the session's X-CSRF-Token). Keys are compared in
-// constant time; a failed check says nothing about which part failed.
+// Guards the admin JSON API: an API key in X-API-Key (POSTERN_API_KEY, the bootstrap key; a key
+// of postern_api_keys, with its role, domains, access, networks and expiry; or an active key of
+// mailcow's `api` table whose allow_from admits the client), or a complete admin session from
+// /admin/login (its writes must be same-origin and carry the session's X-CSRF-Token). Keys are
+// compared in constant time; a failed check says nothing about which part failed. Read-only
+// keys are refused on every method but GET/HEAD, before any route runs.
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { isIP } from 'node:net';
 import type { Context, MiddlewareHandler } from 'hono';
+import {
+  apiKeyAuditName,
+  checkApiKey,
+  createLastUsedRecorder,
+  isAllowedFrom,
+  looksLikePosternKey,
+} from '../admin/api-keys.js';
 import type { Actor } from '../admin/roles.js';
+import type { AuditWriter } from '../audit/audit-writer.js';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
+import type { Logger } from '../log.js';
 import { findAdmin } from '../storage/admins.js';
+import { listActiveMailcowApiKeys } from '../storage/api-keys.js';
 import type { AuditActorRef } from '../storage/audit.js';
 import type { Db } from '../storage/db.js';
 import { type AdminSessionStore, isValidAdminCsrf } from './admin-session.js';
 import { clientIp } from './client-ip.js';
 import { isSameOrigin } from './session.js';
 
+export { isAllowedFrom };
+
 export interface AdminPrincipal {
-  /** What admitted the caller: `config` or `mailcow-api` key (never the key itself), or an admin `session`. */
-  via: 'config' | 'mailcow-api' | 'session';
+  /**
+   * What admitted the caller: the `config` key (POSTERN_API_KEY), a `mailcow-api` key, a postern
+   * `api-key` (never the key itself), or an admin `session`.
+   */
+  via: 'config' | 'mailcow-api' | 'api-key' | 'session';
   /** Read-only keys may only GET. */
   access: 'ro' | 'rw';
-  /** Role and domain ACL that routes check with can(); both kinds of key act as superadmin. */
+  /** Role and domain ACL that routes check with can(); config and mailcow keys act as superadmin. */
   actor: Actor;
+  /** A postern key's id. */
+  keyId?: number;
+}
+
+/** The caller as the API's actor: {kind, name, role, domains, readOnly}. */
+export function actorOf(principal: AdminPrincipal) {
+  return {
+    kind: principal.via === 'session' ? ('admin' as const) : ('api_key' as const),
+    name: principal.actor.name,
+    role: principal.actor.role,
+    domains: principal.actor.domains,
+    readOnly: principal.access === 'ro',
+  };
+}
+
+/** The audit trail's view of the caller: an admin account or a key, and the role it acted with. */
+export function auditActorOf(principal: AdminPrincipal): AuditActorRef {
+  const actor = actorOf(principal);
+  return { kind: actor.kind, name: actor.name, role: actor.role };
 }
 
 /** POSTERN_API_KEY and mailcow's `api` rows are superadmin keys (mailcow's api table has no role). */
 function keyActor(via: 'config' | 'mailcow-api', access: 'ro' | 'rw'): Actor {
   return { name: `api:${via}`, role: 'superadmin', domains: [], access };
-}
-
-/** The audit trail's view of the caller: an admin account or a key, and the role it acted with. */
-export function auditActorOf(principal: AdminPrincipal): AuditActorRef {
-  return {
-    kind: principal.via === 'session' ? 'admin' : 'api_key',
-    name: principal.actor.name,
-    role: principal.actor.role,
-  };
 }
 
 declare module 'hono' {
@@ -47,11 +73,16 @@ declare module 'hono' {
 const digest = (value: string) => createHash('sha256').update(value).digest();
 
 /** The guard every admin API app mounts, from the composition root's objects. */
-export function requireAdminOf(deps: Pick<Deps, 'db' | 'config'>, sessions?: AdminSessionStore): MiddlewareHandler {
+export function requireAdminOf(
+  deps: Pick<Deps, 'db' | 'config' | 'log'> & { auditWriter?: AuditWriter },
+  sessions?: AdminSessionStore,
+): MiddlewareHandler {
   return requireAdmin({
     db: deps.db,
     apiKey: deps.config.apiKey,
     publicUrl: deps.config.publicUrl,
+    log: deps.log,
+    ...(deps.auditWriter ? { auditWriter: deps.auditWriter } : {}),
     ...(sessions ? { sessions } : {}),
   });
 }
@@ -62,8 +93,14 @@ export function requireAdmin(deps: {
   /** Admin sessions; with them, a signed-in admin's browser may call the API. */
   sessions?: AdminSessionStore;
   publicUrl?: string;
+  log: Logger;
+  /** Where refusals of a real postern key (revoked, expired, wrong network) are audited. */
+  auditWriter?: AuditWriter;
 }): MiddlewareHandler {
   const configured = deps.apiKey ? digest(deps.apiKey) : undefined;
+  const lastUsed = createLastUsedRecorder(deps.db, (error) =>
+    deps.log.warn({ err: error }, 'API key: last use not recorded'),
+  );
   return async (c, next) => {
     const presented = c.req.header('x-api-key') ?? '';
     if (!presented && deps.sessions) {
@@ -75,14 +112,32 @@ export function requireAdmin(deps: {
     }
     if (!presented || presented.length > 512) throw new AppError('unauthorized', 'a valid X-API-Key is required');
     const presentedDigest = digest(presented);
+    const ip = clientIp(c);
     let principal: AdminPrincipal | undefined;
     if (configured && timingSafeEqual(presentedDigest, configured)) {
       principal = { via: 'config', access: 'rw', actor: keyActor('config', 'rw') };
+    } else if (looksLikePosternKey(presented)) {
+      const check = await checkApiKey(deps.db, presented, ip);
+      if (check.ok) {
+        principal = { via: 'api-key', access: check.record.access, actor: check.actor, keyId: check.record.id };
+        lastUsed.record(check.record.id, ip);
+      } else if (check.reason !== 'unknown' && check.record) {
+        deps.auditWriter?.record(
+          {
+            actor: { kind: 'api_key', name: apiKeyAuditName(check.record.id), role: check.record.role },
+            action: 'api_key.refused',
+            target: apiKeyAuditName(check.record.id),
+            detail: { reason: check.reason, method: c.req.method },
+            ...(ip ? { ip } : {}),
+          },
+          { throttleKey: `api_key:${check.record.id}:${check.reason}:${ip ?? ''}` },
+        );
+      }
     } else {
-      principal = await findMailcowApiKey(deps.db, presented, presentedDigest, clientIp(c));
+      principal = await findMailcowApiKey(deps.db, presented, presentedDigest, ip);
     }
     if (!principal) throw new AppError('unauthorized', 'a valid X-API-Key is required');
-    if (principal.access === 'ro' && c.req.method !== 'GET') {
+    if (principal.access === 'ro' && c.req.method !== 'GET' && c.req.method !== 'HEAD') {
       throw new AppError('forbidden', 'this API key is read-only');
     }
     c.set('admin', principal);
@@ -126,9 +181,7 @@ async function findMailcowApiKey(
   presentedDigest: Buffer,
   address: string | undefined,
 ): Promise<AdminPrincipal | undefined> {
-  const rows = await db.many<{ api_key: string; allow_from: string; skip_ip_check: number; access: 'ro' | 'rw' }>(
-    'SELECT api_key, allow_from, skip_ip_check, access FROM api WHERE active = 1',
-  );
+  const rows = await listActiveMailcowApiKeys(db);
   // Compare against every key, in constant time, so timing does not reveal a partial match.
   let match: (typeof rows)[number] | undefined;
   for (const row of rows) {
@@ -138,39 +191,4 @@ async function findMailcowApiKey(
   if (Number(match.skip_ip_check) !== 1 && !isAllowedFrom(address, match.allow_from)) return undefined;
   const access = match.access === 'ro' ? 'ro' : 'rw';
   return { via: 'mailcow-api', access, actor: keyActor('mailcow-api', access) };
-}
-
-/** mailcow's allow_from: comma-separated IPs or CIDR networks. */
-export function isAllowedFrom(address: string | undefined, allowFrom: string): boolean {
-  if (!address) return false;
-  const normalised = address.replace(/^::ffff:/, '');
-  return allowFrom
-    .split(',')
-    .map((entry) => entry.trim())
-    .filter(Boolean)
-    .some((entry) => matchesNetwork(normalised, entry));
-}
-
-function matchesNetwork(address: string, entry: string): boolean {
-  const [network, bitsText] = entry.split('/');
-  if (!network || isIP(network) === 0) return false;
-  const family = isIP(address);
-  if (family === 0 || family !== isIP(network)) return false;
-  const bits = bitsText === undefined ? (family === 4 ? 32 : 128) : Number(bitsText);
-  const a = toBigInt(address, family);
-  const b = toBigInt(network, family);
-  const width = family === 4 ? 32 : 128;
-  if (!Number.isInteger(bits) || bits < 0 || bits > width) return false;
-  const shift = BigInt(width - bits);
-  return a >> shift === b >> shift;
-}
-
-function toBigInt(address: string, family: number): bigint {
-  if (family === 4) return address.split('.').reduce((acc, part) => (acc << 8n) + BigInt(Number(part)), 0n);
-  const [head = '', tail = ''] = address.split('::');
-  const headParts = head ? head.split(':') : [];
-  const tailParts = tail ? tail.split(':') : [];
-  const missing = 8 - headParts.length - tailParts.length;
-  const parts = address.includes('::') ? [...headParts, ...Array(missing).fill('0'), ...tailParts] : headParts;
-  return parts.reduce((acc, part) => (acc << 16n) + BigInt(Number.parseInt(part || '0', 16)), 0n);
 }

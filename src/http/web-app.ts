@@ -7,10 +7,11 @@ import { AppError } from '../errors.js';
 import { createAdminSessionStore } from './admin-session.js';
 import { resolveClientIps } from './client-ip.js';
 import { createConsoleRoutes } from './console/index.js';
-import { renderError } from './render-error.js';
+import { renderAppError } from './render-error.js';
 import { createAdminRoutes } from './routes/admin.js';
 import { createAdminLoginRoutes } from './routes/admin-login.js';
 import { createPortalRoutes } from './routes/portal.js';
+import { createPortalTwoFactorRoutes } from './routes/portal-two-factor.js';
 import { createSogoRoutes } from './routes/sogo.js';
 import { createSsoRoutes } from './routes/sso.js';
 import { createSyncRoutes } from './routes/sync.js';
@@ -20,7 +21,7 @@ export function createWebApp(deps: Deps) {
   const app = new Hono();
   app.use('*', secureHeaders({ crossOriginEmbedderPolicy: false }));
   app.use('*', resolveClientIps(deps.config.trustedProxies));
-  app.onError((error, c) => renderError(error, c, deps.log));
+  app.onError((error, c) => renderAppError(error, c, deps.log));
   app.notFound(() => {
     throw new AppError('not_found', 'no such page');
   });
@@ -33,6 +34,7 @@ export function createWebApp(deps: Deps) {
   app.use('*', webSessions(createWebSessionStore({ records: deps.webSessions, config: deps.config })));
   app.route('/', createSsoRoutes(deps));
   app.route('/', createPortalRoutes(deps));
+  app.route('/', createPortalTwoFactorRoutes(deps));
   app.route('/api/v1/sync', createSyncRoutes(deps, { sessions: adminSessions }));
   app.route('/', createSogoRoutes(deps));
   return app;

@@ -104,6 +104,17 @@ export interface MailLoginDeps {
    * passwords (POSTERN_LOGIN_HASH_FLOOR). Absent = 1.
    */
   loginHashFloor?: number;
+  /** Told of every denial (audit/login-refusals.ts picks what to record); must not wait or throw. */
+  onDenial?: (denial: MailLoginDenial) => void;
+}
+
+export interface MailLoginDenial {
+  /** The canonical mailbox, when there is one. */
+  username: string | undefined;
+  service: string;
+  realRip: string;
+  reason: DenialReason;
+  bannedScope?: 'ip' | 'user';
 }
 
 interface Candidate {
@@ -132,6 +143,14 @@ export async function checkMailLogin(deps: MailLoginDeps, request: MailLoginRequ
   if (deps.limiter) {
     const decision = await deps.limiter.check(attempt);
     if (decision.blocked) {
+      const { service, realRip } = request;
+      deps.onDenial?.({
+        username: mailbox?.username,
+        service,
+        realRip,
+        reason: 'rate_limited',
+        bannedScope: decision.scope,
+      });
       return {
         result: 'password_mismatch',
         reason: 'rate_limited',
@@ -145,6 +164,14 @@ export async function checkMailLogin(deps: MailLoginDeps, request: MailLoginRequ
     if (outcome.result === 'ok') await deps.limiter.recordSuccess(attempt);
     else if (COUNTED_DENIALS.has(outcome.reason))
       await deps.limiter.recordFailure({ ...attempt, password: request.password });
+  }
+  if (outcome.result !== 'ok' && deps.onDenial) {
+    deps.onDenial({
+      username: mailbox?.username,
+      service: request.service,
+      realRip: request.realRip,
+      reason: outcome.reason,
+    });
   }
   return outcome;
 }

@@ -32,7 +32,8 @@ export interface LimiterOptions {
   log: Logger;
   /** Milliseconds; injectable for tests. */
   now?: () => number;
-  onBan?: (scope: Scope) => void;
+  /** A ban this process imposed, with what it bans (an IP, an IPv6 /64, or a username). */
+  onBan?: (scope: Scope, subject: string | undefined) => void;
 }
 
 /**
@@ -273,7 +274,7 @@ export function createRateLimiter(options: LimiterOptions): RateLimiter {
       for (const scope of bannedNow) {
         const subject = scope === 'ip' ? subjects.ip : subjects.user;
         log.warn({ scope, subject, banSeconds: options.banSeconds }, 'rate limiter: ban imposed');
-        options.onBan?.(scope);
+        options.onBan?.(scope, subject);
       }
       return { bannedNow };
     },

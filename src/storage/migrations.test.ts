@@ -31,6 +31,7 @@ const POSTERN_TABLES = [
   'postern_audit',
   'postern_change_counter',
   'postern_recovery_codes',
+  'postern_api_keys',
   'postern_two_factor_policy',
 ] as const;
 
@@ -619,6 +620,7 @@ describe('on an existing mailcow database', () => {
     const added = (await listTables(db, schema)).filter((table) => !existingTables.includes(table));
     expect(added.sort()).toEqual([
       'alias_domain',
+      'postern_api_keys',
       'postern_audit',
       'postern_change_counter',
       'postern_recovery_codes',

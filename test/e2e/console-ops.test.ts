@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAdminAccount } from '../../src/admin/admin-accounts.js';
 import { queryAudit } from '../../src/storage/audit.js';
+import { findMailboxTemplateById } from '../../src/storage/templates.js';
 import { startTestPostern, type TestPostern } from '../support/env.js';
 import { type FakeKeycloak, startFakeKeycloak } from '../support/fake-keycloak.js';
 import { seedDomain } from '../support/seed.js';
@@ -95,6 +96,8 @@ beforeAll(async () => {
     POSTERN_BCRYPT_COST: '4',
     POSTERN_SECRET_KEY: 'console-ops-secret-key-0123456789abcdefghij',
     POSTERN_IDP_TIMEOUT_MS: '3000',
+    POSTERN_BAN_USER_THRESHOLD: '3',
+    POSTERN_BAN_SECONDS: '900',
   });
   const { db, hashPool } = postern.deps;
   await seedDomain(db, 'example.org');
@@ -191,5 +194,151 @@ describe('identity provider page', () => {
     const audit = await queryAudit(postern.deps.db, { action: 'identity_provider.update', limit: 10 });
     expect(audit.map((entry) => entry.actor)).toEqual(['root', 'root']);
     expect(JSON.stringify(audit)).not.toContain(CLIENT_SECRET);
+  });
+});
+
+describe('templates and mapping page', () => {
+  let staffId = '';
+
+  it('creates and edits a template: quota, protocol flags, ACLs, state; audited', async () => {
+    const created = await root.post('/admin/templates', { name: 'Staff' });
+    expect(created.status).toBe(303);
+    staffId = /\/admin\/templates\/(\d+)\?saved=1$/.exec(created.location ?? '')?.[1] ?? '';
+    expect(staffId).not.toBe('');
+    const edited = await root.post(`/admin/templates/${staffId}`, {
+      name: 'Staff',
+      quota_mib: '2048',
+      active: '1',
+      imap_access: '1',
+      smtp_access: '1',
+      acl_spam_alias: '1',
+    });
+    expect(edited).toMatchObject({ status: 303, location: `/admin/templates/${staffId}?saved=1` });
+    const template = await findMailboxTemplateById(postern.deps.db, Number(staffId));
+    expect(template?.attributes).toMatchObject({
+      quota: 2048 * 1024 * 1024,
+      active: 1,
+      imap_access: 1,
+      smtp_access: 1,
+      pop3_access: 0,
+      acl_spam_alias: 1,
+    });
+    const page = await root.get(`/admin/templates/${staffId}`);
+    expect(page.text).toMatch(/id="f-imap_access" name="imap_access" value="1" checked/);
+    expect(page.text).toMatch(/id="f-pop3_access" name="pop3_access" value="1"\/>/);
+    const audit = await queryAudit(postern.deps.db, { action: 'template.', limit: 10 });
+    expect(audit.map((entry) => [entry.action, entry.actor])).toEqual([
+      ['template.update', 'root'],
+      ['template.create', 'root'],
+    ]);
+  });
+
+  it('shows a domain admin the templates read-only, without the mapping, and refuses its posts', async () => {
+    const page = await desk.get('/admin/templates');
+    expect(page.status).toBe(200);
+    expect(page.text).toContain('>Staff</a>');
+    expect(page.text).not.toContain('id="template-create"');
+    expect(page.text).not.toContain('id="mapping"');
+    expect((await desk.post('/admin/templates', { name: 'Mine' })).status).toBe(403);
+    expect((await desk.post('/admin/templates/mapping', { op: 'add', value: 'x', template: 'Staff' })).status).toBe(
+      403,
+    );
+    expect((await desk.get(`/admin/templates/${staffId}`)).text).toMatch(/<fieldset disabled/);
+  });
+
+  it('edits the ordered mapping: add, reorder, remove, default; saved in the IdP settings and audited', async () => {
+    for (const [value, template] of [
+      ['guest', 'Default'],
+      ['staff', 'Staff'],
+      ['alumni', 'Default'],
+    ] as const) {
+      expect((await root.post('/admin/templates/mapping', { op: 'add', value, template })).status).toBe(303);
+    }
+    const duplicate = await root.post('/admin/templates/mapping', { op: 'add', value: 'staff', template: 'Default' });
+    expect(duplicate.status).toBe(409);
+    expect(duplicate.text).toContain('is already mapped');
+    expect((await root.post('/admin/templates/mapping', { op: 'up', index: '1' })).status).toBe(303);
+    expect((await root.post('/admin/templates/mapping', { op: 'remove', index: '2' })).status).toBe(303);
+    expect((await root.post('/admin/templates/mapping', { op: 'default', template: 'Default' })).status).toBe(303);
+    const rows = await postern.deps.db.many<{ key: string; value: string }>(
+      "SELECT `key`, value FROM identity_provider WHERE `key` IN ('mappers', 'templates', 'default_template')",
+    );
+    expect(Object.fromEntries(rows.map((r) => [r.key, r.value]))).toEqual({
+      mappers: '["staff","guest"]',
+      templates: '["Staff","Default"]',
+      default_template: 'Default',
+    });
+    const page = await root.get('/admin/templates');
+    expect(
+      [...page.text.matchAll(/<tr data-row="\d+"><td>\d+<\/td><td><code>([^<]+)<\/code><\/td><td>([^<]+)</g)].map(
+        (m) => [m[1], m[2]],
+      ),
+    ).toEqual([
+      ['staff', 'Staff'],
+      ['guest', 'Default'],
+    ]);
+    const audit = await queryAudit(postern.deps.db, { action: 'identity_provider.update', actor: 'root', limit: 20 });
+    expect(audit.length).toBeGreaterThanOrEqual(6);
+  });
+
+  it('previews a typed value and a sample IdP user: which template applies and why', async () => {
+    const typed = await root.get('/admin/templates?value=staff');
+    expect(typed.text).toContain('<strong id="preview-template">Template: Staff</strong>');
+    expect(typed.text).toContain('Row 1 (&quot;staff&quot;) matches');
+    const unknown = await root.get('/admin/templates?value=visitor');
+    expect(unknown.text).toContain('Template: Default');
+    expect(unknown.text).toContain('an existing mailbox keeps the template it has');
+    const sample = await root.get('/admin/templates?sample_user=ada%40example.org');
+    expect(sample.text).toContain('IdP user &quot;ada&quot; has mailcow_template = [&quot;staff&quot;]');
+    expect(sample.text).toContain('Template: Staff');
+    const missing = await root.get('/admin/templates?sample_user=nobody%40example.org');
+    expect(missing.text).toContain('No IdP user has the email nobody@example.org.');
+  });
+
+  it('counts the mailboxes the mapping would change with a sync dry run against the Keycloak fake', async () => {
+    const page = await root.post('/admin/templates/dry-run');
+    expect(page.status).toBe(200);
+    expect(page.text).toMatch(/This mapping would change 2 mailboxes \(\s*0 updated, 2 created\)/);
+    const runId = /dry run #(\d+)/.exec(page.text)?.[1];
+    const run = await postern.deps.db.one<{ dry_run: number }>('SELECT dry_run FROM postern_sync_runs WHERE id = ?', [
+      Number(runId),
+    ]);
+    expect(run?.dry_run).toBe(1);
+    const mailboxes = await postern.deps.db.one<{ n: number }>('SELECT COUNT(*) AS n FROM mailbox');
+    expect(Number(mailboxes?.n)).toBe(0);
+  });
+});
+
+describe('bans page', () => {
+  async function banUser(username: string) {
+    for (const password of ['wrong-1', 'wrong-2', 'wrong-3']) {
+      await postern.deps.limiter.recordFailure({ ip: '203.0.113.9', username, password });
+    }
+  }
+
+  it('lists current bans with reason and expiry and the thresholds in force; lifting one is audited', async () => {
+    await banUser('mallory@example.org');
+    const page = await root.get('/admin/bans');
+    expect(page.status).toBe(200);
+    expect(page.text).toContain('data-ban="user:mallory@example.org"');
+    expect(page.text).toContain('3 distinct wrong passwords for this username within 600 s');
+    expect(page.text).toMatch(/\(in 1[45] min\)/);
+    expect(page.text).toContain('900 s (POSTERN_BAN_SECONDS)');
+    const lifted = await root.post('/admin/bans/lift', { scope: 'user', subject: 'mallory@example.org' });
+    expect(lifted).toMatchObject({ status: 303, location: '/admin/bans?lifted=mallory%40example.org' });
+    expect((await postern.deps.limiter.listBans()).some((ban) => ban.subject === 'mallory@example.org')).toBe(false);
+    const after = await root.get(lifted.location ?? '');
+    expect(after.text).toContain('The ban on mallory@example.org was lifted.');
+    expect(after.text).not.toContain('data-ban="user:mallory@example.org"');
+    const audit = await queryAudit(postern.deps.db, { action: 'ban.lift', limit: 5 });
+    expect(audit.map((entry) => [entry.actor, entry.target])).toEqual([['root', 'mallory@example.org']]);
+    const again = await root.post('/admin/bans/lift', { scope: 'user', subject: 'mallory@example.org' });
+    expect(again.status).toBe(404);
+  });
+
+  it('is not for domain admins', async () => {
+    expect((await desk.get('/admin/bans')).status).toBe(403);
+    expect((await desk.post('/admin/bans/lift', { scope: 'user', subject: 'x@example.org' })).status).toBe(403);
+    expect((await desk.get('/admin')).text).not.toContain('href="/admin/bans"');
   });
 });

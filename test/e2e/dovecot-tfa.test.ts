@@ -4,10 +4,15 @@
 // "user" for an internal (Dovecot) login when get_tfa() finds active authenticators, so
 // mailcowauth.php answers 401. The login data is cached in process and change-checked, so the
 // rule must also take effect on the very next login after a `tfa` row is added or changed.
+// The rule covers postern's own enrolments: a mailbox that turns TOTP on in the portal (and makes
+// an app password on the enrolment page) can no longer use its mailbox password over IMAP or
+// submission, while the app password works.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stepAt, totpCodeAt } from '../../src/admin/totp.js';
 import { type RunningDovecot, startDovecot } from '../support/dovecot.js';
 import { startTestPostern, type TestPostern } from '../support/env.js';
 import { imapLogin, submissionAuthPlain } from '../support/mail-clients.js';
+import { csrfOf, portalBrowser, recoveryCodesOf, totpSecretOf } from '../support/portal-browser.js';
 import { seedAppPassword, seedDomain, seedMailbox, seedTfa } from '../support/seed.js';
 
 let postern: TestPostern;
@@ -15,6 +20,9 @@ let dovecot: RunningDovecot;
 
 const ERIN = { user: 'erin@example.org', password: 'Erin mailbox pässword', app: 'erin-mail-app-password' };
 const FRANK = { user: 'frank@example.org', password: 'Frank mailbox password' };
+const GINA = { user: 'gina@example.org', password: 'Gina mailbox pässword 7' };
+/** POSTERN_PUBLIC_URL's default: the portal's same-origin check compares with it. */
+const ORIGIN = 'http://127.0.0.1:8080';
 
 beforeAll(async () => {
   postern = await startTestPostern('dovecot_tfa', { POSTERN_BCRYPT_COST: '5' });
@@ -30,6 +38,7 @@ beforeAll(async () => {
   await seedMailbox(db, { username: FRANK.user, passwordHash: await hashPool.hash(FRANK.password, 'SSHA256') });
   // An authenticator that is switched off ("deactivate TFA for next login") does not count.
   await seedTfa(db, { username: FRANK.user, authmech: 'webauthn', active: 0 });
+  await seedMailbox(db, { username: GINA.user, passwordHash: await hashPool.hash(GINA.password, 'BLF-CRYPT') });
   dovecot = await startDovecot({ authUrl: `${postern.internalUrl}/`, submission: true });
 });
 
@@ -80,5 +89,45 @@ describe('a mailbox with two-factor authentication through real Dovecot', () => 
     expect((await imapLogin(dovecot.imapPort, FRANK.user, FRANK.password)).ok).toBe(false);
     await db.execute('DELETE FROM tfa WHERE id = ?', [id]);
     expect((await imapLogin(dovecot.imapPort, FRANK.user, FRANK.password)).ok).toBe(true);
+  });
+});
+
+describe('a mailbox that turns TOTP on in the portal, through real Dovecot', () => {
+  let appPassword = '';
+
+  it('logs in over IMAP with its mailbox password before enrolling', async () => {
+    expect((await imapLogin(dovecot.imapPort, GINA.user, GINA.password)).ok).toBe(true);
+  });
+
+  it('enrols in the portal, making an app password on the enrolment page', async () => {
+    const b = portalBrowser(postern.webUrl, { origin: ORIGIN });
+    expect((await b.signIn(GINA.user, GINA.password)).location).toBe('/');
+    const page = await b.get('/tfa/enrol');
+    expect(page.text).toContain('Only app passwords work there.');
+    const form = new URLSearchParams({ csrf: csrfOf(page.text), name: 'Mail client' });
+    form.append('protocols', 'imap');
+    form.append('protocols', 'smtp');
+    const created = await b.post('/tfa/app-passwords', form);
+    appPassword = /id="app-password-secret">\s*([^<\s]+)\s*</.exec(created.text)?.[1] ?? '';
+    expect(appPassword).not.toBe('');
+    const secret = totpSecretOf(created.text);
+    const confirm = await b.post('/tfa/enrol', {
+      csrf: csrfOf(created.text),
+      code: totpCodeAt(secret, stepAt(Date.now())),
+    });
+    expect(confirm.status).toBe(200);
+    expect(recoveryCodesOf(confirm.text)).toHaveLength(10);
+  });
+
+  it('now refuses its mailbox password over IMAP and submission', async () => {
+    const imap = await imapLogin(dovecot.imapPort, GINA.user, GINA.password, { mechanism: 'PLAIN' });
+    expect(imap.ok).toBe(false);
+    expect(imap.line).toMatch(/NO \[AUTHENTICATIONFAILED\]/);
+    expect((await submissionAuthPlain(dovecot.submissionPort as number, GINA.user, GINA.password)).code).toBe(535);
+  });
+
+  it('accepts the app password made on the enrolment page over IMAP and submission', async () => {
+    expect((await imapLogin(dovecot.imapPort, GINA.user, appPassword)).line).toMatch(/^a1 OK .*Logged in/);
+    expect((await submissionAuthPlain(dovecot.submissionPort as number, GINA.user, appPassword)).code).toBe(235);
   });
 });

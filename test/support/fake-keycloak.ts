@@ -64,7 +64,7 @@
 // key (use "enc"), each with kid, kty, alg, use, n and e.
 // Differences from real Keycloak: tokens are opaque random strings, not JWTs (postern treats
 // them as opaque); one realm; no writes through the Admin API.
-import { createHash, generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -277,23 +277,16 @@ export async function startFakeKeycloak(options: FakeKeycloakOptions = {}): Prom
   const tokenClientAuth: ('basic' | 'post' | 'none')[] = [];
 
   const realmPath = `/realms/${realm}`;
-  let jwks: Record<string, unknown>[] | undefined;
-  /** The realm's generated keys, made on first use (RSA key generation takes a moment). */
-  const realmKeys = () => {
-    jwks ??= (['sig', 'enc'] as const).map((use) => {
-      const { publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-      const { n, e } = publicKey.export({ format: 'jwk' });
-      return {
-        kid: randomBytes(16).toString('base64url'),
-        kty: 'RSA',
-        alg: use === 'sig' ? 'RS256' : 'RSA-OAEP',
-        use,
-        n,
-        e,
-      };
-    });
-    return jwks;
-  };
+  // The realm's keys in Keycloak's shape. The moduli are random bytes, not RSA keys: tokens here
+  // are opaque and nothing verifies a signature, and generating real keys costs seconds under load.
+  const jwks = (['sig', 'enc'] as const).map((use) => ({
+    kid: randomBytes(16).toString('base64url'),
+    kty: 'RSA',
+    alg: use === 'sig' ? 'RS256' : 'RSA-OAEP',
+    use,
+    n: Buffer.concat([Buffer.from([0xc1]), randomBytes(255)]).toString('base64url'),
+    e: 'AQAB',
+  }));
   const tokenPath = `${realmPath}/protocol/openid-connect/token`;
   const usersPath = `/admin/realms/${realm}/users`;
   let url = '';
@@ -598,7 +591,7 @@ export async function startFakeKeycloak(options: FakeKeycloakOptions = {}): Prom
     const handle = async () => {
       if (path === tokenPath) return issueToken(req, res);
       if (path === `${realmPath}/.well-known/openid-configuration`) return send(res, 200, discovery());
-      if (path === `${realmPath}/protocol/openid-connect/certs`) return send(res, 200, { keys: realmKeys() });
+      if (path === `${realmPath}/protocol/openid-connect/certs`) return send(res, 200, { keys: jwks });
       if (path === usersPath || path.startsWith(`${usersPath}/`)) {
         return usersRequest(req, res, path.slice(usersPath.length), requestUrl.searchParams);
       }

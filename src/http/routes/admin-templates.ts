@@ -18,7 +18,7 @@ import {
   updateMailboxTemplate,
 } from '../../storage/templates.js';
 import { FLAG_ATTRIBUTES, TEMPLATE_ACL_KEYS } from '../../templates/apply-template.js';
-import { authorizeArea, changeOrigin, parseWith, readBody } from './admin-request.js';
+import { authorizeArea, type ChangeOrigin, changeOrigin, parseWith, readJsonBody } from './admin-request.js';
 
 type TemplateDeps = Pick<Deps, 'db'>;
 
@@ -97,7 +97,7 @@ const templateId = z
   .regex(/^[1-9]\d{0,9}$/, 'must be a positive whole number')
   .transform(Number);
 
-function view(template: MailboxTemplate) {
+export function view(template: MailboxTemplate) {
   return { id: template.id, name: template.name, attributes: template.attributes };
 }
 
@@ -111,75 +111,96 @@ export function createTemplateRoutes(deps: TemplateDeps) {
   app.get('/:id', async (c) => c.json(view(await findOrFail(deps, c.req.param('id')))));
 
   app.post('/', async (c) => {
-    const body = await readBody(c, createBody);
-    await refuseDuplicateName(deps, body.name);
-    const attributes = { ...DEFAULT_MAILBOX_TEMPLATE_ATTRIBUTES, ...body.attributes };
-    const id = await deps.db.transaction(async (tx) => {
-      const insertId = await insertMailboxTemplate(tx, body.name, attributes);
-      await recordAudit(tx, {
-        ...changeOrigin(c),
-        action: 'template.create',
-        target: `template:${insertId}`,
-        detail: { name: body.name, attributes: Object.keys(body.attributes) },
-      });
-      return insertId;
-    });
+    const id = await createTemplate(deps, await readJsonBody(c), changeOrigin(c));
     return c.json(view(await findOrFail(deps, String(id))), 201);
   });
 
   app.put('/:id', async (c) => {
-    const template = await findOrFail(deps, c.req.param('id'));
-    const body = await readBody(c, updateBody);
-    const renamed = body.name !== undefined && body.name !== template.name;
-    if (renamed) {
-      if (template.name === DEFAULT_TEMPLATE_NAME) {
-        throw new AppError('conflict', `the template "${DEFAULT_TEMPLATE_NAME}" cannot be renamed`);
-      }
-      await refuseWhileUsed(deps, template, 'renamed');
-      await refuseDuplicateName(deps, body.name as string);
-    }
-    const attributes = body.attributes === undefined ? undefined : { ...template.attributes, ...body.attributes };
-    await deps.db.transaction(async (tx) => {
-      await updateMailboxTemplate(tx, template.id, {
-        ...(renamed ? { name: body.name } : {}),
-        ...(attributes ? { attributes } : {}),
-      });
-      await recordAudit(tx, {
-        ...changeOrigin(c),
-        action: 'template.update',
-        target: `template:${template.id}`,
-        detail: {
-          name: body.name ?? template.name,
-          ...(renamed ? { renamed_from: template.name } : {}),
-          attributes: Object.keys(body.attributes ?? {}),
-        },
-      });
-    });
-    return c.json(view(await findOrFail(deps, String(template.id))));
+    const id = await updateTemplate(deps, c.req.param('id'), await readJsonBody(c), changeOrigin(c));
+    return c.json(view(await findOrFail(deps, String(id))));
   });
 
   app.delete('/:id', async (c) => {
-    const template = await findOrFail(deps, c.req.param('id'));
-    if (template.name === DEFAULT_TEMPLATE_NAME) {
-      throw new AppError('conflict', `the template "${DEFAULT_TEMPLATE_NAME}" cannot be deleted`);
-    }
-    await refuseWhileUsed(deps, template, 'deleted');
-    await deps.db.transaction(async (tx) => {
-      await deleteMailboxTemplate(tx, template.id);
-      await recordAudit(tx, {
-        ...changeOrigin(c),
-        action: 'template.delete',
-        target: `template:${template.id}`,
-        detail: { name: template.name },
-      });
-    });
+    await deleteTemplate(deps, c.req.param('id'), changeOrigin(c));
     return c.json({ success: true });
   });
 
   return app;
 }
 
-async function findOrFail(deps: TemplateDeps, rawId: string): Promise<MailboxTemplate> {
+/** POST's use-case (also the console's): a new template over mailcow's Default attributes; its id. */
+export async function createTemplate(deps: TemplateDeps, input: unknown, origin: ChangeOrigin): Promise<number> {
+  const body = parseWith(createBody, input);
+  await refuseDuplicateName(deps, body.name);
+  const attributes = { ...DEFAULT_MAILBOX_TEMPLATE_ATTRIBUTES, ...body.attributes };
+  return deps.db.transaction(async (tx) => {
+    const insertId = await insertMailboxTemplate(tx, body.name, attributes);
+    await recordAudit(tx, {
+      ...origin,
+      action: 'template.create',
+      target: `template:${insertId}`,
+      detail: { name: body.name, attributes: Object.keys(body.attributes) },
+    });
+    return insertId;
+  });
+}
+
+/** PUT's use-case: rename (not Default, not while the IdP names it) and/or merge attributes. */
+export async function updateTemplate(
+  deps: TemplateDeps,
+  rawId: string,
+  input: unknown,
+  origin: ChangeOrigin,
+): Promise<number> {
+  const template = await findOrFail(deps, rawId);
+  const body = parseWith(updateBody, input);
+  const renamed = body.name !== undefined && body.name !== template.name;
+  if (renamed) {
+    if (template.name === DEFAULT_TEMPLATE_NAME) {
+      throw new AppError('conflict', `the template "${DEFAULT_TEMPLATE_NAME}" cannot be renamed`);
+    }
+    await refuseWhileUsed(deps, template, 'renamed');
+    await refuseDuplicateName(deps, body.name as string);
+  }
+  const attributes = body.attributes === undefined ? undefined : { ...template.attributes, ...body.attributes };
+  await deps.db.transaction(async (tx) => {
+    await updateMailboxTemplate(tx, template.id, {
+      ...(renamed ? { name: body.name } : {}),
+      ...(attributes ? { attributes } : {}),
+    });
+    await recordAudit(tx, {
+      ...origin,
+      action: 'template.update',
+      target: `template:${template.id}`,
+      detail: {
+        name: body.name ?? template.name,
+        ...(renamed ? { renamed_from: template.name } : {}),
+        attributes: Object.keys(body.attributes ?? {}),
+      },
+    });
+  });
+  return template.id;
+}
+
+/** DELETE's use-case: never Default, never while the IdP settings name it. */
+export async function deleteTemplate(deps: TemplateDeps, rawId: string, origin: ChangeOrigin): Promise<void> {
+  const template = await findOrFail(deps, rawId);
+  if (template.name === DEFAULT_TEMPLATE_NAME) {
+    throw new AppError('conflict', `the template "${DEFAULT_TEMPLATE_NAME}" cannot be deleted`);
+  }
+  await refuseWhileUsed(deps, template, 'deleted');
+  await deps.db.transaction(async (tx) => {
+    await deleteMailboxTemplate(tx, template.id);
+    await recordAudit(tx, {
+      ...origin,
+      action: 'template.delete',
+      target: `template:${template.id}`,
+      detail: { name: template.name },
+    });
+  });
+}
+
+export async function findOrFail(deps: TemplateDeps, rawId: string): Promise<MailboxTemplate> {
   const id = parseWith(templateId, rawId, 'id');
   const template = await findMailboxTemplateById(deps.db, id);
   if (!template) throw new AppError('not_found', `no mailbox template with id ${id}`);

@@ -1,7 +1,8 @@
 // The admin JSON API under /api/v1: IdP settings (+ test connection), mailbox templates, a
-// mailbox's auth source and its app passwords, the limiter's bans, admin accounts. Every route
-// sits behind requireAdmin (X-API-Key) and checks the caller's role with can(); read-only keys
-// may only GET. Each change is written to postern_audit; secrets never leave.
+// mailbox's auth source and its app passwords, the limiter's bans, admin accounts, API keys, the
+// audit trail. Every route sits behind requireAdmin (X-API-Key or an admin session) and checks
+// the caller's role with can(); read-only keys may only GET. Each change is written to
+// postern_audit; secrets never leave.
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { Deps } from '../../deps.js';
@@ -9,10 +10,12 @@ import { AppError } from '../../errors.js';
 import { requireAdminOf } from '../admin-auth.js';
 import type { AdminSessionStore } from '../admin-session.js';
 import { createAdminAccountRoutes } from './admin-accounts.js';
+import { createApiKeyRoutes } from './admin-api-keys.js';
 import { createAuditRoutes } from './admin-audit.js';
 import { createAdminBanRoutes } from './admin-bans.js';
 import { createAliasDomainRoutes, createDomainRoutes } from './admin-domains.js';
 import { createIdentityProviderRoutes } from './admin-identity-provider.js';
+import { createMailboxTwoFactorRoutes } from './admin-mailbox-two-factor.js';
 import { createMailboxRoutes } from './admin-mailboxes.js';
 import { createTemplateRoutes } from './admin-templates.js';
 import { createTwoFactorPolicyRoutes } from './admin-two-factor-policy.js';
@@ -36,9 +39,11 @@ export function createAdminRoutes(deps: Deps, options: { sessions?: AdminSession
   );
   app.route('/identity-provider', createIdentityProviderRoutes(deps));
   app.route('/templates', createTemplateRoutes(deps));
+  app.route('/mailboxes', createMailboxTwoFactorRoutes(deps));
   app.route('/mailboxes', createMailboxRoutes(deps));
   app.route('/bans', createAdminBanRoutes(deps));
   app.route('/admins', createAdminAccountRoutes(deps));
+  app.route('/api-keys', createApiKeyRoutes(deps));
   app.route('/audit', createAuditRoutes(deps));
   app.route('/domains', createDomainRoutes(deps));
   app.route('/alias-domains', createAliasDomainRoutes(deps));

@@ -48,6 +48,10 @@ export interface PortalProps {
   draft?: { name: string; protocols: string[] };
   /** Set when an admin's webmail link opened this session: the page says so. */
   actingAdmin?: string;
+  /** A local mailbox's own two-factor sign-in (absent when it is not offered: SSO, an admin acting). */
+  twoFactor?: 'on' | 'off';
+  /** An admin removed the mailbox's second factor since the owner last signed in. */
+  twoFactorReset?: true;
 }
 
 export function PortalPage(props: PortalProps) {
@@ -58,6 +62,12 @@ export function PortalPage(props: PortalProps) {
       {props.actingAdmin ? (
         <div class="error" role="status" id="acting-admin">
           An admin ({props.actingAdmin}) is acting for this mailbox: read-only, every step is audited.
+        </div>
+      ) : null}
+      {props.twoFactorReset ? (
+        <div class="error" role="status" id="tfa-reset-notice">
+          An admin has reset your two-factor sign-in: your password alone signs you in and opens mail apps again. Set it
+          up again below.
         </div>
       ) : null}
       <div class="topbar">
@@ -84,6 +94,18 @@ export function PortalPage(props: PortalProps) {
           </dd>
           <dt>Signs in with</dt>
           <dd>{authSourceLabel(mailbox.authSource)}</dd>
+          {props.twoFactor ? (
+            <>
+              <dt>Two-factor sign-in</dt>
+              <dd id="two-factor">
+                {props.twoFactor === 'on' ? (
+                  'on: mail apps sign in with app passwords'
+                ) : (
+                  <a href="/tfa/enrol">set up</a>
+                )}
+              </dd>
+            </>
+          ) : null}
         </dl>
         <p>
           <a class="button" id="open-webmail" href={`/sogo-auth?login=${encodeURIComponent(mailbox.username)}`}>

@@ -8,6 +8,7 @@ import { changeCounter } from './0003-change-counter.js';
 import { admins } from './0004-admins.js';
 import { tfaChangeCounter } from './0005-tfa-change-counter.js';
 import { auditColumns } from './0006-audit-columns.js';
+import { apiKeysTable } from './0007-api-keys.js';
 import { twoFactorPolicyTable } from './0008-two-factor-policy.js';
 import type { Migration } from './migration.js';
 
@@ -21,5 +22,6 @@ export const migrations: readonly Migration[] = [
   admins,
   tfaChangeCounter,
   auditColumns,
+  apiKeysTable,
   twoFactorPolicyTable,
 ];
