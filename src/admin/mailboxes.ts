@@ -12,6 +12,7 @@ import { type AppPasswordRecord, deleteAppPassword, listAppPasswords } from '../
 import { type AuditRow, changedFields, queryAudit, recordAudit } from '../storage/audit.js';
 import type { Db } from '../storage/db.js';
 import { domainUsage, findDomain } from '../storage/domains.js';
+import { readIdpRows } from '../storage/identity-provider.js';
 import {
   type AdminMailbox,
   deleteMailboxRows,
@@ -20,7 +21,6 @@ import {
   lastLogins,
   listAdminMailboxes,
   type MailboxListRow,
-  readIdpRows,
   setMailboxAuthSource,
   setMailboxPassword,
   updateMailboxFields,

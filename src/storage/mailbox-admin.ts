@@ -81,18 +81,6 @@ export async function countExternalMailboxes(db: Pick<Db, 'many'>): Promise<Reco
   return Object.fromEntries(rows.map((row) => [row.authsource, Number(row.mailboxes)]));
 }
 
-/** identity_provider as stored (mailcow's strings; sealed or plain secrets included). */
-export async function readIdpRows(db: Pick<Db, 'many'>): Promise<Record<string, string>> {
-  const rows = await db.many<{ key: string; value: string }>('SELECT `key`, value FROM identity_provider');
-  return Object.fromEntries(rows.map((row) => [row.key, row.value]));
-}
-
-/** mailcow's delete: every key goes, old provider types' leftovers included. */
-export async function deleteIdpRows(db: Pick<Tx, 'execute'>): Promise<number> {
-  const { affectedRows } = await db.execute('DELETE FROM identity_provider');
-  return affectedRows;
-}
-
 export interface MailboxListRow {
   username: string;
   name: string;
@@ -243,3 +231,4 @@ export async function lastLogins(db: Pick<Db, 'many'>, username: string, limit =
     appPassword: row.app_password === null ? null : Number(row.app_password),
   }));
 }
+export { deleteIdpRows, readIdpRows } from './identity-provider.js';
