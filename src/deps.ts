@@ -11,10 +11,13 @@ import type { Config } from './config/schema.js';
 import type { Logger } from './log.js';
 import { createPoolVerifier } from './login/credential-verifier.js';
 import { createCachedLoginData, createDirectLoginData, type LoginDataSource } from './login/login-data.js';
+import type { WebmailSecretChecker } from './login/mail-login.js';
 import { createPasswordLogin, createWebLoginLimiter, type PasswordLogin } from './login/password-login.js';
 import { createSogoHandoff, type SogoHandoff } from './login/sogo-handoff.js';
+import { createSogoSsoPasswordChecker, type SogoSsoPasswordChecker } from './login/sogo-sso-password.js';
 import { createSsoLogin, type SsoLogin } from './login/sso-login.js';
 import { createWebSessionRecords, type WebSessionRecords } from './login/web-sessions.js';
+import { createWebmailSecretChecker } from './login/webmail-secret.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import type { CredentialVerifier } from './passwords/credential-verifier.js';
 import { createHashPool, type HashPool } from './passwords/hash-pool.js';
@@ -22,6 +25,7 @@ import { createRateLimiter, limitsFromConfig, type RateLimiter } from './rate-li
 import { createKeycloakPasswordSource } from './sources/keycloak.js';
 import { createSourceRegistry, type SourceRegistry } from './sources/registry.js';
 import { createSecretBox, type SecretBox } from './sources/secret-box.js';
+import { recordAudit } from './storage/audit.js';
 import { createChangeCounter, isChangeTrackingInstalled } from './storage/change-counter.js';
 import { createDb, type Db } from './storage/db.js';
 import { applyMigrations } from './storage/migrate.js';
@@ -50,6 +54,10 @@ export interface Deps {
   ssoLogin: SsoLogin;
   /** Portal sign-in with a mailcow mailbox password, through webLoginLimiter. */
   passwordLogin: PasswordLogin;
+  /** A webmail session's IMAP secret as a mail password (from POSTERN_SOGO_NETWORKS only). */
+  webmailSecrets: WebmailSecretChecker;
+  /** mailcow's static SOGo SSO password, when POSTERN_SOGO_SSO_PASS_FILE opts in. */
+  sogoSso?: SogoSsoPasswordChecker;
   /** The portal's session records (http/session.ts keeps their cookies). */
   webSessions: WebSessionRecords;
   /** Portal → webmail handoffs, webmail sessions and admins' webmail links. */
@@ -164,6 +172,8 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
     const adminLoginLimiter = createAdminLoginLimiter({ redis, config, log });
     closers.push(async () => adminLoginLimiter.close());
 
+    const webmailSecrets = createWebmailSecretChecker({ redis, config });
+    const sogoSso = createSogoSso(db, config, log);
     const webSessions = createWebSessionRecords({ redis, config });
     const sogoHandoff = createSogoHandoff({ db, redis, log, config, webSessions });
     const ssoLogin = createSsoLogin({ config, db, redis, log, secretBox });
@@ -187,6 +197,8 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
       adminLoginLimiter,
       ssoLogin,
       passwordLogin,
+      webmailSecrets,
+      ...(sogoSso ? { sogoSso } : {}),
       webSessions,
       sogoHandoff,
       background,
@@ -206,4 +218,21 @@ async function createLoginData(db: Db, config: Config, log: Logger): Promise<Log
     return createDirectLoginData(db);
   }
   return createCachedLoginData(db, createChangeCounter(db), config.loginCacheEntries);
+}
+
+/** mailcow's static SOGo SSO password, when POSTERN_SOGO_SSO_PASS_FILE opts in. */
+function createSogoSso(db: Db, config: Config, log: Logger): SogoSsoPasswordChecker | undefined {
+  const path = config.sogoSsoPassFile;
+  if (!path) return undefined;
+  if (config.sogoNetworks.length === 0) {
+    log.warn(
+      'POSTERN_SOGO_SSO_PASS_FILE is set but POSTERN_SOGO_NETWORKS is empty: the SSO password is never accepted',
+    );
+  }
+  return createSogoSsoPasswordChecker({
+    path,
+    sogoNetworks: config.sogoNetworks,
+    log,
+    audit: (entry) => recordAudit(db, entry),
+  });
 }

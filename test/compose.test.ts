@@ -54,12 +54,26 @@ describe('compose.yaml', () => {
     expect(result.code).toBe(0);
   });
 
-  it('has the services of the stack, keycloak behind its profile', () => {
+  it('has the services of the stack, keycloak and the second replica behind their profiles', () => {
     expect(Object.keys(compose.services).sort()).toEqual(
-      ['dovecot', 'keycloak', 'mariadb', 'memcached', 'nginx', 'postern', 'redis', 'sogo'].sort(),
+      ['dovecot', 'keycloak', 'mariadb', 'memcached', 'nginx', 'postern', 'postern-2', 'redis', 'sogo'].sort(),
     );
     expect(compose.services.keycloak?.profiles).toEqual(['keycloak']);
-    for (const [name, service] of services) if (name !== 'keycloak') expect(service.profiles, name).toBeUndefined();
+    expect(compose.services['postern-2']?.profiles).toEqual(['replicas']);
+    for (const [name, service] of services) {
+      if (name !== 'keycloak' && name !== 'postern-2') expect(service.profiles, name).toBeUndefined();
+    }
+  });
+
+  it('runs the second replica as postern runs: same image, database, Redis, secrets, on the backend network only', () => {
+    const postern = compose.services.postern as Service;
+    const second = compose.services['postern-2'] as Service;
+    expect(second.build).toEqual(postern.build);
+    expect(second.environment).toEqual(postern.environment);
+    expect(second.secrets).toEqual(postern.secrets);
+    expect(second.depends_on).toEqual(postern.depends_on);
+    expect(second.ports).toBeUndefined();
+    expect(Object.keys(second.networks ?? {})).toEqual(['backend']);
   });
 
   it('mounts and builds only files that exist: the very ones the suite runs', () => {
@@ -143,10 +157,16 @@ describe('compose.yaml', () => {
     }
     expect(compose.networks.backend?.internal).toBe(true);
     // Dovecot reaches the internal listener on the backend network, by IP (its HTTP client does no DNS).
-    const networks = postern.networks as Record<string, { ipv4_address?: string } | null>;
-    const address = networks.backend?.ipv4_address;
-    expect(address).toMatch(/^172\.30\.82\.\d+$/);
-    expect(compose.services.dovecot?.environment?.POSTERN_AUTH_URL).toBe(`http://${address}:${INTERNAL_PORT}/`);
+    // Both replicas, postern first (the Lua's order of preference).
+    const addresses = ['postern', 'postern-2'].map((name) => {
+      const networks = compose.services[name]?.networks as Record<string, { ipv4_address?: string } | null>;
+      const address = networks.backend?.ipv4_address;
+      expect(address, name).toMatch(/^172\.30\.82\.\d+$/);
+      return address;
+    });
+    expect(compose.services.dovecot?.environment?.POSTERN_AUTH_URL).toBe(
+      addresses.map((address) => `http://${address}:${INTERNAL_PORT}/`).join(','),
+    );
     expect(compose.services.dovecot?.networks).toContain('backend');
     // MariaDB and Redis only on the backend network, never published.
     for (const name of ['mariadb', 'redis']) {

@@ -1,13 +1,10 @@
 // The internal listener: Dovecot's passdb, health and metrics. Bound to a private address;
 // everything that can reveal or decide a credential also requires the internal token.
 import { Hono } from 'hono';
-import { createLoginRefusalAudit } from '../audit/login-refusals.js';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
-import { createSogoSsoPasswordChecker, type SogoSsoPasswordChecker } from '../login/sogo-sso-password.js';
-import { createWebmailSecretChecker } from '../login/webmail-secret.js';
-import { recordAudit } from '../storage/audit.js';
 import { createTokenCheck, requireInternalToken } from './internal-token.js';
+import { mailLoginDepsOf } from './mail-login-check.js';
 import { createPassdbFastPath, type FastPath } from './passdb-fast-path.js';
 import { renderError } from './render-error.js';
 import { createBanRoutes } from './routes/bans.js';
@@ -40,47 +37,14 @@ export function createInternalApp(deps: Deps, passdb = createInternalPassdb(deps
   guarded.route('/', createDovecotRoutes(passdb));
   guarded.route('/', createBanRoutes({ ...deps, hasInternalToken: Boolean(deps.config.internalToken) }));
   // nginx's auth_request for SOGo; nginx sends the token with proxy_set_header Authorization.
-  guarded.route('/', createSogoVerifyRoutes(deps));
+  guarded.route('/', createSogoVerifyRoutes(deps, mailLoginDepsOf(deps)));
   app.route('/', guarded);
   return app;
 }
 
 /** The passdb endpoint of the internal listener, wired to the deps and the metrics. */
 export function createInternalPassdb(deps: Deps): PassdbEndpoint {
-  return createPassdbEndpoint({
-    loginData: deps.loginData,
-    verifier: deps.verifier,
-    limiter: deps.limiter,
-    saslLog: deps.saslLog,
-    sources: deps.sources,
-    log: deps.log,
-    maxBodyBytes: deps.config.maxBodyBytes,
-    webmailSecrets: createWebmailSecretChecker(deps),
-    sogoSso: createSogoSso(deps),
-    loginHashFloor: deps.config.loginHashFloor,
-    onDenial: createLoginRefusalAudit(deps.auditWriter),
-    observe: ({ service, source, outcome, seconds }) => {
-      deps.metrics.observeAuth(service, source, outcome.result, seconds);
-      if ('bannedScope' in outcome && outcome.bannedScope) deps.metrics.rateLimited.inc({ scope: outcome.bannedScope });
-    },
-  });
-}
-
-/** mailcow's static SOGo SSO password, when POSTERN_SOGO_SSO_PASS_FILE opts in. */
-function createSogoSso(deps: Deps): SogoSsoPasswordChecker | undefined {
-  const path = deps.config.sogoSsoPassFile;
-  if (!path) return undefined;
-  if (deps.config.sogoNetworks.length === 0) {
-    deps.log.warn(
-      'POSTERN_SOGO_SSO_PASS_FILE is set but POSTERN_SOGO_NETWORKS is empty: the SSO password is never accepted',
-    );
-  }
-  return createSogoSsoPasswordChecker({
-    path,
-    sogoNetworks: deps.config.sogoNetworks,
-    log: deps.log,
-    audit: (entry) => recordAudit(deps.db, entry),
-  });
+  return createPassdbEndpoint({ ...mailLoginDepsOf(deps), maxBodyBytes: deps.config.maxBodyBytes });
 }
 
 /** The internal listener's passdb POSTs, answered before hono (see passdb-fast-path.ts). */

@@ -7,7 +7,7 @@ import { AppError } from '../errors.js';
 import { createAdminSessionStore } from './admin-session.js';
 import { resolveClientIps } from './client-ip.js';
 import { createConsoleRoutes } from './console/index.js';
-import { renderError } from './render-error.js';
+import { renderAppError } from './render-error.js';
 import { createAdminRoutes } from './routes/admin.js';
 import { createAdminLoginRoutes } from './routes/admin-login.js';
 import { createPortalRoutes } from './routes/portal.js';
@@ -21,7 +21,7 @@ export function createWebApp(deps: Deps) {
   const app = new Hono();
   app.use('*', secureHeaders({ crossOriginEmbedderPolicy: false }));
   app.use('*', resolveClientIps(deps.config.trustedProxies));
-  app.onError((error, c) => renderError(error, c, deps.log));
+  app.onError((error, c) => renderAppError(error, c, deps.log));
   app.notFound(() => {
     throw new AppError('not_found', 'no such page');
   });

@@ -11,8 +11,8 @@ import { type Action, type Actor, type AdminObject, can } from '../../admin/role
 import type { Deps } from '../../deps.js';
 import { findAdmin } from '../../storage/admins.js';
 import { type AdminSessionStore, isValidAdminCsrf } from '../admin-session.js';
+import { CROSS_SITE_REFUSAL, renderRefusal } from '../refusal-page.js';
 import { authorize } from '../routes/admin-request.js';
-import { CROSS_SITE_REFUSAL, renderRefusal } from '../routes/sso.js';
 import { isSameOrigin } from '../session.js';
 
 /** What a console page needs to know about the request: who, their token, where. */

@@ -6,18 +6,18 @@ import { Hono } from 'hono';
 import type { Deps } from '../../deps.js';
 import { AppError } from '../../errors.js';
 import type { AdminSessionStore } from '../admin-session.js';
+import { pageArea } from '../render-error.js';
 import { createConsoleBans } from './bans.js';
 import { consoleGuard } from './context.js';
 import { createConsoleDomainPages } from './domains.js';
 import { createConsoleHome } from './home.js';
 import { createConsoleIdp } from './idp.js';
-import { renderConsoleError } from './page.js';
+import { consoleErrorPage } from './page.js';
 import { createConsoleSync } from './sync.js';
 import { createConsoleTemplates } from './templates.js';
 
 export function createConsoleRoutes(deps: Deps, options: { sessions: AdminSessionStore }) {
   const app = new Hono();
-  app.onError((error, c) => renderConsoleError(error, c, deps.log));
   app.use('*', consoleGuard(deps, options.sessions));
   app.route('/', createConsoleHome(deps));
   app.route('/', createConsoleDomainPages(deps));
@@ -29,5 +29,5 @@ export function createConsoleRoutes(deps: Deps, options: { sessions: AdminSessio
   app.all('*', () => {
     throw new AppError('not_found', 'There is no such page in the console.');
   });
-  return app;
+  return pageArea(app, consoleErrorPage);
 }

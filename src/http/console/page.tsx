@@ -3,8 +3,7 @@
 import type { Context } from 'hono';
 import type { Child } from 'hono/jsx';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import { AppError, isLoggedOutage } from '../../errors.js';
-import type { Logger } from '../../log.js';
+import type { ErrorPage } from '../render-error.js';
 import { ConsoleLayout } from '../views/console-layout.js';
 import { MessagePage } from '../views/layout.js';
 import { navFor } from './context.js';
@@ -33,13 +32,8 @@ export function renderPage(c: Context, options: PageOptions, body: Child) {
   );
 }
 
-/** The console's onError: client errors say what was wrong, faults go to the log only. */
-export function renderConsoleError(error: unknown, c: Context, log: Logger) {
-  const appError = error instanceof AppError ? error : new AppError('internal', 'internal error', { cause: error });
-  if (appError.expose || isLoggedOutage(appError))
-    log.debug({ code: appError.code, path: c.req.path }, appError.message);
-  else log.error({ err: appError.cause ?? appError, code: appError.code, path: c.req.path }, appError.message);
-  c.header('cache-control', 'no-store');
+/** The console's error page (render-error.ts logs first): refusals say what was wrong, faults do not. */
+export const consoleErrorPage: ErrorPage = (c, appError) => {
   const status = appError.status as ContentfulStatusCode;
   const title = appError.code === 'not_found' ? 'Not found' : appError.expose ? 'Request refused' : 'Unavailable';
   const message = appError.expose
@@ -59,4 +53,4 @@ export function renderConsoleError(error: unknown, c: Context, log: Logger) {
       </p>
     </section>,
   );
-}
+};

@@ -11,9 +11,10 @@ import { findAdmin } from '../../storage/admins.js';
 import { recordAudit } from '../../storage/audit.js';
 import { type AdminSession, type AdminSessionStore, isValidAdminCsrf } from '../admin-session.js';
 import { clientIp } from '../client-ip.js';
+import { CROSS_SITE_REFUSAL, renderRefusal } from '../refusal-page.js';
+import { pageArea } from '../render-error.js';
 import { isSameOrigin } from '../session.js';
 import { AdminLoginPage, EnrolPage, RecoveryCodesPage, SecondFactorPage } from '../views/admin-pages.js';
-import { CROSS_SITE_REFUSAL, renderPageError, renderRefusal } from './sso.js';
 
 export function createAdminLoginRoutes(
   deps: Deps,
@@ -21,7 +22,6 @@ export function createAdminLoginRoutes(
 ) {
   const app = new Hono();
   const { sessions, limiter } = options;
-  app.onError((error, c) => renderPageError(error, c, deps.log));
   const signInDeps = { db: deps.db, verifier: deps.verifier, limiter, log: deps.log };
   const factorDeps = {
     db: deps.db,
@@ -164,5 +164,5 @@ export function createAdminLoginRoutes(
     return c.redirect('/admin/login', 303);
   });
 
-  return app;
+  return pageArea(app);
 }

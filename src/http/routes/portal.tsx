@@ -12,10 +12,11 @@ import type { Deps } from '../../deps.js';
 import { recordAudit } from '../../storage/audit.js';
 import { findPortalMailbox, type PortalMailbox } from '../../storage/mailboxes.js';
 import { clientIp } from '../client-ip.js';
+import { CROSS_SITE_REFUSAL, renderRefusal } from '../refusal-page.js';
+import { pageArea } from '../render-error.js';
 import { destroyWebSession, getWebSession, isSameOrigin, isValidCsrfToken, type WebSession } from '../session.js';
 import { AppPasswordCreatedPage, PortalPage, type PortalProps } from '../views/portal-page.js';
 import { portalTwoFactorState } from './portal-two-factor.js';
-import { CROSS_SITE_REFUSAL, renderPageError, renderRefusal } from './sso.js';
 
 const GONE = {
   status: 403,
@@ -25,7 +26,6 @@ const GONE = {
 
 export function createPortalRoutes(deps: Deps) {
   const app = new Hono();
-  app.onError((error, c) => renderPageError(error, c, deps.log));
 
   /** The session and its (still usable) mailbox, or the response to send instead. */
   async function signedIn(c: Context): Promise<{ session: WebSession; mailbox: PortalMailbox } | Response> {
@@ -74,7 +74,7 @@ export function createPortalRoutes(deps: Deps) {
       appPasswords,
       csrfToken: current.session.csrfToken,
       ...(current.session.actingAdmin ? { actingAdmin: current.session.actingAdmin } : {}),
-      ...(await portalTwoFactorState(deps.db, current.mailbox, current.session)),
+      ...(await portalTwoFactorState(deps, c, current.mailbox, current.session)),
     });
   });
 
@@ -158,5 +158,5 @@ export function createPortalRoutes(deps: Deps) {
     return c.redirect('/', 303);
   });
 
-  return app;
+  return pageArea(app);
 }

@@ -5,13 +5,13 @@
 import { isIP } from 'node:net';
 import { type Context, Hono } from 'hono';
 import { getCookie, setCookie } from 'hono/cookie';
-import { createLoginRefusalAudit } from '../../audit/login-refusals.js';
 import type { Deps } from '../../deps.js';
-import { checkMailLogin } from '../../login/mail-login.js';
 import { HANDOFF_COOKIE, WEBMAIL_COOKIE, WEBMAIL_COOKIE_PATH } from '../../login/sogo-handoff.js';
 import { clientIp } from '../client-ip.js';
+import { checkObservedMailLogin, type ObservedMailLoginDeps } from '../mail-login-check.js';
+import { renderRefusal } from '../refusal-page.js';
+import { pageArea } from '../render-error.js';
 import { getWebSession, getWebSessionRef, isCookieSecure, startWebSession } from '../session.js';
-import { renderPageError, renderRefusal } from './sso.js';
 
 /**
  * Response headers of /sogo/verify. nginx copies them with auth_request_set into the request to
@@ -89,7 +89,6 @@ export function createSogoRoutes(deps: Deps) {
   const app = new Hono();
   const handoff = deps.sogoHandoff;
   const secure = isCookieSecure(deps.config);
-  app.onError((error, c) => renderPageError(error, c, deps.log));
 
   if (deps.config.sogoNetworks.length === 0) {
     deps.log.warn('POSTERN_SOGO_NETWORKS is empty: webmail handoffs work, but SOGo cannot log into IMAP with them');
@@ -153,7 +152,7 @@ export function createSogoRoutes(deps: Deps) {
     return c.redirect(deps.config.webmailUrl, 303);
   });
 
-  return app;
+  return pageArea(app);
 }
 
 /** The client as nginx saw it: X-Real-IP from our own nginx (this listener is token-guarded), else the peer. */
@@ -164,16 +163,10 @@ function originalClientIp(c: Context): string | undefined {
 }
 
 /** GET /sogo/verify on the internal listener (mount behind requireInternalToken). */
-export function createSogoVerifyRoutes(deps: Deps) {
+export function createSogoVerifyRoutes(deps: Deps, mailLogin: ObservedMailLoginDeps) {
   const app = new Hono();
   const handoff = deps.sogoHandoff;
   const secure = isCookieSecure(deps.config);
-  // DAV/EAS logins pad their hash work like the passdb's (see mail-login.ts).
-  const loginDeps = {
-    ...deps,
-    loginHashFloor: deps.config.loginHashFloor,
-    onDenial: createLoginRefusalAudit(deps.auditWriter),
-  };
 
   app.get('/sogo/verify', async (c) => {
     const ip = originalClientIp(c);
@@ -183,13 +176,13 @@ export function createSogoVerifyRoutes(deps: Deps) {
     const basicService = basicAuthServiceOf(uri);
     if (basicService) {
       // The same decision as Dovecot's passdb (access flags dav_access / eas_access, app passwords,
-      // brute-force limits on the client's address); SOGo gets the client's own credentials.
-      // deps carries no webmailSecrets: a webmail IMAP secret is never a DAV/EAS password.
+      // brute-force limits on the client's address, the same deps and metrics as the passdb's);
+      // SOGo gets the client's own credentials.
       const authorization = c.req.header(ORIGINAL_AUTHORIZATION);
       const credentials = basicCredentials(authorization);
       const outcome =
         credentials && ip && credentials.username.length <= 255 && credentials.password.length <= 4096
-          ? await checkMailLogin(loginDeps, {
+          ? await checkObservedMailLogin(mailLogin, {
               ...credentials,
               realRip: ip,
               service: basicService,

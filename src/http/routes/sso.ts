@@ -1,18 +1,16 @@
 // Browser sign-in: GET /login (page), POST /login (mailbox password), GET /login/sso → IdP,
 // GET /login/sso/callback, POST /logout. Decisions live in login/web-login.ts; this file only
 // moves cookies, forms and pages.
-import { type Context, Hono } from 'hono';
+import { Hono } from 'hono';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
-import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Deps } from '../../deps.js';
-import { AppError, isLoggedOutage } from '../../errors.js';
-import type { Logger } from '../../log.js';
 import { SSO_TRANSACTION_TTL_SECONDS } from '../../login/sso-login.js';
-import type { WebRefusal } from '../../login/web-refusal.js';
 import { loadIdpSettings } from '../../sources/idp-settings.js';
 import { recordAudit } from '../../storage/audit.js';
 import { clientIp } from '../client-ip.js';
 import { safeNextPath } from '../next-path.js';
+import { CROSS_SITE_REFUSAL, renderRefusal } from '../refusal-page.js';
+import { pageArea } from '../render-error.js';
 import {
   destroyWebSession,
   getWebSession,
@@ -21,7 +19,6 @@ import {
   isValidCsrfToken,
   startWebSession,
 } from '../session.js';
-import { MessagePage } from '../views/layout.js';
 import { LoginPage } from '../views/login-page.js';
 import { continuePortalSignIn } from './portal-two-factor.js';
 
@@ -31,52 +28,9 @@ const PRELOGIN_PATH = '/login/sso';
 /** Where an SSO sign-in continues to (a local path, checked again when used); same scope as above. */
 const NEXT_COOKIE = 'postern_sso_next';
 
-export function renderRefusal(
-  c: Context,
-  refusal: Pick<WebRefusal, 'status' | 'title' | 'message'>,
-  back?: { href: string; label: string },
-) {
-  c.header('cache-control', 'no-store');
-  return c.html(
-    MessagePage({ title: refusal.title, message: refusal.message, ...(back ? { back } : {}) }),
-    refusal.status,
-  );
-}
-
-export const CROSS_SITE_REFUSAL = {
-  status: 403,
-  title: 'Request refused',
-  message: 'This form was not sent from this site. Please reload the page and try again.',
-} as const;
-
-/**
- * Browser pages get an HTML page for faults too (MySQL or Redis away), not the JSON envelope the
- * APIs use; the detail goes to the log only.
- */
-export function renderPageError(error: unknown, c: Context, log: Logger): Response | Promise<Response> {
-  const appError = error instanceof AppError ? error : new AppError('internal', 'internal error', { cause: error });
-  // An outage of MySQL or Redis is logged once where it is detected, not once per page.
-  if (appError.expose || isLoggedOutage(appError))
-    log.debug({ code: appError.code, path: c.req.path }, appError.message);
-  else log.error({ err: appError.cause ?? appError, code: appError.code, path: c.req.path }, appError.message);
-  c.header('cache-control', 'no-store');
-  const message = appError.expose
-    ? appError.message
-    : 'The service is temporarily unavailable. Please try again in a moment.';
-  return c.html(
-    MessagePage({
-      title: appError.expose ? 'Request refused' : 'Temporarily unavailable',
-      message,
-      back: { href: '/', label: 'Back' },
-    }),
-    appError.status as ContentfulStatusCode,
-  );
-}
-
 export function createSsoRoutes(deps: Deps) {
   const app = new Hono();
   const secure = isCookieSecure(deps.config);
-  app.onError((error, c) => renderPageError(error, c, deps.log));
 
   app.get('/login', async (c) => {
     const next = safeNextPath(c.req.query('next'));
@@ -168,5 +122,5 @@ export function createSsoRoutes(deps: Deps) {
     return c.redirect('/login', 303);
   });
 
-  return app;
+  return pageArea(app);
 }
