@@ -7,12 +7,15 @@ import type { Deps } from '../../deps.js';
 import { AppError } from '../../errors.js';
 import type { AdminSessionStore } from '../admin-session.js';
 import { pageArea } from '../render-error.js';
+import { createConsoleAudit } from './audit.js';
 import { createConsoleBans } from './bans.js';
 import { consoleGuard } from './context.js';
 import { createConsoleDomainPages } from './domains.js';
 import { createConsoleHome } from './home.js';
 import { createConsoleIdp } from './idp.js';
+import { createConsoleMailboxPages } from './mailboxes.js';
 import { consoleErrorPage } from './page.js';
+import { createConsoleSync } from './sync.js';
 import { createConsoleTemplates } from './templates.js';
 
 export function createConsoleRoutes(deps: Deps, options: { sessions: AdminSessionStore }) {
@@ -20,9 +23,12 @@ export function createConsoleRoutes(deps: Deps, options: { sessions: AdminSessio
   app.use('*', consoleGuard(deps, options.sessions));
   app.route('/', createConsoleHome(deps));
   app.route('/', createConsoleDomainPages(deps));
+  app.route('/', createConsoleMailboxPages(deps));
   app.route('/', createConsoleIdp(deps));
   app.route('/', createConsoleTemplates(deps));
+  app.route('/', createConsoleSync(deps));
   app.route('/', createConsoleBans(deps));
+  app.route('/', createConsoleAudit(deps));
   // Last: an unknown console path gets the console's 404 page, not the API's JSON.
   app.all('*', () => {
     throw new AppError('not_found', 'There is no such page in the console.');
