@@ -51,6 +51,8 @@ export function ConsoleLayout(props: {
         <meta name="viewport" content="width=device-width, initial-scale=1" />
         {/* See layout.tsx: same-origin referrers keep the Origin of form posts for the CSRF check. */}
         <meta name="referrer" content="same-origin" />
+        {/* No favicon: an empty one keeps browsers from asking for /favicon.ico (a 404 in the console log). */}
+        <link rel="icon" href="data:," />
         <title>{props.title} · postern admin</title>
         <style>{baseCss + consoleCss}</style>
       </head>
