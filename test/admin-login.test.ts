@@ -249,6 +249,9 @@ describe('the admin API with an admin session', () => {
     ['GET', '/alias-domains', undefined, 200, 200, 200],
     ['GET', '/alias-domains/none.example', undefined, 404, 404, 404],
     ['POST', '/alias-domains', { alias_domain: 'x.example', target_domain: 'example.org' }, 201, 409, 404],
+    ['DELETE', '/mailboxes/alice@example.org/tfa', undefined, 200, 200, 404],
+    ['DELETE', '/mailboxes/bob@other.example/tfa', undefined, 200, 404, 200],
+    ['DELETE', '/mailboxes/ghost@example.org/tfa', undefined, 404, 404, 404],
     ['GET', '/two-factor-policy', undefined, 200, 403, 403],
     ['PUT', '/two-factor-policy', {}, 400, 403, 403],
   ];

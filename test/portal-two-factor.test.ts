@@ -207,6 +207,37 @@ describe('signing in to the portal with a second factor', () => {
   });
 });
 
+describe("an admin resetting a mailbox's second factor", () => {
+  const api = (method: string, path: string) =>
+    fetch(`${postern.webUrl}/api/v1${path}`, { method, headers: { 'x-api-key': API_KEY } });
+
+  it('removes its authenticators and recovery codes, audited; the owner is told once at the next sign-in', async () => {
+    expect((await api('DELETE', '/mailboxes/nobody@example.org/tfa')).status).toBe(404);
+    const reset = await api('DELETE', `/mailboxes/${ANNA.user}/tfa`);
+    expect(reset.status).toBe(200);
+    expect(await reset.json()).toEqual({ success: true, removed: 1 });
+    expect(await postern.deps.db.many('SELECT id FROM tfa WHERE username = ?', [ANNA.user])).toEqual([]);
+    expect(await postern.deps.db.many('SELECT id FROM postern_recovery_codes WHERE username = ?', [ANNA.user])).toEqual(
+      [],
+    );
+    const b = browser('198.51.100.14');
+    expect((await b.signIn(ANNA.user, ANNA.password)).location).toBe('/');
+    const home = await b.get('/');
+    expect(home.text).toContain('id="tfa-reset-notice"');
+    expect(home.text).toMatch(/<dd id="two-factor"><a href="\/tfa\/enrol">set up<\/a><\/dd>/);
+    expect((await b.get('/')).text).not.toContain('id="tfa-reset-notice"');
+    expect(
+      await postern.deps.db.many(
+        "SELECT actor, actor_kind, action FROM postern_audit WHERE target = ? AND action LIKE 'tfa.reset%' ORDER BY id",
+        [ANNA.user],
+      ),
+    ).toEqual([
+      { actor: 'api:config', actor_kind: 'api_key', action: 'tfa.reset' },
+      { actor: ANNA.user, actor_kind: 'mailbox', action: 'tfa.reset.notified' },
+    ]);
+  });
+});
+
 describe('enforcement for mailbox users', () => {
   afterAll(async () => {
     await postern.deps.db.execute('DELETE FROM postern_two_factor_policy');

@@ -1,35 +1,25 @@
 // `postern check`: asks every dependency postern needs whether it will work, one line each, and
-// says for each problem what is wrong and how to fix it. Never throws for a dependency's fault
+// says for each problem what is wrong and how to fix it (MySQL lines: check-mysql.ts, Redis:
+// check-redis.ts, the identity provider's: below). Never throws for a dependency's fault
 // (that is the report's content) and never prints a password, token or client secret.
-import type { Redis } from 'ioredis';
 import type { Config } from '../config/schema.js';
 import { type IdpSettings, loadIdpSettings } from '../sources/idp-settings.js';
 import { createSecretBox } from '../sources/secret-box.js';
 import { type ConnectionStep, testIdpConnection } from '../sources/test-connection.js';
-import { COUNTED_TABLES, isChangeTrackingInstalled } from '../storage/change-counter.js';
 import type { Db } from '../storage/db.js';
-import { migrations } from '../storage/migrations/index.js';
+import { readServerIdentity } from '../storage/schema-checks.js';
+import type { CheckDeps, CheckLine } from './check-line.js';
+import {
+  attempt,
+  checkSchema,
+  checkTriggerPrivilege,
+  describeDbUrl,
+  describeMysqlFault,
+  innermost,
+} from './check-mysql.js';
+import { checkRedis } from './check-redis.js';
 
-export type CheckStatus = 'ok' | 'fail' | 'skip';
-
-export interface CheckLine {
-  name: string;
-  status: CheckStatus;
-  /** What was found; for a failure, the problem and its fix. */
-  detail: string;
-}
-
-export interface CheckDeps {
-  config: Config;
-  /** Opens the pool (without creating the database); its faults are reported, not thrown. */
-  openDb(): Promise<Db>;
-  /** A client that fails fast; closed by the check. */
-  openRedis(): Redis;
-  /** How long to wait for Redis to become ready. */
-  redisTimeoutMs?: number;
-}
-
-const TRIGGER_MIGRATIONS = [3, 5];
+export type { CheckDeps, CheckLine, CheckStatus } from './check-line.js';
 
 export async function checkDependencies(deps: CheckDeps): Promise<CheckLine[]> {
   const { config } = deps;
@@ -39,9 +29,7 @@ export async function checkDependencies(deps: CheckDeps): Promise<CheckLine[]> {
   let db: Db | undefined;
   try {
     db = await deps.openDb();
-    const server = await db.one<{ version: string; user: string }>(
-      'SELECT VERSION() AS version, CURRENT_USER() AS user',
-    );
+    const server = await readServerIdentity(db);
     lines.push({
       name: 'mysql',
       status: 'ok',
@@ -73,158 +61,6 @@ export async function checkDependencies(deps: CheckDeps): Promise<CheckLine[]> {
   lines.push(await checkRedis(deps));
   lines.push(...idpLines);
   return lines;
-}
-
-/** A check that threw (a MySQL fault mid-way) becomes its failure line. */
-async function attempt(name: string, target: DbTarget, check: () => Promise<CheckLine>): Promise<CheckLine> {
-  try {
-    return await check();
-  } catch (error) {
-    return { name, status: 'fail', detail: describeMysqlFault(error, target) };
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// MySQL
-
-interface DbTarget {
-  address: string;
-  user: string;
-}
-
-function describeDbUrl(dbUrl: string): DbTarget {
-  const url = new URL(dbUrl);
-  return { address: `${url.hostname}:${url.port || 3306}`, user: decodeURIComponent(url.username || 'root') };
-}
-
-function innermost(error: unknown): { code?: string; message?: string; sqlMessage?: string } {
-  let current = error as { cause?: unknown };
-  while (current && typeof current === 'object' && 'cause' in current && current.cause) {
-    current = current.cause as { cause?: unknown };
-  }
-  return current as { code?: string; message?: string };
-}
-
-function describeMysqlFault(error: unknown, target: DbTarget): string {
-  const inner = innermost(error);
-  const code = inner.code ?? '';
-  const said = inner.sqlMessage ?? inner.message ?? String(error);
-  switch (code) {
-    case 'ECONNREFUSED':
-      return `nothing listens at ${target.address} (ECONNREFUSED): start MySQL/MariaDB, or correct host and port in POSTERN_DB_URL`;
-    case 'ENOTFOUND':
-    case 'EAI_AGAIN':
-      return `the host of ${target.address} does not resolve (${code}): correct the host in POSTERN_DB_URL`;
-    case 'ETIMEDOUT':
-    case 'ECONNRESET':
-      return `no MySQL answer from ${target.address} (${code}): check that the server runs and that a firewall lets postern through`;
-    case 'ER_ACCESS_DENIED_ERROR':
-      return `access denied for user "${target.user}" (${said}): correct user and password in POSTERN_DB_URL (or POSTERN_DB_URL_FILE), or GRANT the user access from this host`;
-    case 'ER_DBACCESS_DENIED_ERROR':
-      return `user "${target.user}" may not use this database (${said}): GRANT it ALL on the database (e.g. GRANT ALL ON \`db\`.* TO user)`;
-    case 'ER_BAD_DB_ERROR':
-      return `${said}: start postern once (it creates the database) or CREATE DATABASE it, or correct the name in POSTERN_DB_URL`;
-    default:
-      return `${code ? `${code}: ` : ''}${said} (at ${target.address})`;
-  }
-}
-
-async function checkSchema(db: Db, config: Config): Promise<CheckLine> {
-  const latest = Math.max(...migrations.map((migration) => migration.id));
-  const ledger = await db.one<{ n: number }>(
-    "SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'postern_migrations'",
-  );
-  const fix =
-    config.migrate === 'on'
-      ? 'start postern (POSTERN_MIGRATE=on applies them at start-up)'
-      : 'POSTERN_MIGRATE is off: start postern once with POSTERN_MIGRATE=on, or have whoever manages the schema apply them';
-  if (Number(ledger?.n) === 0) {
-    return {
-      name: 'mysql schema',
-      status: 'fail',
-      detail: `no postern schema yet (no postern_migrations table); this postern needs version ${latest}: ${fix}`,
-    };
-  }
-  const applied = new Set(
-    (await db.many<{ id: number }>('SELECT id FROM postern_migrations')).map((row) => Number(row.id)),
-  );
-  const version = applied.size === 0 ? 0 : Math.max(...applied);
-  if (version > latest) {
-    return {
-      name: 'mysql schema',
-      status: 'fail',
-      detail: `schema version ${version} is newer than this postern knows (${latest}): a newer postern migrated this database; run that version (or newer) of postern`,
-    };
-  }
-  const pending = migrations.filter((migration) => !applied.has(migration.id));
-  if (pending.length > 0) {
-    return {
-      name: 'mysql schema',
-      status: 'fail',
-      detail: `schema version ${version}, pending migrations ${pending.map((m) => `${m.id} (${m.name})`).join(', ')}: ${fix}`,
-    };
-  }
-  return { name: 'mysql schema', status: 'ok', detail: `version ${version}, up to date` };
-}
-
-/**
- * The change counter (storage/change-counter.ts) is kept by triggers that migrations 3 and 5
- * create; creating a trigger needs the TRIGGER privilege on the table. Without the triggers every
- * login queries MySQL (correct, slower). information_schema shows a user its own grants.
- */
-async function checkTriggerPrivilege(db: Db, config: Config): Promise<CheckLine> {
-  const name = 'mysql trigger privilege';
-  const installed = await isChangeTrackingInstalled(db);
-  if (config.loginCacheEntries === 0) {
-    return { name, status: 'ok', detail: 'not needed: POSTERN_LOGIN_CACHE_ENTRIES=0 queries MySQL on every login' };
-  }
-  const user = await db.one<{ user: string }>('SELECT CURRENT_USER() AS user');
-  const grantee = toGrantee(String(user?.user ?? ''));
-  const held = await db.one<{ n: number }>(
-    `SELECT
-       (SELECT COUNT(*) FROM information_schema.USER_PRIVILEGES
-         WHERE GRANTEE = ? AND PRIVILEGE_TYPE = 'TRIGGER')
-     + (SELECT COUNT(*) FROM information_schema.SCHEMA_PRIVILEGES
-         WHERE GRANTEE = ? AND PRIVILEGE_TYPE = 'TRIGGER' AND DATABASE() LIKE TABLE_SCHEMA)
-     + (SELECT IF(COUNT(DISTINCT TABLE_NAME) = ?, 1, 0) FROM information_schema.TABLE_PRIVILEGES
-         WHERE GRANTEE = ? AND PRIVILEGE_TYPE = 'TRIGGER' AND TABLE_SCHEMA = DATABASE()
-           AND TABLE_NAME IN (${COUNTED_TABLES.map(() => '?').join(', ')})) AS n`,
-    [grantee, grantee, COUNTED_TABLES.length, grantee, ...COUNTED_TABLES],
-  );
-  const hasPrivilege = Number(held?.n) > 0;
-  const grant = `GRANT TRIGGER ON \`${db.databaseName}\`.* TO ${grantee}`;
-  if (hasPrivilege) {
-    return {
-      name,
-      status: 'ok',
-      detail: installed
-        ? `${grantee} holds TRIGGER; the change-counter triggers are installed`
-        : `${grantee} holds TRIGGER; the change-counter triggers come with the pending migrations`,
-    };
-  }
-  if (config.migrate === 'off' && installed) {
-    return {
-      name,
-      status: 'ok',
-      detail: `the change-counter triggers are installed (${grantee} lacks TRIGGER, not needed with POSTERN_MIGRATE=off)`,
-    };
-  }
-  const consequence = installed
-    ? `the triggers are installed, but a migration that adds one (as ${TRIGGER_MIGRATIONS.join(' and ')} did) will fail`
-    : `the change-counter triggers are missing, so every login queries MySQL, and migrations ${TRIGGER_MIGRATIONS.join(' and ')} cannot create them`;
-  return {
-    name,
-    status: 'fail',
-    detail: `${grantee} lacks the TRIGGER privilege on \`${db.databaseName}\`: ${consequence}; as a MySQL admin run: ${grant}${installed ? '' : ', then start postern (POSTERN_MIGRATE=on)'}`,
-  };
-}
-
-/** CURRENT_USER() says `user@host`; information_schema's GRANTEE is `'user'@'host'`. */
-function toGrantee(currentUser: string): string {
-  const at = currentUser.lastIndexOf('@');
-  const user = at < 0 ? currentUser : currentUser.slice(0, at);
-  const host = at < 0 ? '%' : currentUser.slice(at + 1);
-  return `'${user.replace(/'/g, "''")}'@'${host.replace(/'/g, "''")}'`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -304,60 +140,4 @@ function needsAdminApi(settings: IdpSettings): boolean {
     settings.authsource === 'keycloak' &&
     (settings.periodic_sync || settings.import_users || settings.mailpassword_flow)
   );
-}
-
-// ---------------------------------------------------------------------------------------------
-// Redis
-
-async function checkRedis(deps: CheckDeps): Promise<CheckLine> {
-  const target = describeRedisUrl(deps.config.redisUrl);
-  const timeoutMs = deps.redisTimeoutMs ?? 3000;
-  const redis = deps.openRedis();
-  let lastError: Error | undefined;
-  let failConnect: ((error: Error) => void) | undefined;
-  redis.on('error', (error: Error) => {
-    lastError = error;
-    // The first failed connection attempt is the answer; ioredis would retry for ever.
-    failConnect?.(error);
-  });
-  try {
-    await new Promise<void>((resolve, reject) => {
-      if (redis.status === 'ready') return resolve();
-      failConnect = reject;
-      redis.once('ready', resolve);
-      setTimeout(() => reject(lastError ?? new Error(`no answer within ${timeoutMs} ms`)), timeoutMs).unref();
-    });
-    failConnect = undefined;
-    await redis.ping();
-    const info = await redis.info('server');
-    const version = /redis_version:(\S+)/.exec(info)?.[1];
-    return { name: 'redis', status: 'ok', detail: `${target} answers${version ? ` (Redis ${version})` : ''}` };
-  } catch (error) {
-    return { name: 'redis', status: 'fail', detail: describeRedisFault(lastError ?? error, target) };
-  } finally {
-    redis.disconnect();
-  }
-}
-
-function describeRedisUrl(redisUrl: string): string {
-  const url = new URL(redisUrl);
-  return `${url.hostname}:${url.port || 6379}`;
-}
-
-function describeRedisFault(error: unknown, target: string): string {
-  const code = (error as { code?: string }).code ?? '';
-  const message = error instanceof Error ? error.message : String(error);
-  if (code === 'ECONNREFUSED') {
-    return `nothing listens at ${target} (ECONNREFUSED): start Redis, or correct host and port in POSTERN_REDIS_URL`;
-  }
-  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
-    return `the host of ${target} does not resolve (${code}): correct the host in POSTERN_REDIS_URL`;
-  }
-  if (/NOAUTH|WRONGPASS|invalid password|invalid username-password/i.test(message)) {
-    return `Redis at ${target} refused the credentials (${message.split('\n')[0]}): set the password in POSTERN_REDIS_URL (redis://:password@host:port or redis://user:password@host:port)`;
-  }
-  if (/ETIMEDOUT|no answer within/i.test(`${code} ${message}`)) {
-    return `no Redis answer from ${target} (${message}): check that Redis runs there and that a firewall lets postern through`;
-  }
-  return `${message} (at ${target})`;
 }

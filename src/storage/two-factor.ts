@@ -96,3 +96,24 @@ export async function clearAdminResetNotice(db: Writer, username: string): Promi
   );
   return result.affectedRows === 1;
 }
+
+/**
+ * Flag a mailbox whose second factor a superadmin reset, so its owner is told at the next portal
+ * sign-in: a postern key in mailcow's mailbox.attributes JSON (mailcow keeps keys it does not know).
+ */
+export async function setMailboxResetNotice(db: Writer, username: string): Promise<void> {
+  await db.execute(
+    `UPDATE mailbox SET attributes = JSON_SET(COALESCE(attributes, '{}'), '$.tfa_reset_notice', '1') WHERE username = ?`,
+    [username],
+  );
+}
+
+/** Clear that flag: true only for the one request that cleared it (the owner is told once). */
+export async function clearMailboxResetNotice(db: Writer, username: string): Promise<boolean> {
+  const result = await db.execute(
+    `UPDATE mailbox SET attributes = JSON_REMOVE(attributes, '$.tfa_reset_notice')
+     WHERE username = ? AND JSON_VALUE(attributes, '$.tfa_reset_notice') = '1'`,
+    [username],
+  );
+  return result.affectedRows === 1;
+}

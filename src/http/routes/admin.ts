@@ -15,6 +15,7 @@ import { createAuditRoutes } from './admin-audit.js';
 import { createAdminBanRoutes } from './admin-bans.js';
 import { createAliasDomainRoutes, createDomainRoutes } from './admin-domains.js';
 import { createIdentityProviderRoutes } from './admin-identity-provider.js';
+import { createMailboxTwoFactorRoutes } from './admin-mailbox-two-factor.js';
 import { createMailboxRoutes } from './admin-mailboxes.js';
 import { createTemplateRoutes } from './admin-templates.js';
 import { createTwoFactorPolicyRoutes } from './admin-two-factor-policy.js';
@@ -38,6 +39,7 @@ export function createAdminRoutes(deps: Deps, options: { sessions?: AdminSession
   );
   app.route('/identity-provider', createIdentityProviderRoutes(deps));
   app.route('/templates', createTemplateRoutes(deps));
+  app.route('/mailboxes', createMailboxTwoFactorRoutes(deps));
   app.route('/mailboxes', createMailboxRoutes(deps));
   app.route('/bans', createAdminBanRoutes(deps));
   app.route('/admins', createAdminAccountRoutes(deps));

@@ -8,6 +8,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { type Context, Hono } from 'hono';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import { checkSecondFactor, confirmTotpEnrolment, startTotpEnrolment } from '../../admin/two-factor.js';
+import { acknowledgeMailboxTwoFactorReset } from '../../admin/two-factor-reset.js';
 import { createAppPassword, listOwnAppPasswords, type ProtocolChoice } from '../../app-passwords/app-passwords.js';
 import type { Deps } from '../../deps.js';
 import {
@@ -70,14 +71,26 @@ export async function continuePortalSignIn(
   return c.redirect(step === 'second_factor' ? '/login/second-factor' : '/tfa/enrol', 303);
 }
 
-/** What the portal page says about the mailbox's own second factor (nothing when not offered). */
+/**
+ * What the portal page says about the mailbox's own second factor (nothing when not offered), and
+ * whether an admin reset it since the last visit (told once: the notice then counts as given).
+ */
 export async function portalTwoFactorState(
-  db: Deps['db'],
+  deps: Pick<Deps, 'db'>,
+  c: Context,
   mailbox: Pick<PortalMailbox, 'username' | 'authSource'>,
   session: Pick<WebSession, 'via'>,
-): Promise<{ twoFactor?: 'on' | 'off' }> {
+): Promise<{ twoFactor?: 'on' | 'off'; twoFactorReset?: true }> {
   if (mailbox.authSource !== 'mailcow' || session.via === 'admin') return {};
-  return { twoFactor: (await findActiveTotp(db, mailbox.username)).length > 0 ? 'on' : 'off' };
+  const ip = clientIp(c);
+  const wasReset = await acknowledgeMailboxTwoFactorReset(deps.db, {
+    username: mailbox.username,
+    ...(ip ? { ip } : {}),
+  });
+  return {
+    twoFactor: (await findActiveTotp(deps.db, mailbox.username)).length > 0 ? 'on' : 'off',
+    ...(wasReset ? { twoFactorReset: true as const } : {}),
+  };
 }
 
 const LOCAL_ONLY = {
@@ -221,6 +234,7 @@ export function createPortalTwoFactorRoutes(deps: Deps, options: { now?: () => n
     } = {},
   ) {
     const enrolment = await startTotpEnrolment(factorDeps, who.mailbox.username);
+    const wasReset = await acknowledgeMailboxTwoFactorReset(deps.db, { username: who.mailbox.username, ...ipOf(c) });
     const appPasswords = await listOwnAppPasswords(deps.db, who.mailbox.username);
     return page(
       c,
@@ -230,6 +244,7 @@ export function createPortalTwoFactorRoutes(deps: Deps, options: { now?: () => n
         secret={enrolment.secret}
         qrSvg={enrolment.qrSvg}
         isRequired={who.pendingId !== undefined}
+        wasReset={wasReset}
         mayManageAppPasswords={who.mailbox.mayManageAppPasswords}
         appPasswordCount={appPasswords.length}
         {...(extra.createdAppPassword ? { createdAppPassword: extra.createdAppPassword } : {})}

@@ -74,7 +74,7 @@ export function createPortalRoutes(deps: Deps) {
       appPasswords,
       csrfToken: current.session.csrfToken,
       ...(current.session.actingAdmin ? { actingAdmin: current.session.actingAdmin } : {}),
-      ...(await portalTwoFactorState(deps.db, current.mailbox, current.session)),
+      ...(await portalTwoFactorState(deps, c, current.mailbox, current.session)),
     });
   });
 

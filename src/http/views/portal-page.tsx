@@ -50,6 +50,8 @@ export interface PortalProps {
   actingAdmin?: string;
   /** A local mailbox's own two-factor sign-in (absent when it is not offered: SSO, an admin acting). */
   twoFactor?: 'on' | 'off';
+  /** An admin removed the mailbox's second factor since the owner last signed in. */
+  twoFactorReset?: true;
 }
 
 export function PortalPage(props: PortalProps) {
@@ -60,6 +62,12 @@ export function PortalPage(props: PortalProps) {
       {props.actingAdmin ? (
         <div class="error" role="status" id="acting-admin">
           An admin ({props.actingAdmin}) is acting for this mailbox: read-only, every step is audited.
+        </div>
+      ) : null}
+      {props.twoFactorReset ? (
+        <div class="error" role="status" id="tfa-reset-notice">
+          An admin has reset your two-factor sign-in: your password alone signs you in and opens mail apps again. Set it
+          up again below.
         </div>
       ) : null}
       <div class="topbar">

@@ -48,6 +48,8 @@ export interface PortalEnrolProps {
   qrSvg: string;
   /** The policy requires it: signing in continues only after enrolment. */
   isRequired: boolean;
+  /** An admin reset the mailbox's second factor since the owner last signed in. */
+  wasReset: boolean;
   mayManageAppPasswords: boolean;
   /** How many app passwords the mailbox has (so the page can say none would keep mail apps working). */
   appPasswordCount: number;
