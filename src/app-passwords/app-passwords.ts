@@ -10,6 +10,7 @@ import {
   listAppPasswords,
 } from '../storage/app-passwords.js';
 import type { Db } from '../storage/db.js';
+import { findMailboxDomain } from '../storage/mailboxes.js';
 
 /** What a person picks in the form, mapped to mailcow's app_passwd flag columns. */
 export const PROTOCOL_CHOICES = {
@@ -87,17 +88,14 @@ export async function createAppPassword(
   if (protocols.length === 0) problems.push('Choose at least one protocol.');
   if (problems.length > 0) return { ok: false, problems };
 
-  const mailbox = await deps.db.one<{ domain: string }>(
-    'SELECT domain FROM mailbox WHERE username = ? AND BINARY username = ?',
-    [input.mailbox, input.mailbox],
-  );
-  if (!mailbox) return { ok: false, problems: ['This mailbox no longer exists.'] };
+  const domain = await findMailboxDomain(deps.db, input.mailbox);
+  if (domain === undefined) return { ok: false, problems: ['This mailbox no longer exists.'] };
 
   const secret = generateAppPasswordSecret();
   const passwordHash = await deps.hashPool.hash(secret, deps.passwordScheme);
   const id = await insertAppPassword(deps.db, {
     mailbox: input.mailbox,
-    domain: mailbox.domain,
+    domain,
     name,
     passwordHash,
     protocols: protocols.map((p) => PROTOCOL_CHOICES[p]),

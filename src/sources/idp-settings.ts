@@ -3,6 +3,7 @@
 // the same settings. postern-only keys carry a `postern_` prefix. Secrets are sealed at rest.
 import { z } from 'zod';
 import type { Db } from '../storage/db.js';
+import { readIdpRows, writeIdpRows } from '../storage/identity-provider.js';
 import type { TemplateMappings } from '../templates/pick-template.js';
 import type { SecretBox } from './secret-box.js';
 
@@ -150,9 +151,8 @@ export type LoadedIdpSettings =
 
 /** Read the provider; `invalid` (with reasons) when rows exist but are incomplete or wrong. */
 export async function loadIdpSettings(db: Pick<Db, 'many'>, box: SecretBox): Promise<LoadedIdpSettings> {
-  const rows = await db.many<{ key: string; value: string }>('SELECT `key`, value FROM identity_provider');
-  if (rows.length === 0) return { state: 'none' };
-  const raw = Object.fromEntries(rows.map((row) => [row.key, row.value]));
+  const raw = await readIdpRows(db);
+  if (Object.keys(raw).length === 0) return { state: 'none' };
   const authsource = raw.authsource ?? '';
   if (authsource !== 'keycloak' && authsource !== 'generic-oidc') {
     return { state: 'invalid', authsource, problems: [`authsource: unsupported provider type "${authsource}"`] };
@@ -170,17 +170,7 @@ export async function loadIdpSettings(db: Pick<Db, 'many'>, box: SecretBox): Pro
 
 /** Replace the provider's keys (keys of the other provider type are left, as mailcow does). */
 export async function saveIdpSettings(db: Pick<Db, 'transaction'>, settings: IdpSettings, box: SecretBox) {
-  const rows = encodeSettings(settings, box);
-  await db.transaction(async (tx) => {
-    for (const [key, value] of Object.entries(rows)) {
-      await tx.execute(
-        'INSERT INTO identity_provider (`key`, value, created, modified) VALUES (?, ?, NOW(), NOW()) ON DUPLICATE KEY UPDATE value = VALUES(value), modified = NOW()',
-        [key, value],
-      );
-    }
-    // mailcow caches the Keycloak service-account token here; a new config invalidates it.
-    await tx.execute("DELETE FROM identity_provider WHERE `key` = 'access_token'");
-  });
+  await writeIdpRows(db, encodeSettings(settings, box));
 }
 
 export function templateMappingsOf(settings: IdpSettings): TemplateMappings {

@@ -2,7 +2,7 @@
 // auth source, and the raw identity_provider rows behind mailcow's "authsource_in_use" rules.
 // Password hashes are never selected here: the admin API only learns whether one is set.
 import { foldAddress } from '../address.js';
-import type { Db, Tx } from './db.js';
+import type { Db } from './db.js';
 import { type MailboxAuthSource, parseAttributes } from './mailboxes.js';
 
 export interface AdminMailbox {
@@ -81,14 +81,4 @@ export async function countExternalMailboxes(db: Pick<Db, 'many'>): Promise<Reco
   return Object.fromEntries(rows.map((row) => [row.authsource, Number(row.mailboxes)]));
 }
 
-/** identity_provider as stored (mailcow's strings; sealed or plain secrets included). */
-export async function readIdpRows(db: Pick<Db, 'many'>): Promise<Record<string, string>> {
-  const rows = await db.many<{ key: string; value: string }>('SELECT `key`, value FROM identity_provider');
-  return Object.fromEntries(rows.map((row) => [row.key, row.value]));
-}
-
-/** mailcow's delete: every key goes, old provider types' leftovers included. */
-export async function deleteIdpRows(db: Pick<Tx, 'execute'>): Promise<number> {
-  const { affectedRows } = await db.execute('DELETE FROM identity_provider');
-  return affectedRows;
-}
+export { deleteIdpRows, readIdpRows } from './identity-provider.js';

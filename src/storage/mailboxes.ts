@@ -100,6 +100,15 @@ export function parseAttributes(value: unknown): Record<string, unknown> {
   }
 }
 
+/** The domain of the mailbox named exactly `username`, if there is one. */
+export async function findMailboxDomain(db: Pick<Db, 'one'>, username: string): Promise<string | undefined> {
+  const row = await db.one<{ domain: string }>(
+    'SELECT domain FROM mailbox WHERE username = ? AND BINARY username = ?',
+    [username, username],
+  );
+  return row?.domain;
+}
+
 /** A mailbox's standing for a sign-in: whether it and its domain are active, and who owns it. */
 export interface MailboxStatus {
   username: string;
