@@ -9,6 +9,8 @@ export interface CompiledPostern {
   /** http://127.0.0.1:<port> of the internal listener. */
   base: string;
   port: number;
+  /** The postern process's pid (e.g. to tell its CPU from other processes'). */
+  pid: number;
   /** CPU seconds postern's process has used so far (all threads; Linux /proc), for per-request cost. */
   cpuSeconds(): Promise<number>;
   /** SIGTERM, then wait for the exit; drops the run's database. */
@@ -52,6 +54,7 @@ export async function startCompiledPostern(
   return {
     base,
     port,
+    pid: child.pid as number,
     async cpuSeconds() {
       // Fields 14 and 15 of /proc/<pid>/stat: user and system time in clock ticks (USER_HZ = 100).
       const stat = await readFile(`/proc/${child.pid}/stat`, 'utf8');

@@ -1,40 +1,198 @@
-// npm run bench:dovecot: real Dovecot 2.3 with our Lua passdb in front of postern (compiled,
-// its own process), real IMAP clients logging in (LOGIN, then LOGOUT) as fast as they can.
-// Prints IMAP logins/s with Dovecot's own auth cache off, so every login asks postern, for a
-// mailbox with a BLF-CRYPT cost-10 hash: first logins (each a bcrypt) and repeat logins
-// (postern's verified-credential cache). Figures only.
+// npm run bench:dovecot: real Dovecot 2.3 with our Lua passdb, real IMAP clients logging in
+// (LOGIN, then LOGOUT) as fast as they can, Dovecot's own auth cache off so every login asks the
+// sidecar. Two Dovecot process modes:
+//   per-login: Dovecot's defaults (a new imap-login and imap process for every login);
+//   reused:    the shipped deploy/dovecot/conf.d/99-postern-login-rate.conf (processes reused).
+// Each mode runs in front of two sidecars, in alternating rounds: postern (compiled, its own
+// process, BLF-CRYPT cost-10 mailboxes, its verified-credential cache warm) and a no-work sidecar
+// (its own Node process answering 200 {"success":true} to every POST) whose rate is the ceiling
+// of that Dovecot set-up. Per measurement it also samples where the CPU went (/proc): postern,
+// the no-work sidecar, MariaDB, Redis, this process (the IMAP clients) and the rest (Dovecot).
+// First logins (a bcrypt each) are measured once, in reused mode. Figures only.
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { readdir, readFile } from 'node:fs/promises';
 import { createLogger } from '../src/log.js';
 import { createHashPool } from '../src/passwords/hash-pool.js';
 import { createDb } from '../src/storage/db.js';
 import { applyMigrations } from '../src/storage/migrate.js';
-import { startDovecot } from '../test/support/dovecot.js';
+import { type RunningDovecot, startDovecot } from '../test/support/dovecot.js';
 import { MYSQL_ROOT_URL } from '../test/support/env.js';
 import { imapLogin } from '../test/support/mail-clients.js';
-import { startStubPassdbServer } from '../test/support/stub-passdb-server.js';
+import { freePort } from '../test/support/processes.js';
 import { startCompiledPostern } from './compiled-postern.js';
 
 const DATABASE = `postern_bench_dovecot_${randomBytes(3).toString('hex')}`;
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 16);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+// First logins each cost POSTERN_LOGIN_HASH_FLOOR (4) bcrypt verifications; more clients than
+// the hash pool can serve only queue them into the Lua's 5 s timeout.
+const MISS_CLIENTS = Number(process.env.BENCH_MISS_CLIENTS ?? 4);
+const CLOCK_TICKS_PER_SECOND = 100;
 
-/** CLIENTS loops of LOGIN/LOGOUT; `userFor(n)` picks the n-th login's user. */
-async function drive(imapPort: number, userFor: (n: number) => { user: string; password: string }, untilMs: number) {
+type Mode = 'per-login' | 'reused';
+type Sidecar = 'no-work' | 'postern';
+const MODES: Mode[] = ['per-login', 'reused'];
+const SIDECARS: Sidecar[] = ['no-work', 'postern'];
+
+interface User {
+  user: string;
+  password: string;
+}
+
+/** `clients` loops of LOGIN/LOGOUT; `userFor(n)` picks the n-th login's user. */
+async function drive(imapPort: number, userFor: (n: number) => User, untilMs: number, clients = CLIENTS) {
   let next = 0;
   let ok = 0;
   let failed = 0;
+  let firstFailure: string | undefined;
   await Promise.all(
-    Array.from({ length: CLIENTS }, async () => {
+    Array.from({ length: clients }, async () => {
       while (performance.now() < untilMs) {
         const { user, password } = userFor(next);
         next += 1;
         const result = await imapLogin(imapPort, user, password);
         if (result.ok) ok += 1;
-        else failed += 1;
+        else {
+          failed += 1;
+          firstFailure ??= result.line;
+        }
       }
     }),
   );
-  return { ok, failed };
+  return { ok, failed, firstFailure };
+}
+
+// A sidecar that does no work: the same HTTP exchange as postern's passdb (Dovecot's client
+// sends `Expect: 100-continue`, which Node answers), then a fixed 200. Plain JS, its own process.
+const NO_WORK_SIDECAR = `
+const http = require('node:http');
+const body = Buffer.from('{"success":true}');
+const server = http.createServer((req, res) => {
+  req.on('data', () => {});
+  req.on('end', () => {
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
+    res.end(body);
+  });
+});
+server.keepAliveTimeout = 60000;
+server.listen(Number(process.argv[1]), '127.0.0.1', () => process.stdout.write('ready\\n'));
+`;
+
+async function startNoWorkSidecar(): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
+  const port = await freePort();
+  const child: ChildProcess = spawn(process.execPath, ['-e', NO_WORK_SIDECAR, String(port)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  await once(child.stdout as NodeJS.ReadableStream, 'data');
+  return {
+    url: `http://127.0.0.1:${port}/`,
+    pid: child.pid as number,
+    async stop() {
+      if (child.exitCode !== null) return;
+      child.kill('SIGTERM');
+      await once(child, 'exit');
+    },
+  };
+}
+
+interface ProcessTicks {
+  comm: string;
+  ppid: number;
+  /** utime + stime */
+  ticks: number;
+  /** cutime + cstime: the CPU of its children that ended and were reaped */
+  childTicks: number;
+}
+
+/** CPU ticks of every process, plus the whole machine's busy ticks. */
+async function cpuSnapshot(): Promise<{ byPid: Map<number, ProcessTicks>; busy: number }> {
+  const byPid = new Map<number, ProcessTicks>();
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = await readFile(`/proc/${entry}/stat`, 'utf8');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      // After "(comm) ": state ppid ... utime(11) stime(12) cutime(13) cstime(14).
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      byPid.set(Number(entry), {
+        comm,
+        ppid: Number(fields[1]),
+        ticks: Number(fields[11]) + Number(fields[12]),
+        childTicks: Number(fields[13]) + Number(fields[14]),
+      });
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  const cpu = (await readFile('/proc/stat', 'utf8')).split('\n')[0]?.split(/\s+/).slice(1).map(Number) ?? [];
+  // user nice system idle iowait irq softirq steal: busy = all but idle and iowait.
+  const busy = cpu.reduce((sum, value, index) => (index === 3 || index === 4 ? sum : sum + value), 0);
+  return { byPid, busy };
+}
+
+/**
+ * CPU ticks by component in one snapshot. Dovecot = the masters this process started, their live
+ * children (login, imap, auth and auth-worker processes, the Lua passdb included) and, through
+ * the masters' cutime/cstime, every child that ended: per-login mode forks and reaps two per login.
+ */
+function ticksByComponent(
+  snapshot: Awaited<ReturnType<typeof cpuSnapshot>>,
+  pids: { postern: number; noWork: number },
+) {
+  const groups: Record<string, number> = { dovecot: 0, clients: 0, postern: 0, 'no-work': 0, mariadb: 0, redis: 0 };
+  const masters = new Set<number>();
+  for (const [pid, proc] of snapshot.byPid) if (proc.comm === 'dovecot' && proc.ppid === process.pid) masters.add(pid);
+  for (const [pid, proc] of snapshot.byPid) {
+    if (masters.has(pid)) groups.dovecot = (groups.dovecot ?? 0) + proc.ticks + proc.childTicks;
+    else if (masters.has(proc.ppid)) groups.dovecot = (groups.dovecot ?? 0) + proc.ticks;
+    else if (pid === pids.postern) groups.postern = proc.ticks;
+    else if (pid === pids.noWork) groups['no-work'] = proc.ticks;
+    else if (pid === process.pid) groups.clients = proc.ticks;
+    else if (/^(mariadbd|mysqld)$/.test(proc.comm)) groups.mariadb = (groups.mariadb ?? 0) + proc.ticks;
+    else if (proc.comm === 'redis-server') groups.redis = (groups.redis ?? 0) + proc.ticks;
+  }
+  return groups;
+}
+
+/** CPU ms per login by component between two snapshots; `other` is the rest of the machine. */
+function cpuPerLogin(
+  before: Awaited<ReturnType<typeof cpuSnapshot>>,
+  after: Awaited<ReturnType<typeof cpuSnapshot>>,
+  logins: number,
+  pids: { postern: number; noWork: number },
+) {
+  const start = ticksByComponent(before, pids);
+  const end = ticksByComponent(after, pids);
+  const perLoginMs: Record<string, number> = {};
+  let known = 0;
+  for (const [name, ticks] of Object.entries(end)) {
+    const delta = ticks - (start[name] ?? 0);
+    known += delta;
+    perLoginMs[name] = ((delta / CLOCK_TICKS_PER_SECOND) * 1000) / Math.max(logins, 1);
+  }
+  perLoginMs.other = (((after.busy - before.busy - known) / CLOCK_TICKS_PER_SECOND) * 1000) / Math.max(logins, 1);
+  return perLoginMs;
+}
+
+async function waitForIdleHashPool(base: string): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const text = await (await fetch(`${base}/metrics`)).text();
+    if (/^postern_hash_pool_queue_depth 0$/m.test(text)) return;
+    if (Date.now() > deadline) throw new Error('the hash pool did not drain within 120 s');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2
+    ? (sorted[middle] as number)
+    : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
 }
 
 async function main() {
@@ -43,12 +201,10 @@ async function main() {
   await applyMigrations(db, log);
   await db.execute("INSERT INTO domain (domain, active, created) VALUES ('bench.example', 1, NOW())");
   const pool = createHashPool({ threads: 2, allowPlaintext: false, bcryptCost: 10, bcryptImpl: 'native' });
-  const users = await Promise.all(
-    Array.from({ length: 400 }, async (_, index) => ({
-      user: `user${index}@bench.example`,
-      password: `pw-${index}-${randomBytes(4).toString('hex')}`,
-    })),
-  );
+  const users: User[] = Array.from({ length: 400 }, (_, index) => ({
+    user: `user${index}@bench.example`,
+    password: `pw-${index}-${randomBytes(4).toString('hex')}`,
+  }));
   for (const entry of users) {
     await db.execute(
       `INSERT INTO mailbox (username, password, name, local_part, domain, attributes, active, created, modified)
@@ -57,60 +213,104 @@ async function main() {
     );
   }
   await pool.close();
+  const hot = users.slice(0, 20);
+  const hotUser = (n: number) => hot[n % hot.length] as User;
 
   // The bench logs in a few users thousands of times from loopback.
   const postern = await startCompiledPostern(DATABASE, { POSTERN_BAN_EXEMPT_NETWORKS: '127.0.0.0/8' });
-  const dovecot = await startDovecot({ authUrl: `${postern.base}/`, submission: false });
+  const posternPid = postern.pid;
+  const noWork = await startNoWorkSidecar();
+  const dovecots = new Map<string, RunningDovecot>();
   try {
-    console.log(`IMAP logins through real Dovecot 2.3 + lua passdb + postern, ${CLIENTS} clients, auth cache off\n`);
-    const first = performance.now();
-    const misses = await drive(
-      dovecot.imapPort,
-      (n) => users[n % users.length] as (typeof users)[number],
-      first + SECONDS * 1000,
-    );
-    const missRate = misses.ok / ((performance.now() - first) / 1000);
+    for (const mode of MODES) {
+      for (const sidecar of SIDECARS) {
+        const authUrl = sidecar === 'postern' ? `${postern.base}/` : noWork.url;
+        dovecots.set(`${mode}/${sidecar}`, await startDovecot({ authUrl, submission: false, loginProcesses: mode }));
+      }
+    }
+    const dovecotFor = (mode: Mode, sidecar: Sidecar) => dovecots.get(`${mode}/${sidecar}`) as RunningDovecot;
     console.log(
-      `first logins (bcrypt cost 10 each):   ${missRate.toFixed(1).padStart(7)} logins/s  (${misses.ok} ok, ${misses.failed} failed)`,
-    );
-    const hot = users.slice(0, 20);
-    await drive(dovecot.imapPort, (n) => hot[n % hot.length] as (typeof users)[number], performance.now() + 1000);
-    const start = performance.now();
-    const hits = await drive(
-      dovecot.imapPort,
-      (n) => hot[n % hot.length] as (typeof users)[number],
-      start + SECONDS * 1000,
-    );
-    const hitRate = hits.ok / ((performance.now() - start) / 1000);
-    console.log(
-      `repeat logins (postern cache hit):    ${hitRate.toFixed(1).padStart(7)} logins/s  (${hits.ok} ok, ${hits.failed} failed)`,
+      `IMAP LOGIN/LOGOUT through real Dovecot 2.3 + Lua passdb, ${CLIENTS} clients, Dovecot's auth cache off, ` +
+        `${ROUNDS} alternating rounds of ${SECONDS} s per measurement\n`,
     );
 
-    // The ceiling: the same Dovecot setup in front of a sidecar that answers OK without any work.
-    await dovecot.stop();
-    const stub = await startStubPassdbServer();
-    const ceilingDovecot = await startDovecot({ authUrl: stub.url, submission: false });
-    try {
-      await drive(
-        ceilingDovecot.imapPort,
-        (n) => hot[n % hot.length] as (typeof users)[number],
-        performance.now() + 1000,
+    const firstStart = performance.now();
+    const misses = await drive(
+      dovecotFor('reused', 'postern').imapPort,
+      (n) => users[n % users.length] as User,
+      firstStart + SECONDS * 1000,
+      MISS_CLIENTS,
+    );
+    const missRate = misses.ok / ((performance.now() - firstStart) / 1000);
+    console.log(
+      `first logins, reused processes, postern, ${MISS_CLIENTS} clients (bcrypt cost 10, ` +
+        `4 verifications each: POSTERN_LOGIN_HASH_FLOOR): ${missRate.toFixed(1)} logins/s ` +
+        `(${misses.ok} ok, ${misses.failed} failed${misses.firstFailure ? `, e.g. "${misses.firstFailure}"` : ''})\n`,
+    );
+    // Every hot user's credentials in postern's cache before the cache-hit rounds (one login each,
+    // once the misses above have left the hash pool).
+    await waitForIdleHashPool(postern.base);
+    for (const entry of hot) {
+      const result = await imapLogin(dovecotFor('reused', 'postern').imapPort, entry.user, entry.password);
+      if (!result.ok) throw new Error(`warming ${entry.user}: ${result.line}`);
+    }
+
+    const rates = new Map<string, number[]>();
+    const cpu = new Map<string, Record<string, number>[]>();
+    for (let round = 1; round <= ROUNDS; round++) {
+      const line: string[] = [];
+      for (const mode of MODES) {
+        for (const sidecar of SIDECARS) {
+          const key = `${mode}/${sidecar}`;
+          const port = dovecotFor(mode, sidecar).imapPort;
+          await drive(port, hotUser, performance.now() + 1000);
+          const before = await cpuSnapshot();
+          const start = performance.now();
+          const result = await drive(port, hotUser, start + SECONDS * 1000);
+          const rate = result.ok / ((performance.now() - start) / 1000);
+          const after = await cpuSnapshot();
+          if (result.failed > 0)
+            throw new Error(`${key}: ${result.failed} logins failed, e.g. "${result.firstFailure}"`);
+          rates.set(key, [...(rates.get(key) ?? []), rate]);
+          cpu.set(key, [
+            ...(cpu.get(key) ?? []),
+            cpuPerLogin(before, after, result.ok, { postern: posternPid, noWork: noWork.pid }),
+          ]);
+          line.push(`${key} ${rate.toFixed(1)}`);
+        }
+      }
+      console.log(`round ${round}: ${line.join(' | ')} logins/s`);
+    }
+
+    console.log('\nmedian logins/s, and postern / no-work ceiling per mode (median of the rounds’ ratios):');
+    for (const mode of MODES) {
+      const ceiling = rates.get(`${mode}/no-work`) ?? [];
+      const ours = rates.get(`${mode}/postern`) ?? [];
+      const ratios = ours.map((rate, index) => rate / (ceiling[index] as number));
+      console.log(
+        `  ${mode.padEnd(9)}  no-work ${median(ceiling).toFixed(1).padStart(7)}   postern ${median(ours).toFixed(1).padStart(7)}` +
+          `   ratio ${median(ratios).toFixed(3)} (rounds: ${ratios.map((ratio) => ratio.toFixed(2)).join(', ')})`,
       );
-      const ceilingStart = performance.now();
-      const ceiling = await drive(
-        ceilingDovecot.imapPort,
-        (n) => hot[n % hot.length] as (typeof users)[number],
-        ceilingStart + SECONDS * 1000,
+    }
+    const reusedGain = median(rates.get('reused/no-work') ?? []) / median(rates.get('per-login/no-work') ?? []);
+    console.log(`  reused / per-login, no-work ceiling: ${reusedGain.toFixed(1)}×`);
+
+    console.log(
+      '\nCPU ms per login by component, median of the rounds (dovecot: its processes, Lua passdb included; ' +
+        'clients: this process; other: the rest of the machine, not this bench):',
+    );
+    const components = ['dovecot', 'clients', 'postern', 'no-work', 'mariadb', 'redis', 'other'];
+    console.log(`  ${'set-up'.padEnd(18)}${components.map((name) => name.padStart(9)).join('')}    total`);
+    for (const [key, samples] of cpu) {
+      const medians = components.map((name) => median(samples.map((sample) => sample[name] ?? 0)));
+      const total = medians.reduce((sum, value) => sum + value, 0);
+      console.log(
+        `  ${key.padEnd(18)}${medians.map((value) => value.toFixed(3).padStart(9)).join('')}  ${total.toFixed(3).padStart(7)}`,
       );
-      const ceilingRate = ceiling.ok / ((performance.now() - ceilingStart) / 1000);
-      console.log(`ceiling (no-op sidecar, same Dovecot): ${ceilingRate.toFixed(1).padStart(6)} logins/s`);
-      console.log(`\nrepeat logins reach ${((100 * hitRate) / ceilingRate).toFixed(0)}% of the no-op ceiling`);
-    } finally {
-      await ceilingDovecot.stop();
-      await stub.close();
     }
   } finally {
-    await dovecot.stop();
+    for (const dovecot of dovecots.values()) await dovecot.stop();
+    await noWork.stop();
     await db.close();
     await postern.stop();
   }

@@ -1,11 +1,15 @@
 // The operator docs and monitoring files are part of the product: the alert rules and the Grafana
 // dashboard may query only series postern exports, the metrics table lists every series of
 // src/metrics.ts, and every text the troubleshooting table quotes is one the code really prints.
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { createMetrics } from '../src/metrics.js';
+import { SHIPPED_LOGIN_RATE_CONF, startDovecot } from './support/dovecot.js';
+import { startStubPassdbServer } from './support/stub-passdb-server.js';
 
 const root = new URL('..', import.meta.url).pathname;
 const read = (path: string) => readFileSync(join(root, path), 'utf8');
@@ -262,6 +266,61 @@ describe('docs/troubleshooting.md', () => {
       for (const piece of text.split('…').map((part) => part.trim())) {
         if (piece) expect(corpus.includes(piece), `"${piece}" is printed nowhere`).toBe(true);
       }
+    }
+  });
+});
+
+/** `doveconf -n` of a config: the settings that differ from Dovecot's defaults, and its warnings. */
+function doveconf(configPath: string): { settings: string; stderr: string } {
+  const result = spawnSync('doveconf', ['-n', '-c', configPath], { encoding: 'utf8' });
+  if (result.error || result.status !== 0) throw new Error(`doveconf failed: ${result.stderr || result.error}`);
+  return { settings: result.stdout, stderr: result.stderr };
+}
+
+const serviceBlock = (settings: string, name: string) =>
+  settings.match(new RegExp(`^service ${name} \\{\\n([\\s\\S]*?)^\\}`, 'm'))?.[1] ?? '';
+
+describe('deploy/dovecot/conf.d/99-postern-login-rate.conf (the shipped process reuse)', () => {
+  const path = 'deploy/dovecot/conf.d/99-postern-login-rate.conf';
+  const text = read(path);
+
+  it("is accepted by Debian's Dovecot 2.3 without a warning and reuses login and imap processes", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'postern-login-rate-'));
+    try {
+      const config = join(dir, 'dovecot.conf');
+      writeFileSync(config, `protocols = imap\nssl = no\n!include ${join(root, path)}\n`);
+      const { settings, stderr } = doveconf(config);
+      expect(stderr).toBe('');
+      expect(serviceBlock(settings, 'imap-login')).toMatch(/^\s*service_count = 0$/m);
+      expect(serviceBlock(settings, 'imap')).toMatch(/^\s*service_count = 0$/m);
+      expect(serviceBlock(settings, 'imap')).toMatch(/^\s*process_min_avail = 2$/m);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('says why, the one-uid caveat and the Dovecot 2.4 names in its comments', () => {
+    expect(text).toMatch(/fork/);
+    expect(text).toMatch(/one system uid/);
+    expect(text).toMatch(/restart_request_count = unlimited/);
+  });
+
+  it("is in the Dovecot image (deploy/dovecot/Dockerfile) where Debian's dovecot.conf includes it", () => {
+    expect(read('deploy/dovecot/Dockerfile')).toContain(`COPY ${path} /etc/dovecot/conf.d/99-postern-login-rate.conf`);
+  });
+
+  it('is what every test Dovecot runs, unless a test asks for per-login processes', async () => {
+    expect(SHIPPED_LOGIN_RATE_CONF).toBe(join(root, path));
+    const stub = await startStubPassdbServer();
+    const shipped = await startDovecot({ authUrl: stub.url, submission: false });
+    const perLogin = await startDovecot({ authUrl: stub.url, submission: false, loginProcesses: 'per-login' });
+    try {
+      expect(serviceBlock(doveconf(shipped.configPath).settings, 'imap')).toMatch(/^\s*service_count = 0$/m);
+      expect(serviceBlock(doveconf(perLogin.configPath).settings, 'imap')).not.toMatch(/service_count/);
+    } finally {
+      await shipped.stop();
+      await perLogin.stop();
+      await stub.close();
     }
   });
 });

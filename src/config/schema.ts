@@ -1,6 +1,10 @@
 // The one typed description of postern's configuration: every POSTERN_* variable, its type,
 // default and meaning. Loading (env, *_FILE secrets, error collection) lives in load.ts; this
 // file must stay free of side effects so the README reference can be generated from it.
+//
+// Why one file of ~420 lines: it is the one table of every POSTERN_* variable, read top to bottom
+// by whoever configures postern and by scripts/config-reference.ts, which generates the README's
+// reference from it. Split by area, the one list would become several to read and to generate from.
 import { isIP } from 'node:net';
 import { z } from 'zod';
 

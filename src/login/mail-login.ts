@@ -2,6 +2,11 @@
 // over deps; never imports hono. Denials are returned, faults (MySQL, Redis, IdP) are thrown.
 // mail-login.test.ts tests the decision alone (fakes of the login data and the verifier, no
 // limiter); test/passdb.test.ts tests it behind the endpoint over real MySQL and Redis.
+//
+// Why one file of ~315 lines: the decision reads top to bottom in the order it runs (service,
+// login data, limiter, webmail secret, SSO password, candidates, hashes, 2FA, refusals), with the
+// request, outcome and deps types its callers share; what stands alone already lives elsewhere
+// (services.ts, login-data.ts, sogo-sso-password.ts, passwords/).
 import { foldAddress } from '../address.js';
 import type { Logger } from '../log.js';
 import type { CredentialVerifier } from '../passwords/credential-verifier.js';

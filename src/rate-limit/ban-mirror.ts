@@ -12,6 +12,11 @@
 // While Redis cannot be asked at all, the mirror's entries are the best record of the bans Redis
 // held, so they stay in force (failing closed): a resync that starts while Redis is still flaky
 // keeps the entries it replaces until it completes, and only a completed SCAN drops them.
+//
+// Why one file of ~330 lines: the argument above (when the mirror may be trusted) is about the
+// interplay of the subscriber's state, the SCAN generation and the entries, which live in one
+// closure; the event encoding and merging at the end are small and only the mirror's. Split, the
+// state the argument is about would be spread over files.
 import type { Redis } from '../cache/redis.js';
 import type { Logger } from '../log.js';
 import type { Scope } from './store.js';

@@ -1,6 +1,12 @@
 // Brute-force protection for logins: counts denials (never faults) per client IP (IPv6: per /64)
 // and per username, bans past a threshold, and answers "blocked?" before any hash work. It never
 // sees a stored hash and never keeps a password: only a keyed, truncated fingerprint of one.
+//
+// Why one file of ~380 lines: createRateLimiter is one closure over state every operation shares
+// (the Redis and in-process stores, the ban mirror, the known-good write memo, Redis health);
+// the parts that stand alone already live beside it (store.ts, redis-store.ts, memory-store.ts,
+// ban-mirror.ts, client-address.ts). Cutting the closure would hand that state around as
+// parameters on the passdb hot path without making any one step easier to read.
 import { createHash, createHmac } from 'node:crypto';
 import { type KeySpace, keys } from '../cache/keys.js';
 import type { Redis } from '../cache/redis.js';

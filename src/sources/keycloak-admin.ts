@@ -2,6 +2,10 @@
 // list realm users page by page and find one by email. Owns token caching, timeouts and
 // bounded retries; never logs or echoes the client secret or tokens.
 // API: https://www.keycloak.org/docs-api/latest/rest-api/index.html (Users, UserRepresentation).
+//
+// Why one file of ~370 lines: one client whose calls share its token cache and its retry and
+// backoff policy; paging, lookups by email and the parsing of UserRepresentation are each small
+// and only this client's. The error type callers match on (KeycloakAdminError) sits with them.
 import { AppError } from '../errors.js';
 
 /** Keycloak's UserRepresentation, the fields postern reads (the rest is dropped on parse). */

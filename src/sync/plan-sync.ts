@@ -18,6 +18,10 @@
 // lower-case email, the user's id and two flags per listed user: ~200 B each, so 50,000 users
 // ≈ 10 MB),
 // and the end actions (at most one small object per IdP mailbox that changes).
+//
+// Why one file of ~340 lines: the whole diff, pure, in one place: planPage, planDirectoryEnd and
+// refusalFor are the streaming engine's steps and planSync composes them into the specification
+// the table tests exercise; they share the action and state types above them. No I/O to separate.
 import { foldAddress } from '../address.js';
 import type { KeycloakSettings } from '../sources/idp-settings.js';
 import type { KeycloakUser } from '../sources/keycloak-admin.js';

@@ -9,6 +9,11 @@ import { fileURLToPath } from 'node:url';
 import { canConnect, freePort, hasExited, sleep, spawnLogged } from './processes.js';
 
 export const POSTERN_PASSDB_LUA = resolve(dirname(fileURLToPath(import.meta.url)), '../../lua/dovecot/passdb.lua');
+/** The shipped process-reuse tuning (deploy/dovecot): every test Dovecot runs it unless told not to. */
+export const SHIPPED_LOGIN_RATE_CONF = resolve(
+  dirname(fileURLToPath(import.meta.url)),
+  '../../deploy/dovecot/conf.d/99-postern-login-rate.conf',
+);
 
 export interface StartDovecotOptions {
   /**
@@ -38,6 +43,12 @@ export interface StartDovecotOptions {
   authCache?: { size: string; ttl?: string; negativeTtl?: string };
   /** Default: the repository's lua/dovecot/passdb.lua. */
   luaFile?: string;
+  /**
+   * `reused` (default): include the shipped deploy/dovecot/conf.d/99-postern-login-rate.conf, so
+   * tests run what ships. `per-login`: Dovecot's defaults, a fresh login and imap process per
+   * login (the benchmark's comparison).
+   */
+  loginProcesses?: 'reused' | 'per-login';
   /** Appended verbatim to dovecot.conf. */
   extraConfig?: string;
   /** Default: 15 s. */
@@ -180,6 +191,7 @@ ${
 submission_relay_host = ${RELAY_HOST}
 submission_relay_port = ${RELAY_PORT}`
 }
+${(options.loginProcesses ?? 'reused') === 'reused' ? `!include ${SHIPPED_LOGIN_RATE_CONF}` : ''}
 ${options.extraConfig ?? ''}
 `;
 }
