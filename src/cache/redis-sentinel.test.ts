@@ -11,12 +11,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REDIS_URL, startTestPostern } from '../../test/support/env.js';
 import { canConnect, freePort, type LoggedChild, sleep, spawnLogged } from '../../test/support/processes.js';
 import { seedDomain, seedMailbox } from '../../test/support/seed.js';
+import { checkDependencies } from '../check/check-dependencies.js';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { createRedis, redisTargetOf } from './redis.js';
 
 const MASTER_NAME = 'postern-test';
 const MASTER_PASSWORD = 'master-secret-0123456789';
 const SENTINEL_PASSWORD = 'sentinel-secret-0123456789';
+const FAILOVER_TIMEOUT_MS = 2000;
 
 interface RedisProcess {
   port: number;
@@ -90,7 +92,8 @@ async function startSentinel(masterPort: number): Promise<RedisProcess> {
       `sentinel monitor ${MASTER_NAME} 127.0.0.1 ${masterPort} 1`,
       `sentinel auth-pass ${MASTER_NAME} ${MASTER_PASSWORD}`,
       `sentinel down-after-milliseconds ${MASTER_NAME} 1000`,
-      `sentinel failover-timeout ${MASTER_NAME} 10000`,
+      // A Sentinel starts no new failover of a master within twice this of the last one.
+      `sentinel failover-timeout ${MASTER_NAME} ${FAILOVER_TIMEOUT_MS}`,
       `requirepass ${SENTINEL_PASSWORD}`,
       '',
     ].join('\n'),
@@ -245,6 +248,7 @@ describe("postern's Redis client through a real Sentinel", () => {
 
     // 1. A forced failover (SENTINEL FAILOVER): the replica is promoted, the old master demoted.
     await sentinelClient.call('SENTINEL', 'FAILOVER', MASTER_NAME);
+    const forcedAt = Date.now();
     await waitFor('the client to write on the promoted replica', async () => {
       await client.set('postern-sentinel-test:failover', 'two');
       return (await serverPortOf(client)) === replica.port;
@@ -256,6 +260,9 @@ describe("postern's Redis client through a real Sentinel", () => {
     await waitFor('the old master to sync as a replica', async () =>
       /master_link_status:up/.test(await direct(master.port, MASTER_PASSWORD).info('replication')),
     );
+    // Past the Sentinel's pause between two failovers of one master, so the time measured
+    // below is that of noticing the dead master and promoting the replica.
+    await sleep(Math.max(0, 2 * FAILOVER_TIMEOUT_MS + 100 - (Date.now() - forcedAt)));
     servers.find((s) => s.port === replica.port)?.process.child.kill('SIGKILL');
     const killedAt = Date.now();
     await waitFor(
@@ -273,6 +280,28 @@ describe("postern's Redis client through a real Sentinel", () => {
 });
 
 describe('a postern configured with POSTERN_REDIS_SENTINELS', () => {
+  it('passes the Redis line of `postern check`, naming the group, the Sentinels and the master they gave', async () => {
+    const config = loadConfig(sentinelEnv({ POSTERN_DB_URL: 'mysql://root@127.0.0.1:1/none' }));
+    const lines = await checkDependencies({
+      config,
+      openDb: () => Promise.reject(new Error('not part of this test')),
+      openRedis: () => createRedis(redisTargetOf(config)),
+    });
+    const current = (await track(
+      new Redis({ host: '127.0.0.1', port: sentinel.port, password: SENTINEL_PASSWORD }),
+    ).call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', MASTER_NAME)) as [string, string];
+
+    expect(lines.find((line) => line.name === 'redis')).toEqual({
+      name: 'redis',
+      status: 'ok',
+      detail: expect.stringMatching(
+        new RegExp(
+          `^the master of "${MASTER_NAME}" \\(Sentinels 127\\.0\\.0\\.1:${sentinel.port}\\) at (::ffff:)?127\\.0\\.0\\.1:${current[1]} answers \\(Redis `,
+        ),
+      ),
+    });
+  });
+
   it('keeps its keys on the master the Sentinel names, not on the default Redis', async () => {
     const postern = await startTestPostern('sentinel', sentinelEnv());
     try {

@@ -3,7 +3,12 @@
 import type { CheckDeps, CheckLine } from './check-line.js';
 
 export async function checkRedis(deps: CheckDeps): Promise<CheckLine> {
-  const target = describeRedisUrl(deps.config.redisUrl);
+  const { redisSentinels, redisSentinelName } = deps.config;
+  const viaSentinels = redisSentinels !== undefined && redisSentinels.length > 0;
+  // With Sentinels the URL's host is not used: name the group and the Sentinels instead.
+  const target = viaSentinels
+    ? `the master of "${redisSentinelName}" (Sentinels ${redisSentinels.map(({ host, port }) => (host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`)).join(',')})`
+    : describeRedisUrl(deps.config.redisUrl);
   const timeoutMs = deps.redisTimeoutMs ?? 3000;
   const redis = deps.openRedis();
   let lastError: Error | undefined;
@@ -24,7 +29,12 @@ export async function checkRedis(deps: CheckDeps): Promise<CheckLine> {
     await redis.ping();
     const info = await redis.info('server');
     const version = /redis_version:(\S+)/.exec(info)?.[1];
-    return { name: 'redis', status: 'ok', detail: `${target} answers${version ? ` (Redis ${version})` : ''}` };
+    const master = viaSentinels ? ` at ${redis.stream?.remoteAddress}:${redis.stream?.remotePort}` : '';
+    return {
+      name: 'redis',
+      status: 'ok',
+      detail: `${target}${master} answers${version ? ` (Redis ${version})` : ''}`,
+    };
   } catch (error) {
     return { name: 'redis', status: 'fail', detail: describeRedisFault(lastError ?? error, target) };
   } finally {
