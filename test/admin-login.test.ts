@@ -463,6 +463,22 @@ describe('TOTP', () => {
     ]);
   });
 
+  it('refuses an admin whose only authenticator is one postern cannot check (mailcow WebAuthn), saying why', async () => {
+    await postern.deps.db.execute(
+      "INSERT INTO tfa (key_id, username, authmech, secret, active) VALUES ('key', 'otherdesk', 'webauthn', '', 1)",
+    );
+    try {
+      const b = browser('192.0.2.3');
+      const refused = await b.signIn('otherdesk', OTHER_PASSWORD);
+      expect(refused.status).toBe(403);
+      expect(refused.text).toContain('postern cannot check');
+      expect(b.jar.has('postern_admin')).toBe(false);
+    } finally {
+      await postern.deps.db.execute("DELETE FROM tfa WHERE username = 'otherdesk'");
+    }
+    expect((await browser('192.0.2.3').signIn('otherdesk', OTHER_PASSWORD)).location).toBe('/admin');
+  });
+
   it('never sent a password in any page or response', () => {
     for (const text of bodies)
       for (const secret of [ROOT_PASSWORD, DESK_PASSWORD, OTHER_PASSWORD, FORCED_PASSWORD])

@@ -7,12 +7,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashRecoveryCode, stepAt, totpCodeAt } from '../src/admin/totp.js';
 import { startTestPostern, type TestPostern } from './support/env.js';
 import { csrfOf, portalBrowser, recoveryCodesOf, totpSecretOf } from './support/portal-browser.js';
-import { seedDomain, seedMailbox } from './support/seed.js';
+import { seedDomain, seedMailbox, seedTfa } from './support/seed.js';
 
 const ORIGIN = 'https://mail.example.org';
 const ANNA = { user: 'anna@example.org', password: 'Anna portal password 1' };
 const BEN = { user: 'ben@example.org', password: 'Ben portal password 22' };
 const CARL = { user: 'carl@example.org', password: 'Carl portal password 3' };
+const DORA = { user: 'dora@example.org', password: 'Dora portal password 44' };
 const API_KEY = 'portal-two-factor-test-key-0123456789abcdef';
 let postern: TestPostern;
 /** Anna's enrolment, made by the first describe and used by the next. */
@@ -46,7 +47,7 @@ beforeAll(async () => {
   });
   const { db, hashPool } = postern.deps;
   await seedDomain(db, 'example.org');
-  for (const m of [ANNA, BEN, CARL]) {
+  for (const m of [ANNA, BEN, CARL, DORA]) {
     await seedMailbox(db, { username: m.user, passwordHash: await hashPool.hash(m.password, 'BLF-CRYPT') });
   }
 });
@@ -204,6 +205,24 @@ describe('signing in to the portal with a second factor', () => {
     );
     expect(audit.length).toBe(4);
     expect(audit.every((row) => row.actor_kind === 'mailbox')).toBe(true);
+  });
+});
+
+describe('a mailbox with only a kind of authenticator postern cannot check', () => {
+  it('is not signed in with its password alone (mailcow WebAuthn), and says why; an inactive one does not count', async () => {
+    const { db } = postern.deps;
+    const id = await seedTfa(db, { username: DORA.user, authmech: 'webauthn', active: 1 });
+    const b = browser('198.51.100.15');
+    const refused = await b.signIn(DORA.user, DORA.password);
+    expect(refused.status).toBe(403);
+    expect(refused.text).toContain('cannot check');
+    expect(b.jar.has('postern_session')).toBe(false);
+    expect(b.jar.has('postern_pending')).toBe(false);
+    expect(
+      await db.many("SELECT detail FROM postern_audit WHERE action = 'web.refused' AND target = ?", [DORA.user]),
+    ).toEqual([{ detail: { reason: 'unsupported_second_factor' } }]);
+    await db.execute('UPDATE tfa SET active = 0 WHERE id = ?', [id]);
+    expect((await browser('198.51.100.15').signIn(DORA.user, DORA.password)).location).toBe('/');
   });
 });
 

@@ -12,7 +12,7 @@ import { createRateLimiter, limitsFromConfig, type RateLimiter } from '../rate-l
 import { findAdmin, findAdminCredential } from '../storage/admins.js';
 import { recordAudit } from '../storage/audit.js';
 import type { Db } from '../storage/db.js';
-import { findActiveTotp } from '../storage/two-factor.js';
+import { findActiveTotp, hasAnyActiveTfa } from '../storage/two-factor.js';
 import { isRoleEnforced } from '../storage/two-factor-policy.js';
 import { isValidAdminUsername, normaliseUsername } from './admin-accounts.js';
 
@@ -25,7 +25,19 @@ export interface AdminSignInDeps {
 
 export type PasswordStepOutcome =
   | { ok: true; username: string; next: 'second_factor' | 'enrol' | 'full'; tfaResetNotice: boolean }
-  | { ok: false; status: 401 | 429; reason: 'invalid_credentials' | 'rate_limited'; message: string };
+  | {
+      ok: false;
+      status: 401 | 403 | 429;
+      reason: 'invalid_credentials' | 'rate_limited' | 'unsupported_second_factor';
+      message: string;
+    };
+
+/**
+ * mailcow also keeps WebAuthn, U2F and Yubico OTP authenticators in `tfa`; postern checks only
+ * TOTP. An account protected by one of those must not get in with its password alone.
+ */
+export const UNSUPPORTED_SECOND_FACTOR_MESSAGE =
+  'This account uses a kind of two-factor sign-in (such as a security key) that postern cannot check. Ask a superadmin to reset it, or add a TOTP authenticator in mailcow.';
 
 export const WRONG_ADMIN_CREDENTIALS = {
   ok: false,
@@ -75,6 +87,15 @@ export async function checkAdminPassword(
   const account = await findAdmin(deps.db, credential.username);
   if (!account) return WRONG_ADMIN_CREDENTIALS;
   const hasTotp = (await findActiveTotp(deps.db, account.username)).length > 0;
+  if (!hasTotp && (await hasAnyActiveTfa(deps.db, account.username))) {
+    await audit(deps, {
+      action: 'admin.login.failed',
+      target: account.username,
+      detail: { reason: 'unsupported_second_factor' },
+      ip: input.ip,
+    });
+    return { ok: false, status: 403, reason: 'unsupported_second_factor', message: UNSUPPORTED_SECOND_FACTOR_MESSAGE };
+  }
   const role = account.superadmin ? 'superadmin' : 'domainadmin';
   // Enforced for this account (mailcow's force_tfa) or for its whole role (the two-factor policy).
   const mustEnrol =

@@ -37,6 +37,8 @@ export const keys = {
   rateLimitKnownGoodIp: (ks: KeySpace, user: string, ipSubject: string) => `${ks.prefix}rl:good:${ipSubject}|${user}`,
   /** The IdP sync lock across replicas: value = the holder's random token; PX = lock TTL, renewed while running. */
   syncLock: (ks: KeySpace) => `${ks.prefix}sync:lock`,
+  /** A sync run's counts while it runs (JSON), for the console's live progress; TTL 1 h. */
+  syncProgress: (ks: KeySpace, runId: number) => `${ks.prefix}sync:progress:${runId}`,
   /** A SOGo handoff (username + portal session ref), keyed by a hash of its secret; TTL <= 60 s, GETDEL once. */
   sogoHandoff: (ks: KeySpace, secretDigest: string) => `${ks.prefix}sogo:handoff:${secretDigest}`,
   /** An admin's single-use link into a mailbox's webmail; keyed by a hash of the link's secret. */

@@ -14,7 +14,7 @@ import { parseJsonRecord } from '../json-record.js';
 import type { Logger } from '../log.js';
 import { createRateLimiter, limitsFromConfig, type RateLimiter } from '../rate-limit/limiter.js';
 import type { Db } from '../storage/db.js';
-import { findActiveTotp } from '../storage/two-factor.js';
+import { findActiveTotp, hasAnyActiveTfa } from '../storage/two-factor.js';
 import { isRoleEnforced } from '../storage/two-factor-policy.js';
 
 /** The password step is done; the code (or the enforced enrolment) must follow within this time. */
@@ -22,12 +22,17 @@ export const PENDING_SIGN_IN_SECONDS = 300;
 
 export type PendingStage = 'second_factor' | 'enrol';
 
-/** What follows a correct portal password for this mailbox. */
+/**
+ * What follows a correct portal password for this mailbox. `unsupported`: it has only
+ * authenticators postern cannot check (mailcow's WebAuthn, U2F, Yubico OTP), so the password
+ * alone must not open the portal (where app passwords, which bypass them, are made).
+ */
 export async function portalStepAfterPassword(
   db: Pick<Db, 'one' | 'many'>,
   username: string,
-): Promise<PendingStage | 'none'> {
+): Promise<PendingStage | 'none' | 'unsupported'> {
   if ((await findActiveTotp(db, username)).length > 0) return 'second_factor';
+  if (await hasAnyActiveTfa(db, username)) return 'unsupported';
   return (await isRoleEnforced(db, 'mailbox')) ? 'enrol' : 'none';
 }
 

@@ -45,7 +45,7 @@ import {
   type SyncAction,
   type SyncSettings,
 } from './plan-sync.js';
-import { createSyncTally, type SyncReport } from './sync-report.js';
+import { createSyncTally, type SyncCounts, type SyncReport } from './sync-report.js';
 
 export type { ActionOutcome, RecordedAction, SyncCounts, SyncReport } from './sync-report.js';
 
@@ -68,6 +68,8 @@ export interface ApplySyncOptions {
   concurrency?: number;
   /** Called once the run has its postern_sync_runs row (an API caller that does not wait gets the id). */
   onStarted?: (runId: number) => void;
+  /** Called with the counts so far after each listing page of the main pass (live progress). */
+  onProgress?: (counts: Readonly<SyncCounts>) => void;
 }
 
 const SOURCE = 'keycloak';
@@ -147,6 +149,7 @@ export async function applySync(deps: ApplySyncDeps, options: ApplySyncOptions):
           record(action, result.outcome, result.note);
         });
         await cronLog.flush();
+        options.onProgress?.(counts);
       }
       options.signal?.throwIfAborted();
 

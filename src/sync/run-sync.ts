@@ -1,6 +1,8 @@
 // One sync attempt as the scheduler or the admin API asks for it: read the IdP settings fresh
 // (so admin changes apply without a restart), take the cross-replica lock, check the interval
 // under the lock (so replicas run once per interval), build the Keycloak client, run applySync.
+
+import { createSyncProgressWriter } from '../admin/sync-progress.js';
 import { keys } from '../cache/keys.js';
 import type { Redis } from '../cache/redis.js';
 import type { Config } from '../config/schema.js';
@@ -93,6 +95,13 @@ export async function runSync(deps: SyncDeps, options: RunSyncOptions): Promise<
           fetch: idpFetch(settings),
         });
     const signal = options.signal ? AbortSignal.any([lock.signal, options.signal]) : lock.signal;
+    // Live counts for the console, whoever started the run (sync-progress.ts).
+    let writeProgress: ReturnType<typeof createSyncProgressWriter> | undefined;
+    const onStarted = (runId: number) => {
+      writeProgress = createSyncProgressWriter({ ...deps, redisPrefix: deps.config.redisPrefix }, runId);
+      void writeProgress('listing', {});
+      options.onStarted?.(runId);
+    };
     const report = await applySync(
       { db: deps.db, redis: deps.redis, log: deps.log },
       {
@@ -102,9 +111,11 @@ export async function runSync(deps: SyncDeps, options: RunSyncOptions): Promise<
         triggeredBy: options.triggeredBy,
         signal,
         ...(options.cronLogKey ? { cronLogKey: options.cronLogKey } : {}),
-        ...(options.onStarted ? { onStarted: options.onStarted } : {}),
+        onStarted,
+        onProgress: (counts) => void writeProgress?.('listing', counts),
       },
     );
+    await writeProgress?.('finished', report.counts);
     return { state: 'ran', report };
   } finally {
     await lock.release();

@@ -4,7 +4,9 @@
 // page checks the role, every change lands in the audit log.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAdminAccount } from '../../src/admin/admin-accounts.js';
+import { createSyncProgressWriter, readSyncProgress } from '../../src/admin/sync-progress.js';
 import { queryAudit } from '../../src/storage/audit.js';
+import { startSyncRun } from '../../src/storage/sync-runs.js';
 import { findMailboxTemplateById } from '../../src/storage/templates.js';
 import { startTestPostern, type TestPostern } from '../support/env.js';
 import { type FakeKeycloak, startFakeKeycloak } from '../support/fake-keycloak.js';
@@ -340,5 +342,109 @@ describe('bans page', () => {
     expect((await desk.get('/admin/bans')).status).toBe(403);
     expect((await desk.post('/admin/bans/lift', { scope: 'user', subject: 'x@example.org' })).status).toBe(403);
     expect((await desk.get('/admin')).text).not.toContain('href="/admin/bans"');
+  });
+});
+
+describe('sync page', () => {
+  async function finished(path: string) {
+    for (let i = 0; i < 100; i++) {
+      const page = await root.get(path);
+      if (!page.text.includes('data-status="running"')) return page;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    throw new Error(`${path} is still running`);
+  }
+
+  it('runs a dry run against the Keycloak fake and shows its actions with reasons, filterable', async () => {
+    const started = await root.post('/admin/sync/run', { mode: 'dry' });
+    expect(started.status).toBe(303);
+    const runPath = started.location ?? '';
+    expect(runPath).toMatch(/^\/admin\/sync\/runs\/\d+$/);
+    const page = await finished(runPath);
+    expect(page.text).toContain('dry run: nothing was changed');
+    expect(page.text).toMatch(/<th scope="row">created<\/th><td class="num" data-count="created">2<\/td>/);
+    const rows = [
+      ...page.text.matchAll(
+        /<tr data-action="([a-z]+)"><td>[a-z]+<\/td><td>([^<]*)<\/td><td>([^<]*)<\/td><td>([^<]*)<\/td><td>([^<]*)<\/td>/g,
+      ),
+    ].map((m) => m.slice(1));
+    expect(rows).toEqual([
+      ['create', 'ada@example.org', '', 'Staff', 'planned'],
+      ['create', 'bo@example.org', '', 'Default', 'planned'],
+    ]);
+    const filtered = await root.get(`${runPath}?type=create&q=ADA`);
+    expect(filtered.text.match(/<tr data-action=/g)).toHaveLength(1);
+    const none = await root.get(`${runPath}?outcome=failed`);
+    expect(none.text).toContain('No actions match.');
+    const runId = Number(runPath.split('/').at(-1));
+    expect(
+      await readSyncProgress({ redis: postern.deps.redis, redisPrefix: postern.deps.config.redisPrefix }, runId),
+    ).toMatchObject({
+      phase: 'finished',
+      counts: { created: 2, users: 2 },
+    });
+    expect(await postern.deps.db.one<{ n: number }>('SELECT COUNT(*) AS n FROM mailbox')).toEqual({ n: 0 });
+  });
+
+  it('shows a running run with its live counts from Redis, a refresh link and the progress script', async () => {
+    const runId = await startSyncRun(postern.deps.db, { source: 'keycloak', triggeredBy: 'root', dryRun: true });
+    await createSyncProgressWriter(
+      { redis: postern.deps.redis, log: postern.deps.log, redisPrefix: postern.deps.config.redisPrefix },
+      runId,
+    )('listing', { users: 300, pages: 3, created: 7 });
+    try {
+      const page = await root.get(`/admin/sync/runs/${runId}`);
+      expect(page.text).toContain('data-status="running"');
+      expect(page.text).toContain('data-count="users">300<');
+      expect(page.text).toContain('data-count="created">7<');
+      expect(page.text).toContain(`<a href="/admin/sync/runs/${runId}">Refresh</a>`);
+      expect(page.text).toContain('<script src="/admin/sync/progress.js" defer');
+      const progress = await root.get(`/admin/sync/runs/${runId}/progress`);
+      expect(JSON.parse(progress.text)).toEqual({
+        id: runId,
+        status: 'running',
+        counts: { users: 300, pages: 3, created: 7 },
+      });
+      const script = await root.get('/admin/sync/progress.js');
+      expect(script.text).toContain('data-progress-url');
+    } finally {
+      await postern.deps.db.execute(
+        "UPDATE postern_sync_runs SET status = 'failed', finished_at = NOW() WHERE id = ?",
+        [runId],
+      );
+    }
+  });
+
+  it('lists the history with filters and saves the sync settings (audited)', async () => {
+    const history = await root.get('/admin/sync?kind=dry');
+    expect(history.text.match(/<tr data-run=/g)?.length).toBeGreaterThanOrEqual(2);
+    expect((await root.get('/admin/sync?kind=real')).text).toContain('No runs match.');
+    expect((await root.get('/admin/sync?status=partial')).text).toContain('No runs match.');
+    const saved = await root.post('/admin/sync/settings', {
+      import_users: '1',
+      periodic_sync: '1',
+      sync_interval: '45',
+      postern_deprovision: '1',
+      postern_max_drop_percent: '10',
+    });
+    expect(saved).toMatchObject({ status: 303, location: '/admin/sync?saved=1' });
+    const rows = await postern.deps.db.many<{ key: string; value: string }>(
+      "SELECT `key`, value FROM identity_provider WHERE `key` IN ('sync_interval', 'postern_deprovision', 'postern_max_drop_percent', 'mappers')",
+    );
+    expect(Object.fromEntries(rows.map((r) => [r.key, r.value]))).toEqual({
+      sync_interval: '45',
+      postern_deprovision: '1',
+      postern_max_drop_percent: '10',
+      mappers: '["staff","guest"]',
+    });
+    const invalid = await root.post('/admin/sync/settings', { sync_interval: '0', postern_max_drop_percent: '10' });
+    expect(invalid.status).toBe(400);
+    expect(invalid.text).toContain('sync_interval');
+  });
+
+  it('is not for domain admins', async () => {
+    expect((await desk.get('/admin/sync')).status).toBe(403);
+    expect((await desk.post('/admin/sync/run', { mode: 'dry' })).status).toBe(403);
+    expect((await desk.get('/admin/sync/runs/1')).status).toBe(403);
   });
 });

@@ -52,6 +52,7 @@ export const CONSOLE_NAV: readonly NavEntry[] = [
   { href: '/admin/domains', label: 'Domains', visible: everyone },
   { href: '/admin/identity-provider', label: 'Identity provider', visible: readable({ kind: 'identity_provider' }) },
   { href: '/admin/templates', label: 'Templates', visible: readable({ kind: 'templates' }) },
+  { href: '/admin/sync', label: 'Sync', visible: readable({ kind: 'sync' }) },
   { href: '/admin/bans', label: 'Bans', visible: readable({ kind: 'bans' }) },
 ];
 

@@ -13,6 +13,7 @@ import { createConsoleDomainPages } from './domains.js';
 import { createConsoleHome } from './home.js';
 import { createConsoleIdp } from './idp.js';
 import { consoleErrorPage } from './page.js';
+import { createConsoleSync } from './sync.js';
 import { createConsoleTemplates } from './templates.js';
 
 export function createConsoleRoutes(deps: Deps, options: { sessions: AdminSessionStore }) {
@@ -22,6 +23,7 @@ export function createConsoleRoutes(deps: Deps, options: { sessions: AdminSessio
   app.route('/', createConsoleDomainPages(deps));
   app.route('/', createConsoleIdp(deps));
   app.route('/', createConsoleTemplates(deps));
+  app.route('/', createConsoleSync(deps));
   app.route('/', createConsoleBans(deps));
   // Last: an unknown console path gets the console's 404 page, not the API's JSON.
   app.all('*', () => {

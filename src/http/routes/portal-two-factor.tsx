@@ -61,6 +61,17 @@ export async function continuePortalSignIn(
 ): Promise<Response | undefined> {
   const step = await portalStepAfterPassword(deps.db, input.username);
   if (step === 'none') return undefined;
+  if (step === 'unsupported') {
+    const ip = clientIp(c);
+    await recordAudit(deps.db, {
+      actor: { kind: 'mailbox', name: input.username },
+      action: 'web.refused',
+      target: input.username,
+      detail: { reason: 'unsupported_second_factor' },
+      ...(ip ? { ip } : {}),
+    });
+    return renderRefusal(c, UNSUPPORTED_SECOND_FACTOR);
+  }
   const pending = createPendingSignIns({ redis: deps.redis, redisPrefix: deps.config.redisPrefix });
   const { id } = await pending.create(
     { username: input.username, stage: step, ...(input.next ? { next: input.next } : {}) },
@@ -92,6 +103,13 @@ export async function portalTwoFactorState(
     ...(wasReset ? { twoFactorReset: true as const } : {}),
   };
 }
+
+const UNSUPPORTED_SECOND_FACTOR = {
+  status: 403,
+  title: 'Second factor not supported here',
+  message:
+    'Your mailbox uses a kind of two-factor sign-in (such as a security key) that this portal cannot check, so your password alone does not open it. Ask an admin to reset your two-factor sign-in.',
+} as const;
 
 const LOCAL_ONLY = {
   status: 403,

@@ -7,10 +7,10 @@ import type { Deps } from '../../deps.js';
 import { AppError } from '../../errors.js';
 import { getSyncRun, listSyncRuns, type SyncRun, type SyncRunSummary } from '../../storage/sync-runs.js';
 import type { SyncReport } from '../../sync/apply-sync.js';
-import { type RunSyncOptions, runSync } from '../../sync/run-sync.js';
+import { type RunSyncOptions, type RunSyncResult, runSync } from '../../sync/run-sync.js';
 import { requireAdminOf } from '../admin-auth.js';
 import type { AdminSessionStore } from '../admin-session.js';
-import { authorizeArea, changeOrigin, parseWith } from './admin-request.js';
+import { authorizeArea, type ChangeOrigin, changeOrigin, parseWith } from './admin-request.js';
 
 const runBody = z.strictObject({
   dry_run: z.boolean().optional(),
@@ -40,32 +40,13 @@ export function createSyncRoutes(
       }
     }
     const body = parseWith(runBody, json);
-    const origin = changeOrigin(c);
-    let onStarted: (runId: number) => void = () => undefined;
-    const started = new Promise<number>((resolve) => {
-      onStarted = resolve;
-    });
-    const run = runSync(deps, {
+    const { run, started } = launchSyncRun(deps, changeOrigin(c), {
       ...options.runOptions,
-      triggeredBy: origin.actor.name,
       dryRun: body.dry_run ?? false,
-      onStarted,
-      // Shutdown ends the run between pages, recorded as such, even when nobody waits for it.
-      signal: deps.background.signal,
-    }).then(async (result) => {
-      if (result.state === 'ran') {
-        await auditSyncRun(deps.db, { actor: origin.actor, ip: origin.ip, report: result.report }).catch(
-          (error: unknown) => deps.log.warn({ err: error }, 'audit write failed'),
-        );
-      }
-      return result;
     });
     if (body.wait === false) {
-      // Whichever comes first: the run's row (then it goes on without this request), or an
-      // answer that no run started (busy, disabled, or a fault before the row was written).
-      const first = await Promise.race([started.then((id) => ({ id })), run.then((result) => ({ result }))]);
+      const first = await firstOf(deps, { run, started });
       if ('id' in first) {
-        deps.background.track(run, `sync run ${first.id}`);
         c.header('location', `/api/v1/sync/runs/${first.id}`);
         return c.json({ id: first.id, status: 'running' }, 202);
       }
@@ -92,6 +73,52 @@ export function createSyncRoutes(
   });
 
   return app;
+}
+
+/**
+ * Starts a run (as the API and the console do): `started` resolves with the run's id once it
+ * has its row; `run` with the result. A real run is audited as sync.run when it ends. Shutdown
+ * ends the run between pages, recorded as such, even when nobody waits for it.
+ */
+export function launchSyncRun(
+  deps: Deps,
+  origin: ChangeOrigin,
+  options: Partial<RunSyncOptions> & { dryRun: boolean },
+): { run: Promise<RunSyncResult>; started: Promise<number> } {
+  let onStarted: (runId: number) => void = () => undefined;
+  const started = new Promise<number>((resolve) => {
+    onStarted = resolve;
+  });
+  const run = runSync(deps, {
+    ...options,
+    triggeredBy: origin.actor.name,
+    onStarted,
+    signal: deps.background.signal,
+  }).then(async (result) => {
+    if (result.state === 'ran') {
+      await auditSyncRun(deps.db, { actor: origin.actor, ip: origin.ip, report: result.report }).catch(
+        (error: unknown) => deps.log.warn({ err: error }, 'audit write failed'),
+      );
+    }
+    return result;
+  });
+  return { run, started };
+}
+
+/**
+ * Whichever comes first: the run's row (then it goes on in the background), or an answer that
+ * no run started (busy, disabled, or a fault before the row was written).
+ */
+export async function firstOf(
+  deps: Pick<Deps, 'background'>,
+  launched: { run: Promise<RunSyncResult>; started: Promise<number> },
+): Promise<{ id: number } | { result: RunSyncResult }> {
+  const first = await Promise.race([
+    launched.started.then((id) => ({ id })),
+    launched.run.then((result) => ({ result })),
+  ]);
+  if ('id' in first) deps.background.track(launched.run, `sync run ${first.id}`);
+  return first;
 }
 
 function renderReport(report: SyncReport) {
