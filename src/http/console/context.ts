@@ -50,6 +50,7 @@ export const CONSOLE_NAV: readonly NavEntry[] = [
   { href: '/admin', label: 'Dashboard', visible: everyone },
   // A domain admin's list holds only its own domains.
   { href: '/admin/domains', label: 'Domains', visible: everyone },
+  { href: '/admin/mailboxes', label: 'Mailboxes', visible: everyone },
   { href: '/admin/identity-provider', label: 'Identity provider', visible: readable({ kind: 'identity_provider' }) },
   { href: '/admin/templates', label: 'Templates', visible: readable({ kind: 'templates' }) },
   { href: '/admin/sync', label: 'Sync', visible: readable({ kind: 'sync' }) },

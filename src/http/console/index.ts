@@ -12,6 +12,7 @@ import { consoleGuard } from './context.js';
 import { createConsoleDomainPages } from './domains.js';
 import { createConsoleHome } from './home.js';
 import { createConsoleIdp } from './idp.js';
+import { createConsoleMailboxPages } from './mailboxes.js';
 import { consoleErrorPage } from './page.js';
 import { createConsoleSync } from './sync.js';
 import { createConsoleTemplates } from './templates.js';
@@ -21,6 +22,7 @@ export function createConsoleRoutes(deps: Deps, options: { sessions: AdminSessio
   app.use('*', consoleGuard(deps, options.sessions));
   app.route('/', createConsoleHome(deps));
   app.route('/', createConsoleDomainPages(deps));
+  app.route('/', createConsoleMailboxPages(deps));
   app.route('/', createConsoleIdp(deps));
   app.route('/', createConsoleTemplates(deps));
   app.route('/', createConsoleSync(deps));

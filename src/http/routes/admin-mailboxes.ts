@@ -1,18 +1,40 @@
-// /api/v1/mailboxes/:username: a mailbox's auth source and its app passwords, as admins manage
-// them. Password hashes never leave the database through here; switching a mailbox to an IdP
-// keeps its local hash so that switching back to mailcow restores the old password (mailcow docs).
+// /api/v1/mailboxes: list (keyset-paged), create, edit, set a password, delete, the auth source,
+// app passwords and last logins, as admins manage them, through the use-cases of
+// src/admin/mailboxes.ts. Password hashes never leave the database through here; switching a
+// mailbox to an IdP keeps its local hash so that switching back to mailcow restores the old
+// password (mailcow docs). Deleting a mailbox leaves its maildir to Dovecot.
 import { type Context, Hono } from 'hono';
 import { z } from 'zod';
 import { foldAddress } from '../../address.js';
+import {
+  createMailbox,
+  createMailboxSchema,
+  deleteMailbox,
+  getMailboxDetails,
+  listMailboxesFor,
+  MAILBOX_PAGE_SIZE,
+  revokeAppPassword,
+  setPassword,
+  switchAuthSource,
+  updateMailbox,
+  updateMailboxSchema,
+} from '../../admin/mailboxes.js';
 import { type Action, domainOf } from '../../admin/roles.js';
 import type { Deps } from '../../deps.js';
 import { AppError } from '../../errors.js';
-import { APP_PASSWORD_PROTOCOLS, deleteAppPassword, listAppPasswords } from '../../storage/app-passwords.js';
-import { recordAudit } from '../../storage/audit.js';
-import { type AdminMailbox, findAdminMailbox, readIdpRows, setMailboxAuthSource } from '../../storage/mailbox-admin.js';
+import { APP_PASSWORD_PROTOCOLS, listAppPasswords } from '../../storage/app-passwords.js';
+import { type AdminMailbox, findAdminMailbox } from '../../storage/mailbox-admin.js';
+import { changeBy, unwrap } from './admin-outcome.js';
 import { actionOf, authorize, changeOrigin, parseWith, readBody } from './admin-request.js';
 
-type MailboxDeps = Pick<Deps, 'db' | 'redis' | 'log' | 'config' | 'sogoHandoff'>;
+type MailboxDeps = Pick<Deps, 'db' | 'redis' | 'log' | 'config' | 'sogoHandoff' | 'hashPool'>;
+
+const listQuery = z.strictObject({
+  domain: z.string().max(255).optional(),
+  search: z.string().max(255).optional(),
+  after: z.string().max(255).optional(),
+  limit: z.coerce.number().int().min(1).max(500).optional(),
+});
 
 const username = z
   .string()
@@ -30,7 +52,7 @@ const appPasswordId = z
   .regex(/^[1-9]\d{0,9}$/, 'must be a positive whole number')
   .transform(Number);
 
-function view(mailbox: AdminMailbox) {
+export function view(mailbox: AdminMailbox) {
   return {
     username: mailbox.username,
     name: mailbox.name,
@@ -47,6 +69,7 @@ function view(mailbox: AdminMailbox) {
 export function createMailboxRoutes(deps: MailboxDeps) {
   const app = new Hono();
   const handoff = deps.sogoHandoff;
+  const useCaseDeps = { db: deps.db, hashPool: deps.hashPool, passwordScheme: deps.config.passwordScheme };
 
   // An admin opens a mailbox's webmail (support): a single-use link, valid for a minute, for a
   // browser. Off unless POSTERN_ADMIN_WEBMAIL=on; read-write keys only (POST); audited.
@@ -67,32 +90,64 @@ export function createMailboxRoutes(deps: MailboxDeps) {
     return c.json({ url, expires_in: outcome.ttlSeconds });
   });
 
+  app.get('/', async (c) => {
+    const query = parseWith(listQuery, c.req.query(), 'query');
+    const limit = query.limit ?? MAILBOX_PAGE_SIZE;
+    const rows = await listMailboxesFor(deps, c.get('admin').actor, { ...query, limit });
+    return c.json({
+      mailboxes: rows.map((row) => ({
+        username: row.username,
+        name: row.name,
+        domain: row.domain,
+        active: row.active,
+        authsource: row.authsource,
+        quota: row.quota,
+        quota_used: row.usedBytes,
+      })),
+      next: rows.length === limit ? (rows.at(-1)?.username ?? null) : null,
+    });
+  });
+
+  app.post('/', async (c) => {
+    const body = await readBody(c, createMailboxSchema.strict());
+    const created = unwrap(await createMailbox(useCaseDeps, changeBy(c), body));
+    return c.json(view(created), 201);
+  });
+
   app.get('/:username', async (c) => c.json(view(await findOrFail(deps, c, c.req.param('username')))));
 
+  app.patch('/:username', async (c) => {
+    const body = await readBody(c, updateMailboxSchema.strict());
+    return c.json(view(unwrap(await updateMailbox(useCaseDeps, changeBy(c), c.req.param('username'), body))));
+  });
+
+  app.put('/:username/password', async (c) => {
+    const { password } = await readBody(c, z.strictObject({ password: z.string({ error: 'required' }).max(1024) }));
+    unwrap(await setPassword(useCaseDeps, changeBy(c), c.req.param('username'), password));
+    return c.json({ success: true });
+  });
+
+  app.delete('/:username', async (c) => {
+    unwrap(await deleteMailbox(useCaseDeps, changeBy(c), c.req.param('username')));
+    // The maildir stays where it is: removing it is Dovecot's (doveadm) business.
+    return c.json({ success: true, maildir: 'kept; remove it with Dovecot (doveadm) if wanted' });
+  });
+
   app.put('/:username/authsource', async (c) => {
-    const mailbox = await findOrFail(deps, c, c.req.param('username'));
     const { authsource } = await readBody(c, authsourceBody);
-    if (authsource !== 'mailcow') {
-      const configured = (await readIdpRows(deps.db)).authsource;
-      if (!configured)
-        throw new AppError('conflict', `no identity provider is configured; cannot switch to ${authsource}`);
-      if (configured !== authsource) {
-        throw new AppError('conflict', `the configured identity provider is ${configured}, not ${authsource}`);
-      }
-    }
-    if (mailbox.authsource !== authsource) {
-      await deps.db.transaction(async (tx) => {
-        await setMailboxAuthSource(tx, mailbox.username, authsource);
-        await recordAudit(tx, {
-          ...changeOrigin(c),
-          action: 'mailbox.authsource',
-          target: mailbox.username,
-          before: { authsource: mailbox.authsource },
-          after: { authsource },
-        });
-      });
-    }
-    return c.json(view(await findOrFail(deps, c, mailbox.username, 'read')));
+    return c.json(view(unwrap(await switchAuthSource(useCaseDeps, changeBy(c), c.req.param('username'), authsource))));
+  });
+
+  app.get('/:username/logins', async (c) => {
+    const details = unwrap(await getMailboxDetails(deps, c.get('admin').actor, c.req.param('username')));
+    return c.json({
+      logins: details.logins.map((login) => ({
+        service: login.service,
+        ip: login.ip,
+        at: login.at,
+        app_password: login.appPassword,
+      })),
+    });
   });
 
   app.get('/:username/app-passwords', async (c) => {
@@ -110,19 +165,8 @@ export function createMailboxRoutes(deps: MailboxDeps) {
   });
 
   app.delete('/:username/app-passwords/:id', async (c) => {
-    const mailbox = await findOrFail(deps, c, c.req.param('username'));
     const id = parseWith(appPasswordId, c.req.param('id'), 'id');
-    const deleted = await deps.db.transaction(async (tx) => {
-      if (!(await deleteAppPassword(tx, mailbox.username, id))) return false;
-      await recordAudit(tx, {
-        ...changeOrigin(c),
-        action: 'app_password.delete',
-        target: mailbox.username,
-        detail: { id },
-      });
-      return true;
-    });
-    if (!deleted) throw new AppError('not_found', `no app password ${id} for ${mailbox.username}`);
+    unwrap(await revokeAppPassword(useCaseDeps, changeBy(c), c.req.param('username'), id));
     return c.json({ success: true });
   });
 
