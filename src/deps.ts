@@ -13,6 +13,7 @@ import { createPoolVerifier } from './login/credential-verifier.js';
 import { createCachedLoginData, createDirectLoginData, type LoginDataSource } from './login/login-data.js';
 import type { WebmailSecretChecker } from './login/mail-login.js';
 import { createPasswordLogin, createWebLoginLimiter, type PasswordLogin } from './login/password-login.js';
+import { createPortalCodeLimiter } from './login/portal-two-factor.js';
 import { createSogoHandoff, type SogoHandoff } from './login/sogo-handoff.js';
 import { createSogoSsoPasswordChecker, type SogoSsoPasswordChecker } from './login/sogo-sso-password.js';
 import { createSsoLogin, type SsoLogin } from './login/sso-login.js';
@@ -50,6 +51,8 @@ export interface Deps {
   webLoginLimiter: RateLimiter;
   /** Admin sign-in failures, counted apart from both (key space `…admin:`). */
   adminLoginLimiter: RateLimiter;
+  /** Portal second-factor codes, counted apart from the portal password (key space `…web-tfa:`). */
+  portalCodeLimiter: RateLimiter;
   /** Browser single sign-on (the OIDC flow and mailbox provisioning). */
   ssoLogin: SsoLogin;
   /** Portal sign-in with a mailcow mailbox password, through webLoginLimiter. */
@@ -171,6 +174,8 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
     closers.push(async () => webLoginLimiter.close());
     const adminLoginLimiter = createAdminLoginLimiter({ redis, config, log });
     closers.push(async () => adminLoginLimiter.close());
+    const portalCodeLimiter = createPortalCodeLimiter({ redis, config, log });
+    closers.push(async () => portalCodeLimiter.close());
 
     const webmailSecrets = createWebmailSecretChecker({ redis, config });
     const sogoSso = createSogoSso(db, config, log);
@@ -195,6 +200,7 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
       metrics,
       webLoginLimiter,
       adminLoginLimiter,
+      portalCodeLimiter,
       ssoLogin,
       passwordLogin,
       webmailSecrets,

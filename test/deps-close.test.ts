@@ -37,9 +37,9 @@ describe('deps.close()', () => {
       }),
     });
     expect(passdb.status).toBe(401);
-    // At least: MySQL, the Redis client, and the ban subscribers of the passdb, web-login and
-    // admin-login limiters (each connects on its own, soon after it is built).
-    await expect.poll(openSockets, { timeout: 5_000 }).toBeGreaterThanOrEqual(before + 5);
+    // At least: MySQL, the Redis client, and the ban subscribers of the passdb, web-login,
+    // admin-login and portal-code limiters (each connects on its own, soon after it is built).
+    await expect.poll(openSockets, { timeout: 5_000 }).toBeGreaterThanOrEqual(before + 6);
 
     expect(await deps.close()).toBe(true);
     // A socket being torn down leaves the list within a tick or two; one still open never does.

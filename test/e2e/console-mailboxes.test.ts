@@ -30,9 +30,9 @@ beforeAll(async () => {
   await seedAdminAccount(postern, { username: 'root', password: 'root passphrase 01', superadmin: true });
   await root.signIn('root', 'root passphrase 01');
   for (const domain of ['desk.example', 'other.example']) {
-    expect((await root.api('POST', '/domains', { domain, mailboxes: 3, defquota: 512, maxquota: 2048, quota: 4096 })).status).toBe(
-      201,
-    );
+    expect(
+      (await root.api('POST', '/domains', { domain, mailboxes: 3, defquota: 512, maxquota: 2048, quota: 4096 })).status,
+    ).toBe(201);
   }
   await seedMailbox(db, { username: 'bob@other.example', passwordHash: '{PLAIN}x' });
   await seedAdminAccount(postern, {

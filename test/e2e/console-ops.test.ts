@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAdminAccount } from '../../src/admin/admin-accounts.js';
 import { createSyncProgressWriter, readSyncProgress } from '../../src/admin/sync-progress.js';
-import { queryAudit } from '../../src/storage/audit.js';
+import { queryAudit, recordAudit } from '../../src/storage/audit.js';
 import { startSyncRun } from '../../src/storage/sync-runs.js';
 import { findMailboxTemplateById } from '../../src/storage/templates.js';
 import { startTestPostern, type TestPostern } from '../support/env.js';
@@ -446,5 +446,64 @@ describe('sync page', () => {
     expect((await desk.get('/admin/sync')).status).toBe(403);
     expect((await desk.post('/admin/sync/run', { mode: 'dry' })).status).toBe(403);
     expect((await desk.get('/admin/sync/runs/1')).status).toBe(403);
+  });
+});
+
+describe('audit page', () => {
+  it('finds the console changes above by event, actor and outcome', async () => {
+    const lifts = await root.get('/admin/audit?action=ban.lift');
+    expect(lifts.status).toBe(200);
+    expect(lifts.text.match(/<tr data-audit="ban.lift">/g)).toHaveLength(1);
+    expect(lifts.text).toContain('<td>root</td><td>ban.lift</td><td>success</td><td>mallory@example.org</td>');
+    const templates = await root.get('/admin/audit?action=template.&actor=root');
+    expect(templates.text.match(/<tr data-audit="template\.[a-z]+">/g)).toHaveLength(2);
+    expect((await root.get('/admin/audit?action=template.&outcome=failure')).text).toContain('No entries match.');
+    const invalid = await root.get('/admin/audit?action=DROP%20TABLE');
+    expect(invalid.status).toBe(400);
+    expect(invalid.text).toContain('action: must be an event such as ban.lift');
+  });
+
+  it('pages with an "older entries" link that keeps the filter', async () => {
+    for (let i = 0; i < 55; i++)
+      await recordAudit(postern.deps.db, { actor: 'cli', action: 'test.page', target: `t${i}` });
+    const first = await root.get('/admin/audit?action=test.page');
+    expect(first.text.match(/<tr data-audit="test.page">/g)).toHaveLength(50);
+    const older = /<a href="([^"]+)" id="audit-older">/.exec(first.text)?.[1]?.replace(/&amp;/g, '&') ?? '';
+    expect(older).toMatch(/^\/admin\/audit\?action=test\.page&before=\d+$/);
+    const second = await root.get(older);
+    expect(second.text.match(/<tr data-audit="test.page">/g)).toHaveLength(5);
+    expect(second.text).not.toContain('id="audit-older"');
+  });
+
+  it('exports the same filter as CSV and as JSON lines', async () => {
+    const csv = await root.get('/admin/audit/export?format=csv&action=template.');
+    expect(csv.status).toBe(200);
+    const lines = csv.text.trimEnd().split('\r\n');
+    expect(lines[0]).toBe('id,at,actor,actor_kind,actor_role,action,outcome,target,domain,ip,detail,before,after');
+    expect(lines.slice(1).map((line) => line.split(',')[5])).toEqual(['template.update', 'template.create']);
+    const jsonl = await root.get('/admin/audit/export?format=jsonl&action=test.page');
+    const entries = jsonl.text
+      .trimEnd()
+      .split('\n')
+      .map((line) => JSON.parse(line));
+    expect(entries).toHaveLength(55);
+    expect(entries[0]).toMatchObject({ actor: 'cli', action: 'test.page', target: 't54', outcome: 'success' });
+  });
+
+  it('shows a domain admin only entries about its domains, in the page and the export', async () => {
+    await recordAudit(postern.deps.db, { actor: 'cli', action: 'test.scope', target: 'one@example.org' });
+    await recordAudit(postern.deps.db, { actor: 'cli', action: 'test.scope', target: 'two@other.example' });
+    const page = await desk.get('/admin/audit?action=test.scope');
+    expect(page.status).toBe(200);
+    expect(page.text).toContain('one@example.org');
+    expect(page.text).not.toContain('two@other.example');
+    const exported = await desk.get('/admin/audit/export?format=jsonl&action=test.scope');
+    expect(
+      exported.text
+        .trimEnd()
+        .split('\n')
+        .map((line) => JSON.parse(line).target),
+    ).toEqual(['one@example.org']);
+    expect((await root.get('/admin/audit?action=test.scope')).text).toContain('two@other.example');
   });
 });

@@ -55,6 +55,7 @@ export const CONSOLE_NAV: readonly NavEntry[] = [
   { href: '/admin/templates', label: 'Templates', visible: readable({ kind: 'templates' }) },
   { href: '/admin/sync', label: 'Sync', visible: readable({ kind: 'sync' }) },
   { href: '/admin/bans', label: 'Bans', visible: readable({ kind: 'bans' }) },
+  { href: '/admin/audit', label: 'Audit', visible: readable({ kind: 'audit' }) },
 ];
 
 export function navFor(actor: Actor): NavEntry[] {

@@ -13,7 +13,6 @@ import { createAppPassword, listOwnAppPasswords, type ProtocolChoice } from '../
 import type { Deps } from '../../deps.js';
 import {
   createPendingSignIns,
-  createPortalCodeLimiter,
   PENDING_SIGN_IN_SECONDS,
   type PendingSignIn,
   portalStepAfterPassword,
@@ -135,7 +134,7 @@ interface Enrolee {
 
 export function createPortalTwoFactorRoutes(deps: Deps, options: { now?: () => number } = {}) {
   const app = new Hono();
-  const limiter = createPortalCodeLimiter(deps);
+  const limiter = deps.portalCodeLimiter;
   const pending = createPendingSignIns({
     redis: deps.redis,
     redisPrefix: deps.config.redisPrefix,

@@ -1,7 +1,8 @@
 // The SOGo handoff over HTTP. Web listener: GET /sogo-auth?login=<user> mints the handoff cookie
 // and sends the browser to SOGo. Internal listener: GET /sogo/verify answers nginx's auth_request
-// with the identity SOGo trusts. Decisions live in login/sogo-handoff.ts; this file only moves
-// cookies and headers, and never logs either.
+// with the identity SOGo trusts. Decisions live in login/sogo-handoff.ts (deps.sogoHandoff) and,
+// for DAV/EAS, in the passdb's checkMailLogin (mail-login-check.ts); this file only moves cookies
+// and headers, and never logs either.
 import { isIP } from 'node:net';
 import { type Context, Hono } from 'hono';
 import { getCookie, setCookie } from 'hono/cookie';

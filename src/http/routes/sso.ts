@@ -1,6 +1,6 @@
 // Browser sign-in: GET /login (page), POST /login (mailbox password), GET /login/sso → IdP,
-// GET /login/sso/callback, POST /logout. Decisions live in login/web-login.ts; this file only
-// moves cookies, forms and pages.
+// GET /login/sso/callback, POST /logout. Decisions live in login/sso-login.ts and
+// login/password-login.ts (built once in deps.ts); this file only moves cookies, forms and pages.
 import { Hono } from 'hono';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import type { Deps } from '../../deps.js';
