@@ -86,10 +86,15 @@ describe('/api/v1/sync/runs', () => {
     expect(status).toBe(200);
     expect(body).toMatchObject({ status: 'succeeded', dry_run: false, counts: { created: 1 } });
     expect(await env.deps.db.one('SELECT username FROM mailbox WHERE username = ?', ['ada@api.example'])).toBeDefined();
-    const audit = await env.deps.db.one<{ action: string; actor: string }>(
-      'SELECT action, actor FROM postern_audit ORDER BY id DESC LIMIT 1',
+    const audit = await env.deps.db.one<{ action: string; actor: string; actor_kind: string; detail: unknown }>(
+      'SELECT action, actor, actor_kind, detail FROM postern_audit ORDER BY id DESC LIMIT 1',
     );
-    expect(audit).toEqual({ action: 'sync.run', actor: 'api:config' });
+    expect({ ...audit, detail: typeof audit?.detail === 'string' ? JSON.parse(audit.detail) : audit?.detail }).toEqual({
+      action: 'sync.run',
+      actor: 'api:config',
+      actor_kind: 'api_key',
+      detail: expect.objectContaining({ status: 'succeeded', counts: expect.objectContaining({ created: 1 }) }),
+    });
   });
 
   it('lists runs newest first, with limit', async () => {

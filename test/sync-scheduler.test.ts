@@ -88,6 +88,25 @@ describe('sync scheduler', () => {
       triggeredBy: 'cron',
       counts: expect.objectContaining({ created: 250 }),
     });
+    // One summarised audit row for the run, by the scheduler.
+    const audit = await env.deps.db.many<{ actor: string; actor_kind: string; outcome: string; detail: unknown }>(
+      "SELECT actor, actor_kind, outcome, detail FROM postern_audit WHERE action = 'sync.run' AND target = ?",
+      [`sync_run:${recorded[0]?.id}`],
+    );
+    expect(
+      audit.map((row) => ({ ...row, detail: typeof row.detail === 'string' ? JSON.parse(row.detail) : row.detail })),
+    ).toEqual([
+      {
+        actor: 'scheduler',
+        actor_kind: 'system',
+        outcome: 'success',
+        detail: expect.objectContaining({
+          status: 'succeeded',
+          counts: expect.objectContaining({ created: 250 }),
+          errors: 0,
+        }),
+      },
+    ]);
   });
 
   it('runs again once sync_interval minutes have passed, on whichever replica ticks first', async () => {

@@ -1,6 +1,7 @@
 // The Keycloak sync as a cron job: at each tick (schedule.ts: every minute, mailcow's Ofelia
 // schedule for its sync crons) each replica asks runSync whether a sync is due; the Redis lock
 // and the interval check under it make one replica run it once per sync_interval.
+import { auditSyncRun, SCHEDULER_ACTOR } from '../audit/sync-audit.js';
 import type { Logger } from '../log.js';
 import { type RunSyncOptions, type RunSyncResult, runSync, type SyncDeps } from '../sync/run-sync.js';
 import { startCronJob } from './cron-job.js';
@@ -39,9 +40,12 @@ export function startSyncScheduler(deps: SyncDeps, options: SyncSchedulerOptions
         signal,
         ...(options.lockTtlMs ? { lockTtlMs: options.lockTtlMs } : {}),
       });
-      if (result.state === 'ran')
+      if (result.state === 'ran') {
         log.info({ runId: result.report.runId, status: result.report.status }, 'scheduled sync ran');
-      else log.debug({ state: result.state }, 'scheduled sync skipped');
+        await auditSyncRun(deps.db, { actor: SCHEDULER_ACTOR, report: result.report }).catch((error: unknown) =>
+          log.warn({ err: error }, 'audit write failed'),
+        );
+      } else log.debug({ state: result.state }, 'scheduled sync skipped');
       return result;
     },
   });

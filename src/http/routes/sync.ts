@@ -2,9 +2,9 @@
 // run with its actions. Guarded by requireAdmin; a run respects the cross-replica lock (409).
 import { Hono } from 'hono';
 import { z } from 'zod';
+import { auditSyncRun } from '../../audit/sync-audit.js';
 import type { Deps } from '../../deps.js';
 import { AppError } from '../../errors.js';
-import { recordAudit } from '../../storage/audit.js';
 import { getSyncRun, listSyncRuns, type SyncRun, type SyncRunSummary } from '../../storage/sync-runs.js';
 import type { SyncReport } from '../../sync/apply-sync.js';
 import { type RunSyncOptions, type RunSyncResult, runSync } from '../../sync/run-sync.js';
@@ -95,14 +95,10 @@ export function launchSyncRun(
     onStarted,
     signal: deps.background.signal,
   }).then(async (result) => {
-    if (result.state === 'ran' && !result.report.dryRun) {
-      await recordAudit(deps.db, {
-        actor: origin.actor,
-        action: 'sync.run',
-        target: `sync_run:${result.report.runId}`,
-        detail: { status: result.report.status },
-        ...(origin.ip ? { ip: origin.ip } : {}),
-      }).catch((error: unknown) => deps.log.warn({ err: error }, 'audit write failed'));
+    if (result.state === 'ran') {
+      await auditSyncRun(deps.db, { actor: origin.actor, ip: origin.ip, report: result.report }).catch(
+        (error: unknown) => deps.log.warn({ err: error }, 'audit write failed'),
+      );
     }
     return result;
   });
