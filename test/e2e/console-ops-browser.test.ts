@@ -198,4 +198,15 @@ describe('the console operations pages in Chromium', () => {
     await Promise.all([page.waitForURL(/identity_provider/), page.click('#audit-filter button[type=submit]')]);
     expect(await page.$$eval('#audit tbody tr[data-audit]', (rows) => rows.length)).toBe(3);
   });
+
+  it('shows the dashboard: login charts, health, bans and the last sync run', async () => {
+    await postern.deps.db.execute(
+      "REPLACE INTO sasl_log (service, app_password, username, real_rip, datetime) VALUES ('imap', 0, 'ada@example.org', '192.0.2.4', NOW() - INTERVAL 2 HOUR), ('smtp', 0, 'ada@example.org', '192.0.2.4', NOW() - INTERVAL 1 DAY)",
+    );
+    await page.click('a[href="/admin"]');
+    expect(await page.$$eval('#health dd[data-health="ok"]', (items) => items.length)).toBe(3);
+    expect(await page.textContent('#dash-last-run')).toContain('(dry run): succeeded');
+    expect(await page.$$eval('#logins-7d rect', (bars) => bars.length)).toBe(2);
+    await checkPage('console-dashboard');
+  });
 });
