@@ -137,7 +137,9 @@ export async function countSaslLogins(
 ): Promise<{ now: string; buckets: SaslLoginBucket[] }> {
   const format = input.unit === 'hour' ? '%Y-%m-%d %H:00:00' : '%Y-%m-%d 00:00:00';
   const domains = input.domains ?? [];
-  const scoped = input.domains ? `AND SUBSTRING_INDEX(username, '@', -1) IN (${domains.map(() => '?').join(',') || "''"})` : '';
+  const scoped = input.domains
+    ? `AND SUBSTRING_INDEX(username, '@', -1) IN (${domains.map(() => '?').join(',') || "''"})`
+    : '';
   const rows = await db.many<{ service: string; bucket: string; logins: number }>(
     `SELECT service, DATE_FORMAT(datetime, '${format}') AS bucket, COUNT(*) AS logins FROM sasl_log
      WHERE datetime >= NOW() - INTERVAL ? HOUR ${scoped} GROUP BY service, bucket ORDER BY bucket, service`,
