@@ -251,9 +251,7 @@ export async function updateDomain(
       return fail('forbidden', `a domain admin changes only the description (not ${others.join(', ')})`);
   }
   const outcome = await deps.db.transaction(async (tx) => {
-    const current = name
-      ? await tx.one<{ domain: string }>('SELECT domain FROM domain WHERE domain = ? FOR UPDATE', [name])
-      : undefined;
+    const current = name ? await store.lockDomain(tx, name) : false;
     const record = current ? await store.findDomain(tx, name) : undefined;
     if (!record) return fail('not_found', `no domain ${name || raw}`);
     const before = fieldsOf(record);
@@ -285,9 +283,7 @@ export async function deleteDomain(deps: DomainDeps, by: ChangeBy, raw: string):
   const denied = superadminOnly(by.actor);
   if (denied) return denied;
   return deps.db.transaction(async (tx) => {
-    const record = name
-      ? await tx.one<{ domain: string }>('SELECT domain FROM domain WHERE domain = ? FOR UPDATE', [name])
-      : undefined;
+    const record = name ? await store.lockDomain(tx, name) : false;
     if (!record) return fail('not_found', `no domain ${name || raw}`);
     const mailboxes = await store.countDomainMailboxes(tx, name);
     if (mailboxes > 0) {

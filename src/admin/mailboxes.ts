@@ -11,7 +11,7 @@ import type { HashPool } from '../passwords/hash-pool.js';
 import { type AppPasswordRecord, deleteAppPassword, listAppPasswords } from '../storage/app-passwords.js';
 import { type AuditRow, changedFields, queryAudit, recordAudit } from '../storage/audit.js';
 import type { Db } from '../storage/db.js';
-import { domainUsage, findDomain } from '../storage/domains.js';
+import { domainUsage, findDomain, lockDomain } from '../storage/domains.js';
 import { readIdpRows } from '../storage/identity-provider.js';
 import {
   type AdminMailbox,
@@ -20,9 +20,11 @@ import {
   type LastLogin,
   lastLogins,
   listAdminMailboxes,
+  lockMailbox,
   type MailboxListRow,
   setMailboxAuthSource,
   setMailboxPassword,
+  setNewMailboxCredentials,
   updateMailboxFields,
 } from '../storage/mailbox-admin.js';
 import { findMailboxTemplateByName, listMailboxTemplates, type MailboxTemplate } from '../storage/templates.js';
@@ -187,7 +189,7 @@ export async function createMailbox(
   const outcome = await deps.db.transaction(async (tx) => {
     const domainRecord = await findDomain(tx, domain);
     if (!domainRecord) return fail('not_found', `no domain ${domain}`, 'domain');
-    await tx.one('SELECT domain FROM domain WHERE domain = ? FOR UPDATE', [domain]);
+    await lockDomain(tx, domain);
     const usage = await domainUsage(tx, domain);
     const quota = input.quota ?? domainRecord.defquota;
     if (quota === 0 && by.actor.role !== 'superadmin')
@@ -232,10 +234,7 @@ export async function createMailbox(
       );
     }
     const active = input.active ?? 1;
-    await tx.execute(
-      'UPDATE mailbox SET password = ?, quota = ?, active = ? WHERE username = ? AND BINARY username = ?',
-      [hash, quota * MIB, active, username, username],
-    );
+    await setNewMailboxCredentials(tx, username, { hash, quotaBytes: quota * MIB, active });
     await recordAudit(tx, {
       actor: by.auditActor,
       action: 'mailbox.create',
@@ -269,7 +268,7 @@ export async function updateMailbox(
   const outcome = await deps.db.transaction(async (tx) => {
     const current = await findAdminMailbox(tx, mailbox.username);
     if (!current) return fail('not_found', `no mailbox ${mailbox.username}`);
-    await tx.one('SELECT username FROM mailbox WHERE username = ? FOR UPDATE', [mailbox.username]);
+    await lockMailbox(tx, mailbox.username);
     const quotaMib = input.quota ?? Math.round(current.quota / MIB);
     if (input.quota !== undefined && input.quota !== Math.round(current.quota / MIB)) {
       if (input.quota === 0 && by.actor.role !== 'superadmin')

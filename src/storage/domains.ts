@@ -168,6 +168,12 @@ export async function isDomainNameTaken(db: Pick<Db, 'one'>, name: string): Prom
   return row !== undefined;
 }
 
+/** Locks the domain's row for the rest of the transaction; false when there is no such domain. */
+export async function lockDomain(tx: Pick<Tx, 'one'>, domain: string): Promise<boolean> {
+  const row = await tx.one<{ domain: string }>('SELECT domain FROM domain WHERE domain = ? FOR UPDATE', [domain]);
+  return row !== undefined;
+}
+
 export type DomainFields = Omit<DomainRecord, 'domain' | 'created'>;
 
 export async function insertDomain(db: Pick<Tx, 'execute'>, domain: string, fields: DomainFields): Promise<void> {

@@ -169,6 +169,26 @@ export async function updateMailboxFields(
 }
 
 /** A new local `{SCHEME}hash`. */
+/** Locks the mailbox's row for the rest of the transaction; false when there is no such mailbox. */
+export async function lockMailbox(tx: Pick<Tx, 'one'>, username: string): Promise<boolean> {
+  const row = await tx.one<{ username: string }>('SELECT username FROM mailbox WHERE username = ? FOR UPDATE', [
+    username,
+  ]);
+  return row !== undefined;
+}
+
+/** The password, quota (bytes) and state a new mailbox gets after its template made the rows. */
+export async function setNewMailboxCredentials(
+  tx: Pick<Tx, 'execute'>,
+  username: string,
+  fields: { hash: string; quotaBytes: number; active: number },
+): Promise<void> {
+  await tx.execute(
+    'UPDATE mailbox SET password = ?, quota = ?, active = ? WHERE username = ? AND BINARY username = ?',
+    [fields.hash, fields.quotaBytes, fields.active, username, username],
+  );
+}
+
 export async function setMailboxPassword(db: Pick<Tx, 'execute'>, username: string, hash: string): Promise<boolean> {
   const { affectedRows } = await db.execute(
     'UPDATE mailbox SET password = ?, modified = NOW() WHERE username = ? AND BINARY username = ?',
