@@ -1,6 +1,8 @@
 // Console pages for domains and alias domains: /admin/domains (list, search, paging, alias
 // domains), /admin/domains/new, /admin/domains/:domain (edit, usage, its alias domains, delete
 // with confirmation). The same use-cases as /api/v1/domains (src/admin/domains.ts).
+// Long (~540 lines) because each page's handler sits beside its markup; the rules are in
+// src/admin/domains.ts, so this file holds only reading forms and rendering.
 import { type Context, Hono } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { z } from 'zod';

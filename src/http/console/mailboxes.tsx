@@ -2,6 +2,8 @@
 // per page, keyset-paged), /admin/mailboxes/new, /admin/mailboxes/:username (edit, password,
 // auth source, app passwords, last logins, audit entries) and delete with confirmation. The same
 // use-cases as /api/v1/mailboxes (src/admin/mailboxes.ts).
+// Long (~560 lines) because each page's handler sits beside its markup; the rules are in
+// src/admin/mailboxes.ts, so this file holds only reading forms and rendering.
 import { type Context, Hono } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { listDomainsFor } from '../../admin/domains.js';

@@ -4,6 +4,8 @@
 // enrolment page, before the bare password stops opening mail apps). A sign-in that is half done
 // lives in its own short-lived cookie; the portal session starts only once it is complete.
 // Decisions live in src/login/portal-two-factor.ts and src/admin/two-factor.ts.
+// Long (~330 lines) because the half-done sign-in cookie ties these routes together; each
+// route is thin and the decisions live in the two files named above.
 import { timingSafeEqual } from 'node:crypto';
 import { type Context, Hono } from 'hono';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';

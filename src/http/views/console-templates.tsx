@@ -1,5 +1,6 @@
 // The templates page: the mailbox templates (list, editor), and for superadmins the attribute →
 // template mapping as an ordered table with its preview and the dry-run count.
+// Long (~310 lines): markup only (template editor, mapping table, preview), no decisions.
 import type { MappingPreview, MappingRow } from '../../admin/mapping-preview.js';
 import type { MailboxTemplate } from '../../storage/templates.js';
 import type { ConsoleView } from '../console/context.js';
