@@ -3,7 +3,7 @@
 // mail-login.test.ts tests the decision alone (fakes of the login data and the verifier, no
 // limiter); test/passdb.test.ts tests it behind the endpoint over real MySQL and Redis.
 //
-// Why one file of ~315 lines: the decision reads top to bottom in the order it runs (service,
+// Why one file of ~350 lines: the decision reads top to bottom in the order it runs (service,
 // login data, limiter, webmail secret, SSO password, candidates, hashes, 2FA, refusals), with the
 // request, outcome and deps types its callers share; what stands alone already lives elsewhere
 // (services.ts, login-data.ts, sogo-sso-password.ts, passwords/).

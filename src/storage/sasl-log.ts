@@ -118,3 +118,37 @@ export function createSaslLogWriter(
 function keyOf(entry: SaslLogEntry): string {
   return `${entry.service}\u0000${entry.realRip}\u0000${entry.username}`;
 }
+
+export interface SaslLoginBucket {
+  service: string;
+  /** Start of the hour (or day), UTC, `YYYY-MM-DD HH:00:00`. */
+  bucket: string;
+  logins: number;
+}
+
+/**
+ * Last logins per service and hour (`unit` hour) or day since `since`, from sasl_log (one row per
+ * service, client IP and user: a pair that logs in again moves to its latest hour). Domain
+ * admins pass their domains. Uses the datetime index.
+ */
+export async function countSaslLogins(
+  db: Pick<Db, 'many'>,
+  input: { hours: number; unit: 'hour' | 'day'; domains?: readonly string[] | undefined },
+): Promise<{ now: string; buckets: SaslLoginBucket[] }> {
+  const format = input.unit === 'hour' ? '%Y-%m-%d %H:00:00' : '%Y-%m-%d 00:00:00';
+  const domains = input.domains ?? [];
+  const scoped = input.domains
+    ? `AND SUBSTRING_INDEX(username, '@', -1) IN (${domains.map(() => '?').join(',') || "''"})`
+    : '';
+  const rows = await db.many<{ service: string; bucket: string; logins: number }>(
+    `SELECT service, DATE_FORMAT(datetime, '${format}') AS bucket, COUNT(*) AS logins FROM sasl_log
+     WHERE datetime >= NOW() - INTERVAL ? HOUR ${scoped} GROUP BY service, bucket ORDER BY bucket, service`,
+    [input.hours, ...domains],
+  );
+  // The database's clock and zone name the buckets, so the caller's clock cannot skew them.
+  const [now] = await db.many<{ now: string }>(`SELECT DATE_FORMAT(NOW(), '${format}') AS now`);
+  return {
+    now: String(now?.now),
+    buckets: rows.map((row) => ({ service: row.service, bucket: String(row.bucket), logins: Number(row.logins) })),
+  };
+}

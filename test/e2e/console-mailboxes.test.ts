@@ -3,6 +3,7 @@
 // count limits, keyset paging and search, edit/disable/password/auth source, app passwords, last
 // logins from sasl_log, delete (rows only; the maildir is Dovecot's), and the ACL on the object.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { insertMailboxTemplate } from '../../src/storage/templates.js';
 import { startTestPostern, type TestPostern } from '../support/env.js';
 import { seedAppPassword, seedDomain, seedMailbox } from '../support/seed.js';
 import { consoleClient, seedAdminAccount } from './console-client.js';
@@ -248,6 +249,34 @@ describe('mailbox pages', () => {
     // No quota typed: the domain's default quota of a new mailbox (defquota, 512 MiB here).
     expect(page.text).toContain('name="quota" value="512"');
     expect(page.text).toContain('<legend>Protocols this mailbox may use</legend>');
+  });
+
+  it('offers the mailbox templates and creates the mailbox from the chosen one', async () => {
+    const { db } = postern.deps;
+    await insertMailboxTemplate(db, 'Default', { quota: 0, imap_access: 1, pop3_access: 1 });
+    await insertMailboxTemplate(db, 'No POP', { imap_access: 1, pop3_access: 0, acl_app_passwds: 0 });
+    // desk.example holds its 3 mailboxes by now; make room for one more.
+    expect((await root.api('PATCH', '/domains/desk.example', { mailboxes: 4 })).status).toBe(200);
+    const form = await desk.request('GET', '/admin/mailboxes/new');
+    expect(form.text).toContain('<label for="f-template">');
+    expect(form.text).toContain('<option value="No POP">No POP</option>');
+    const created = await desk.post('/admin/mailboxes', {
+      local_part: 'dana',
+      domain: 'desk.example',
+      password: 'dana password 1',
+      password2: 'dana password 1',
+      template: 'No POP',
+    });
+    expect(created.status).toBe(303);
+    const row = await db.one<{ attributes: unknown }>(
+      "SELECT attributes FROM mailbox WHERE username = 'dana@desk.example'",
+    );
+    const attributes = typeof row?.attributes === 'string' ? JSON.parse(row.attributes) : row?.attributes;
+    expect(attributes).toMatchObject({ imap_access: '1', pop3_access: '0' });
+    expect(await db.one("SELECT app_passwds FROM user_acl WHERE username = 'dana@desk.example'")).toEqual({
+      app_passwds: 0,
+    });
+    expect((await desk.api('DELETE', '/mailboxes/dana@desk.example')).status).toBe(200);
   });
 
   it('lists mailboxes, 404s another domain’s mailbox page, revokes an app password, deletes after confirmation', async () => {

@@ -507,3 +507,40 @@ describe('audit page', () => {
     expect((await root.get('/admin/audit?action=test.scope')).text).toContain('two@other.example');
   });
 });
+
+describe('dashboard', () => {
+  it('charts logins per service from sasl_log and shows bans, the last sync run and health to a superadmin', async () => {
+    const { db } = postern.deps;
+    for (const [service, username, ip, hoursAgo] of [
+      ['imap', 'one@example.org', '192.0.2.1', 1],
+      ['imap', 'two@example.org', '192.0.2.2', 3],
+      ['smtp', 'one@example.org', '192.0.2.1', 30],
+      ['imap', 'x@other.example', '192.0.2.9', 2],
+    ] as const) {
+      await db.execute(
+        'REPLACE INTO sasl_log (service, app_password, username, real_rip, datetime) VALUES (?, 0, ?, ?, NOW() - INTERVAL ? HOUR)',
+        [service, username, ip, hoursAgo],
+      );
+    }
+    const page = await root.get('/admin');
+    expect(page.status).toBe(200);
+    expect(page.text).toContain('<figure id="logins-24h">');
+    expect(page.text).toMatch(/aria-label="Last 24 hours, by hour: 3 logins"/);
+    expect(page.text).toMatch(/aria-label="Last 7 days, by day: 4 logins"/);
+    expect(page.text.match(/<rect /g)?.length).toBeGreaterThanOrEqual(4);
+    for (const name of ['MySQL', 'Redis', 'Identity provider']) {
+      expect(page.text).toMatch(new RegExp(`<dt>${name}</dt><dd data-health="ok">`));
+    }
+    expect(page.text).toContain('discovery answers');
+    expect(page.text).toMatch(/<p id="dash-bans">\d+ \(/);
+    expect(page.text).toMatch(/<p id="dash-last-run"><a href="\/admin\/sync\/runs\/\d+">/);
+  });
+
+  it('shows a domain admin only its domains’ logins, without bans, sync or health', async () => {
+    const page = await desk.get('/admin');
+    expect(page.text).toMatch(/aria-label="Last 24 hours, by hour: 2 logins"/);
+    expect(page.text).toMatch(/aria-label="Last 7 days, by day: 3 logins"/);
+    expect(page.text).not.toContain('id="health"');
+    expect(page.text).not.toContain('id="dash-bans"');
+  });
+});

@@ -175,7 +175,7 @@ function AliasDomainForm(props: {
           </select>
         </div>
       )}
-      <Checkbox name="active" label="Active" checked={true} />
+      <Checkbox name="active" id="f-alias-active" label="Active" checked={true} />
       <div class="actions">
         <button type="submit">Add alias domain</button>
       </div>

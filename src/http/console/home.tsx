@@ -1,13 +1,15 @@
 // GET /admin: the console's landing page. The signed-in admin's account (role, domains, second
 // factor, a reset notice) in the console frame; the dashboard's figures join it here.
 import { Hono } from 'hono';
+import { loadDashboard } from '../../admin/dashboard.js';
 import { acknowledgeTwoFactorReset } from '../../admin/two-factor-reset.js';
 import type { Deps } from '../../deps.js';
 import { findActiveTotp } from '../../storage/two-factor.js';
 import { clientIp } from '../client-ip.js';
+import { DashboardFigures } from '../views/console-dashboard.js';
 import { renderPage } from './page.js';
 
-export function createConsoleHome(deps: Pick<Deps, 'db'>) {
+export function createConsoleHome(deps: Pick<Deps, 'db' | 'redis' | 'limiter' | 'secretBox' | 'config'>) {
   const app = new Hono();
   app.get('/', async (c) => {
     const view = c.get('console');
@@ -15,6 +17,10 @@ export function createConsoleHome(deps: Pick<Deps, 'db'>) {
     // Shown once: the notice then counts as given (audited as tfa.reset.notified).
     const ip = clientIp(c);
     const wasReset = await acknowledgeTwoFactorReset(deps.db, { username: view.username, ...(ip ? { ip } : {}) });
+    const dashboard = await loadDashboard(
+      { ...deps, timeoutMs: Math.min(deps.config.idpTimeoutMs, 2_000) },
+      { superadmin: view.actor.role === 'superadmin', domains: view.actor.domains },
+    );
     return renderPage(
       c,
       { title: 'Dashboard', section: '/admin' },
@@ -41,6 +47,7 @@ export function createConsoleHome(deps: Pick<Deps, 'db'>) {
             <dd>{hasTotp ? 'on' : <a href="/admin/tfa/enrol">set up</a>}</dd>
           </dl>
         </section>
+        <DashboardFigures dashboard={dashboard} />
       </>,
     );
   });

@@ -23,6 +23,7 @@ import {
 } from '../../admin/mailboxes.js';
 import type { Deps } from '../../deps.js';
 import { APP_PASSWORD_PROTOCOLS } from '../../storage/app-passwords.js';
+import { listMailboxTemplates } from '../../storage/templates.js';
 import { changeBy, denialError, unwrap } from '../routes/admin-outcome.js';
 import { Checkbox, CsrfForm, Field, FormErrors, Select } from '../views/console-layout.js';
 import { checked } from './context.js';
@@ -159,6 +160,7 @@ export function createConsoleMailboxPages(deps: Pick<Deps, 'db' | 'hashPool' | '
   const newPage = async (c: Context, values: Record<string, string>, errors?: Record<string, string>) => {
     const view = c.get('console');
     const domains = await listDomainsFor(deps, view.actor, { limit: 500 });
+    const templates = await listMailboxTemplates(deps.db);
     return renderPage(
       c,
       { title: 'New mailbox', section: SECTION, status: errors ? 400 : 200 },
@@ -206,6 +208,15 @@ export function createConsoleMailboxPages(deps: Pick<Deps, 'db' | 'hashPool' | '
             value={values.quota}
             error={errors?.quota}
           />
+          {templates.length > 1 ? (
+            <Select
+              name="template"
+              label="Mailbox template (protocols, ACLs, attributes)"
+              value={values.template ?? templates[0]?.name ?? ''}
+              options={templates.map((template) => ({ value: template.name, label: template.name }))}
+              error={errors?.template}
+            />
+          ) : null}
           <div class="actions">
             <button type="submit">Create mailbox</button>
             <a class="button secondary" href="/admin/mailboxes">
@@ -222,7 +233,13 @@ export function createConsoleMailboxPages(deps: Pick<Deps, 'db' | 'hashPool' | '
   app.post('/mailboxes', async (c) => {
     const raw = await c.req.parseBody();
     const text = (key: string) => (typeof raw[key] === 'string' ? (raw[key] as string) : '');
-    const echo = { local_part: text('local_part'), domain: text('domain'), name: text('name'), quota: text('quota') };
+    const echo = {
+      local_part: text('local_part'),
+      domain: text('domain'),
+      name: text('name'),
+      quota: text('quota'),
+      template: text('template'),
+    };
     if (text('password') !== text('password2')) {
       return newPage(c, echo, { password2: 'The two passwords differ.' });
     }
@@ -232,6 +249,7 @@ export function createConsoleMailboxPages(deps: Pick<Deps, 'db' | 'hashPool' | '
       name: text('name'),
       password: text('password'),
       ...(text('quota') !== '' ? { quota: text('quota') } : {}),
+      ...(text('template') !== '' ? { template: text('template') } : {}),
     });
     if (!parsed.success) {
       const errors: Record<string, string> = {};

@@ -51,6 +51,7 @@ export function ConsoleLayout(props: {
         <meta name="viewport" content="width=device-width, initial-scale=1" />
         {/* See layout.tsx: same-origin referrers keep the Origin of form posts for the CSRF check. */}
         <meta name="referrer" content="same-origin" />
+        <link rel="icon" href="data:," />
         <title>{props.title} · postern admin</title>
         <style>{baseCss + consoleCss}</style>
       </head>
@@ -168,8 +169,15 @@ export function Field(props: {
 }
 
 /** A labelled checkbox; unchecked boxes send nothing, so readers treat absence as "off". */
-export function Checkbox(props: { name: string; label: string; checked: boolean; value?: string }) {
-  const id = `f-${props.name}`;
+export function Checkbox(props: {
+  name: string;
+  label: string;
+  checked: boolean;
+  value?: string;
+  /** Needed when two forms of one page have a field of the same name (ids must be unique). */
+  id?: string;
+}) {
+  const id = props.id ?? `f-${props.name}`;
   return (
     <label class="check" for={id}>
       <input type="checkbox" id={id} name={props.name} value={props.value ?? '1'} checked={props.checked} />

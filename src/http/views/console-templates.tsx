@@ -170,12 +170,16 @@ function MappingTable(props: {
       </CsrfForm>
       <CsrfForm view={view} action="/admin/templates/mapping" class="toolbar" id="mapping-default">
         <input type="hidden" name="op" value="default" />
-        <Select
-          name="template"
-          label="Default template (new mailboxes without a match)"
-          value={mapping.defaultTemplate}
-          options={[{ value: '', label: '(none: no mailbox is created)' }, ...props.names]}
-        />
+        <div class="field">
+          <label for="f-default-template">Default template (new mailboxes without a match)</label>
+          <select id="f-default-template" name="template">
+            {[{ value: '', label: '(none: no mailbox is created)' }, ...props.names].map((option) => (
+              <option value={option.value} selected={option.value === mapping.defaultTemplate}>
+                {option.label}
+              </option>
+            ))}
+          </select>
+        </div>
         <button type="submit" class="secondary">
           Set default
         </button>
@@ -189,13 +193,14 @@ function MappingTable(props: {
         id="mapping-preview"
         aria-labelledby="preview-heading"
       >
-        <Field name="value" label="Attribute value" value={mapping.preview?.input} type="search" />
-        <Field
-          name="sample_user"
-          label="or a sample IdP user (email)"
-          value={mapping.preview?.sampleUser}
-          type="search"
-        />
+        <div class="field">
+          <label for="p-value">Attribute value</label>
+          <input type="search" id="p-value" name="value" value={mapping.preview?.input} />
+        </div>
+        <div class="field">
+          <label for="p-sample-user">or a sample IdP user (email)</label>
+          <input type="search" id="p-sample-user" name="sample_user" value={mapping.preview?.sampleUser} />
+        </div>
         <button type="submit">Preview</button>
       </form>
       {mapping.preview ? <PreviewResult preview={mapping.preview} /> : null}

@@ -39,6 +39,8 @@ export function Layout(props: { title: string; children?: Child }) {
         {/* The web app's secureHeaders sends Referrer-Policy: no-referrer, under which browsers send
             `Origin: null` with form POSTs; our CSRF check needs the real Origin of same-origin posts. */}
         <meta name="referrer" content="same-origin" />
+        {/* No favicon: an empty one keeps browsers from asking for /favicon.ico (a 404 each page). */}
+        <link rel="icon" href="data:," />
         <title>{props.title} · postern</title>
         <style>{css}</style>
       </head>
