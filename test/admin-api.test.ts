@@ -267,6 +267,10 @@ describe('identity provider settings', () => {
     const entries = await auditRows('identity_provider.update');
     const detail = fromJson(entries.at(-1)?.detail);
     expect(detail).toMatchObject({ client_secret: 'kept', changed: ['import_users'] });
+    expect([fromJson(entries.at(-1)?.before_values), fromJson(entries.at(-1)?.after_values)]).toEqual([
+      { import_users: '' },
+      { import_users: '1' },
+    ]);
   });
 
   it.each([
@@ -528,6 +532,7 @@ describe('mailbox templates', () => {
     });
     const [entry] = await auditRows('template.create');
     expect(entry).toMatchObject({ actor: 'api:config', target: `template:${staffId}` });
+    expect(fromJson(entry?.after_values)).toMatchObject({ name: 'staff', quota: 2147483648, imap_access: 0 });
   });
 
   it.each([
@@ -591,6 +596,11 @@ describe('mailbox templates', () => {
       attributes: { imap_access: 1, pop3_access: 0, quota: 1000, active: 2 },
     });
     expect((await api('GET', `/templates/${staffId}`)).body.name).toBe('staff-2');
+    const [entry] = await auditRows('template.update');
+    expect([fromJson(entry?.before_values), fromJson(entry?.after_values)]).toEqual([
+      { name: 'staff', imap_access: 0, quota: 2048 * 1024 * 1024 },
+      { name: 'staff-2', imap_access: 1, quota: 1000 },
+    ]);
   });
 
   it.each([

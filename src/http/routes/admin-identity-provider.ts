@@ -103,7 +103,13 @@ export async function saveIdentityProvider(deps: IdpDeps, body: unknown, origin:
   }
   const detail = describeChanges(stored, settings, deps.secretBox);
   await saveIdpSettings(deps.db, settings, deps.secretBox);
-  await recordAudit(deps.db, { ...origin, action: 'identity_provider.update', target: 'identity_provider', detail });
+  await recordAudit(deps.db, {
+    ...origin,
+    action: 'identity_provider.update',
+    target: 'identity_provider',
+    detail,
+    ...changedSettings(stored, settings, detail.changed),
+  });
 }
 
 /** The test connection on (unsaved) settings, as POST /test and the console run it. */
@@ -228,6 +234,15 @@ function describeChanges(stored: Record<string, string>, settings: IdpSettings, 
     secretChanged = true;
   }
   return { authsource: settings.authsource, changed, client_secret: secretChanged ? 'replaced' : 'kept' };
+}
+
+/** The changed settings' row values before and after (never the client secret: only whether it changed). */
+function changedSettings(stored: Record<string, string>, settings: IdpSettings, changed: readonly string[]) {
+  const values = settings as unknown as Record<string, unknown>;
+  return {
+    before: Object.fromEntries(changed.map((key) => [key, stored[key] ?? null])),
+    after: Object.fromEntries(changed.map((key) => [key, encodeValue(values[key])])),
+  };
 }
 
 /** mailcow's row encoding, for comparison only (saveIdpSettings writes the rows). */

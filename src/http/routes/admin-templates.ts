@@ -6,7 +6,7 @@ import { Hono } from 'hono';
 import { z } from 'zod';
 import type { Deps } from '../../deps.js';
 import { AppError } from '../../errors.js';
-import { recordAudit } from '../../storage/audit.js';
+import { changedFields, recordAudit } from '../../storage/audit.js';
 import { readIdpRows } from '../../storage/mailbox-admin.js';
 import { DEFAULT_MAILBOX_TEMPLATE_ATTRIBUTES } from '../../storage/migrations/0001-mailcow-core.js';
 import {
@@ -140,6 +140,7 @@ export async function createTemplate(deps: TemplateDeps, input: unknown, origin:
       action: 'template.create',
       target: `template:${insertId}`,
       detail: { name: body.name, attributes: Object.keys(body.attributes) },
+      after: { name: body.name, ...attributes },
     });
     return insertId;
   });
@@ -177,6 +178,11 @@ export async function updateTemplate(
         ...(renamed ? { renamed_from: template.name } : {}),
         attributes: Object.keys(body.attributes ?? {}),
       },
+      // Only the fields this change really changed, with their values before and after.
+      ...changedFields(
+        { name: template.name, ...template.attributes },
+        { name: renamed ? body.name : template.name, ...(attributes ?? template.attributes) },
+      ),
     });
   });
   return template.id;
@@ -196,6 +202,7 @@ export async function deleteTemplate(deps: TemplateDeps, rawId: string, origin: 
       action: 'template.delete',
       target: `template:${template.id}`,
       detail: { name: template.name },
+      before: { name: template.name, ...template.attributes },
     });
   });
 }
