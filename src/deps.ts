@@ -4,6 +4,7 @@ import { createAdminLoginLimiter } from './admin/admin-sign-in.js';
 import { type AuditWriter, createAuditWriter } from './audit/audit-writer.js';
 import { type BackgroundWork, createBackgroundWork } from './background.js';
 import { keys } from './cache/keys.js';
+import { createLoginStats, type LoginStats } from './cache/login-stats.js';
 import { createRedis, type Redis, redisTargetOf } from './cache/redis.js';
 import { loadSharedSecret } from './cache/shared-secret.js';
 import { createCachingVerifier } from './cache/verified-credentials.js';
@@ -14,6 +15,7 @@ import { createCachedLoginData, createDirectLoginData, type LoginDataSource } fr
 import type { WebmailSecretChecker } from './login/mail-login.js';
 import { createPasswordLogin, createWebLoginLimiter, type PasswordLogin } from './login/password-login.js';
 import { createPortalCodeLimiter } from './login/portal-two-factor.js';
+import { KNOWN_SERVICES } from './login/services.js';
 import { createSogoHandoff, type SogoHandoff } from './login/sogo-handoff.js';
 import { createSogoSsoPasswordChecker, type SogoSsoPasswordChecker } from './login/sogo-sso-password.js';
 import { createSsoLogin, type SsoLogin } from './login/sso-login.js';
@@ -44,6 +46,8 @@ export interface Deps {
   saslLog: SaslLogWriter;
   /** Audit entries written off the request path (refused mail logins, bans, refused keys). */
   auditWriter: AuditWriter;
+  /** Hourly counts of refused mail logins and bans in Redis, for the dashboard; never awaited. */
+  loginStats: LoginStats;
   sources: SourceRegistry;
   secretBox: SecretBox;
   metrics: Metrics;
@@ -121,6 +125,8 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
       redisDown = false;
     });
     closers.push(async () => redis.disconnect());
+    const loginStats = createLoginStats({ redis, prefix: config.redisPrefix, services: KNOWN_SERVICES, log });
+    closers.push(() => loginStats.close());
 
     const hashPool = createHashPool({
       threads: config.hashThreads ?? 1,
@@ -160,6 +166,7 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
       log,
       onBan: (scope, subject) => {
         metrics.bans.inc({ scope });
+        loginStats.recordBan();
         auditWriter.record({
           actor: { kind: 'system', name: 'rate-limiter' },
           action: 'ban.place',
@@ -195,6 +202,7 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
       loginData,
       saslLog,
       auditWriter,
+      loginStats,
       sources: createSourceRegistry({ keycloak: createKeycloakPasswordSource({ db, secretBox, config, log }) }),
       secretBox,
       metrics,

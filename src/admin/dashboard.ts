@@ -1,8 +1,11 @@
 // The console dashboard's figures: last logins per service over 24 hours (by hour) and 7 days
 // (by day) from mailcow's sasl_log (a domain admin: its domains only), and for superadmins the
-// current bans, the last sync run and the health of MySQL, Redis and the IdP. Faults of one
+// refused mail logins per service and bans placed (postern's hourly counters in Redis, shared by
+// the replicas; global across domains, so superadmins only), the current bans, the last sync run and the health of MySQL, Redis and the IdP. Faults of one
 // source become "unavailable" for that figure; they never fail the page.
+import { readHourlyStats, statsServices } from '../cache/login-stats.js';
 import type { Redis } from '../cache/redis.js';
+import { KNOWN_SERVICES } from '../login/services.js';
 import type { RateLimiter } from '../rate-limit/limiter.js';
 import type { Ban } from '../rate-limit/store.js';
 import { idpFetch } from '../sources/idp-fetch.js';
@@ -24,6 +27,8 @@ export type Health = { ok: true; detail: string } | { ok: false; detail: string 
 export interface Dashboard {
   day: LoginSeries | undefined;
   week: LoginSeries | undefined;
+  /** Refused mail logins per service and bans placed, every domain's (superadmins only). */
+  refusals?: { day: LoginSeries; week: LoginSeries; bansDay: LoginSeries; bansWeek: LoginSeries } | undefined;
   bans?: Ban[] | undefined;
   lastRun?: SyncRunSummary | null | undefined;
   health?: { mysql: Health; redis: Health; idp: Health };
@@ -32,6 +37,8 @@ export interface Dashboard {
 export interface DashboardDeps {
   db: Db;
   redis: Redis;
+  /** The Redis key prefix of postern's counters. */
+  prefix: string;
   limiter: Pick<RateLimiter, 'listBans'>;
   secretBox: SecretBox;
   timeoutMs: number;
@@ -47,7 +54,8 @@ export async function loadDashboard(
     series(deps.db, 7 * 24, 'day', domains).catch(() => undefined),
   ]);
   if (!viewer.superadmin) return { day, week };
-  const [bans, runs, mysql, redis, idp] = await Promise.all([
+  const [refusals, bans, runs, mysql, redis, idp] = await Promise.all([
+    refusalSeries(deps).catch(() => undefined),
     deps.limiter.listBans().catch(() => undefined),
     listSyncRuns(deps.db, 1).catch(() => undefined),
     check(() => deps.db.ping(), 'answers'),
@@ -56,7 +64,7 @@ export async function loadDashboard(
     }, 'answers'),
     idpHealth(deps),
   ]);
-  return { day, week, bans, lastRun: runs ? (runs[0] ?? null) : undefined, health: { mysql, redis, idp } };
+  return { day, week, refusals, bans, lastRun: runs ? (runs[0] ?? null) : undefined, health: { mysql, redis, idp } };
 }
 
 async function series(db: Db, hours: number, unit: 'hour' | 'day', domains: readonly string[] | undefined) {
@@ -71,6 +79,51 @@ async function series(db: Db, hours: number, unit: 'hour' | 'day', domains: read
     services[row.service] = counts;
   }
   return { buckets: labels, services };
+}
+
+/**
+ * The counters of the 7 UTC days ending today (at most 168 hours, one MGET): the last 24 hours by
+ * hour and the days as sums. Labelled in UTC, as the counters' keys are.
+ */
+async function refusalSeries(deps: DashboardDeps) {
+  const nowMs = Date.now();
+  const hoursToday = new Date(nowMs).getUTCHours() + 1;
+  const stats = await readHourlyStats(
+    deps.redis,
+    deps.prefix,
+    statsServices(KNOWN_SERVICES),
+    6 * 24 + hoursToday,
+    nowMs,
+  );
+  const nowLabel = `${new Date(nowMs).toISOString().slice(0, 13).replace('T', ' ')}:00`;
+  const hourLabels = bucketLabels(nowLabel, 24, 'hour');
+  const dayNames = bucketLabels(nowLabel, 7, 'day');
+  // `yyyymmddhh` → `YYYY-MM-DD HH:00` and `YYYY-MM-DD`.
+  const asHour = (h: string) => `${h.slice(0, 4)}-${h.slice(4, 6)}-${h.slice(6, 8)} ${h.slice(8, 10)}:00`;
+  const bucketed = (counts: number[], labels: string[], unit: 'hour' | 'day') => {
+    const out = labels.map(() => 0);
+    stats.hours.forEach((hour, i) => {
+      const at = labels.indexOf(unit === 'hour' ? asHour(hour) : asHour(hour).slice(0, 10));
+      if (at >= 0) out[at] = (out[at] ?? 0) + (counts[i] ?? 0);
+    });
+    return out;
+  };
+  const perService = (labels: string[], unit: 'hour' | 'day'): LoginSeries => ({
+    buckets: labels,
+    services: Object.fromEntries(
+      Object.entries(stats.failures).map(([service, counts]) => [service, bucketed(counts, labels, unit)]),
+    ),
+  });
+  const bans = (labels: string[], unit: 'hour' | 'day'): LoginSeries => {
+    const counts = bucketed(stats.bans, labels, unit);
+    return { buckets: labels, services: counts.some((n) => n > 0) ? { bans: counts } : {} };
+  };
+  return {
+    day: perService(hourLabels, 'hour'),
+    week: perService(dayNames, 'day'),
+    bansDay: bans(hourLabels, 'hour'),
+    bansWeek: bans(dayNames, 'day'),
+  };
 }
 
 function label(bucket: string, unit: 'hour' | 'day') {

@@ -49,6 +49,10 @@ export const keys = {
   sogoWebmailSession: (ks: KeySpace, idDigest: string) => `${ks.prefix}sogo:webmail:${idDigest}`,
   /** Index from a webmail session's IMAP secret (hashed) to that session's id digest; same TTL as the session. */
   sogoImapSecret: (ks: KeySpace, secretDigest: string) => `${ks.prefix}sogo:imap:${secretDigest}`,
+  /** Refused mail logins of a service (a known one or `other`) in one UTC hour (`yyyymmddhh`): INCRBY; 8 days. */
+  statsFailures: (ks: KeySpace, service: string, hour: string) => `${ks.prefix}stats:fail:${service}:${hour}`,
+  /** Bans the limiter placed in one UTC hour (`yyyymmddhh`): INCRBY; 8 days. */
+  statsBans: (ks: KeySpace, hour: string) => `${ks.prefix}stats:ban:${hour}`,
   /**
    * Pub/sub channel (not a key) of ban changes, so every replica mirrors the bans in process:
    * JSON `{op: 'ban' | 'lift', scope, subject, expiresAtMs, ttlMs?}`, published with the change.

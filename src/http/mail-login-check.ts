@@ -2,9 +2,11 @@
 // internal listener and its fast path) and SOGo's DAV/EAS clients (/sogo/verify). Both get the
 // same limiter, webmail-secret and SOGo SSO checkers, refusal audit and metrics.
 import { createLoginRefusalAudit } from '../audit/login-refusals.js';
+import type { LoginStats } from '../cache/login-stats.js';
 import type { Deps } from '../deps.js';
 import {
   checkMailLogin,
+  type MailLoginDenial,
   type MailLoginDeps,
   type MailLoginOutcome,
   type MailLoginRequest,
@@ -24,11 +26,22 @@ export function mailLoginDepsOf(deps: Deps): ObservedMailLoginDeps {
     webmailSecrets: deps.webmailSecrets,
     ...(deps.sogoSso ? { sogoSso: deps.sogoSso } : {}),
     loginHashFloor: deps.config.loginHashFloor,
-    onDenial: createLoginRefusalAudit(deps.auditWriter),
+    onDenial: countedDenial(createLoginRefusalAudit(deps.auditWriter), deps.loginStats),
     observe: ({ service, source, outcome, seconds }) => {
       deps.metrics.observeAuth(service, source, outcome.result, seconds);
       if ('bannedScope' in outcome && outcome.bannedScope) deps.metrics.rateLimited.inc({ scope: outcome.bannedScope });
     },
+  };
+}
+
+/** Every refusal counts in the dashboard's hourly stats; the audit picks its own. Neither waits. */
+function countedDenial(
+  audit: (denial: MailLoginDenial) => void,
+  stats: Pick<LoginStats, 'recordFailure'>,
+): (denial: MailLoginDenial) => void {
+  return (denial) => {
+    stats.recordFailure(denial.service);
+    audit(denial);
   };
 }
 

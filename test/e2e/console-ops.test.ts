@@ -5,12 +5,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAdminAccount } from '../../src/admin/admin-accounts.js';
 import { createSyncProgressWriter, readSyncProgress } from '../../src/admin/sync-progress.js';
+import { readHourlyStats, statsServices } from '../../src/cache/login-stats.js';
+import { KNOWN_SERVICES } from '../../src/login/services.js';
 import { queryAudit, recordAudit, systemActor } from '../../src/storage/audit.js';
 import { startSyncRun } from '../../src/storage/sync-runs.js';
 import { findMailboxTemplateById } from '../../src/storage/templates.js';
 import { startTestPostern, type TestPostern } from '../support/env.js';
 import { type FakeKeycloak, startFakeKeycloak } from '../support/fake-keycloak.js';
-import { seedDomain } from '../support/seed.js';
+import { seedDomain, seedMailbox } from '../support/seed.js';
 
 const ORIGIN = 'https://admin.example.org';
 const ROOT_PASSWORD = 'console ops root passphrase';
@@ -546,8 +548,60 @@ describe('dashboard', () => {
     expect(page.text).toMatch(/<p id="dash-last-run"><a href="\/admin\/sync\/runs\/\d+">/);
   });
 
+  it('charts wrong-password logins through the passdb per service and the ban they lead to', async () => {
+    const total = (text: string, title: string, noun: string) =>
+      Number(new RegExp(`aria-label="${title}: (\\d+) ${noun}"`).exec(text)?.[1]);
+    const { db, hashPool } = postern.deps;
+    await seedMailbox(db, {
+      username: 'target@example.org',
+      passwordHash: await hashPool.hash('right pw', 'BLF-CRYPT'),
+    });
+    const before = (await root.get('/admin')).text;
+    for (const password of ['wrong-a', 'wrong-b', 'wrong-c']) {
+      const answer = await postern.passdb({
+        username: 'target@example.org',
+        password,
+        real_rip: '198.51.100.7',
+        service: 'imap',
+      });
+      expect(answer.body.result).toBe('password_mismatch');
+    }
+    // The third distinct wrong password banned the user (threshold 3): refused, and counted too.
+    const banned = await postern.passdb({
+      username: 'target@example.org',
+      password: 'wrong-d',
+      real_rip: '198.51.100.7',
+      service: 'pop3',
+    });
+    expect(banned.body.result).toBe('password_mismatch');
+    expect((await postern.deps.limiter.listBans()).some((ban) => ban.subject === 'target@example.org')).toBe(true);
+    await postern.deps.loginStats.flush();
+
+    const page = (await root.get('/admin')).text;
+    expect(page).toContain('<figure id="refused-24h">');
+    for (const title of ['Refused, last 24 hours, by hour', 'Refused, last 7 days, by day']) {
+      expect(total(page, title, 'refused logins') - total(before, title, 'refused logins')).toBe(4);
+    }
+    for (const title of ['Bans placed, last 24 hours, by hour', 'Bans placed, last 7 days, by day']) {
+      expect(total(page, title, 'bans') - total(before, title, 'bans')).toBe(1);
+    }
+    // Read back from the shared counters in Redis, not this process's memory.
+    const stats = await readHourlyStats(
+      postern.deps.redis,
+      postern.deps.config.redisPrefix,
+      statsServices(KNOWN_SERVICES),
+      1,
+    );
+    expect(stats.failures.imap?.[0]).toBeGreaterThanOrEqual(3);
+    expect(stats.failures.pop3?.[0]).toBeGreaterThanOrEqual(1);
+    expect(stats.bans[0]).toBeGreaterThanOrEqual(1);
+  });
+
   it('shows a domain admin only its domains’ logins, without bans, sync or health', async () => {
     const page = await desk.get('/admin');
+    // Refusal counts are every domain's: superadmins only.
+    expect(page.text).not.toContain('id="refused-24h"');
+    expect(page.text).not.toContain('id="bans-24h"');
     expect(page.text).toMatch(/aria-label="Last 24 hours, by hour: 2 logins"/);
     expect(page.text).toMatch(/aria-label="Last 7 days, by day: 3 logins"/);
     expect(page.text).not.toContain('id="health"');

@@ -18,7 +18,7 @@ export function createConsoleHome(deps: Pick<Deps, 'db' | 'redis' | 'limiter' | 
     const ip = clientIp(c);
     const wasReset = await acknowledgeTwoFactorReset(deps.db, { username: view.username, ...(ip ? { ip } : {}) });
     const dashboard = await loadDashboard(
-      { ...deps, timeoutMs: Math.min(deps.config.idpTimeoutMs, 2_000) },
+      { ...deps, prefix: deps.config.redisPrefix, timeoutMs: Math.min(deps.config.idpTimeoutMs, 2_000) },
       { superadmin: view.actor.role === 'superadmin', domains: view.actor.domains },
     );
     return renderPage(

@@ -1,5 +1,6 @@
 // The dashboard's figures: last logins per service as server-rendered SVG bar charts (24 hours,
-// 7 days) with the numbers in a table for screen readers, current bans, the last sync run and
+// 7 days) with the numbers in a table for screen readers; for superadmins refused logins and bans
+// placed in the same charts, current bans, the last sync run and
 // the health of MySQL, Redis and the IdP.
 import type { Dashboard, Health, LoginSeries } from '../../admin/dashboard.js';
 
@@ -17,6 +18,45 @@ export function DashboardFigures(props: { dashboard: Dashboard }) {
         <LoginChart id="logins-24h" title="Last 24 hours, by hour" series={d.day} />
         <LoginChart id="logins-7d" title="Last 7 days, by day" series={d.week} />
       </section>
+      {d.health ? (
+        <section aria-labelledby="refusals-heading">
+          <h2 id="refusals-heading">Refused logins and bans</h2>
+          <p class="muted">
+            From postern's hourly counters in Redis (every replica's, every domain's; UTC): mail logins refused per
+            service, and bans the brute-force limiter placed.
+          </p>
+          {d.refusals ? (
+            <>
+              <LoginChart
+                id="refused-24h"
+                title="Refused, last 24 hours, by hour"
+                series={d.refusals.day}
+                noun="refused logins"
+              />
+              <LoginChart
+                id="refused-7d"
+                title="Refused, last 7 days, by day"
+                series={d.refusals.week}
+                noun="refused logins"
+              />
+              <LoginChart
+                id="bans-24h"
+                title="Bans placed, last 24 hours, by hour"
+                series={d.refusals.bansDay}
+                noun="bans"
+              />
+              <LoginChart
+                id="bans-7d"
+                title="Bans placed, last 7 days, by day"
+                series={d.refusals.bansWeek}
+                noun="bans"
+              />
+            </>
+          ) : (
+            <p>Refused logins and bans: unavailable.</p>
+          )}
+        </section>
+      ) : null}
       {d.health ? (
         <section aria-labelledby="health-heading">
           <h2 id="health-heading">Health</h2>
@@ -70,8 +110,9 @@ function HealthItem(props: { name: string; health: Health }) {
   );
 }
 
-function LoginChart(props: { id: string; title: string; series: LoginSeries | undefined }) {
+function LoginChart(props: { id: string; title: string; series: LoginSeries | undefined; noun?: string }) {
   const { series } = props;
+  const noun = props.noun ?? 'logins';
   if (!series) return <p>{props.title}: unavailable.</p>;
   const services = Object.keys(series.services).sort();
   const totals = series.buckets.map((_, i) => services.reduce((sum, s) => sum + (series.services[s]?.[i] ?? 0), 0));
@@ -86,7 +127,7 @@ function LoginChart(props: { id: string; title: string; series: LoginSeries | un
         viewBox={`0 0 ${width} ${height + 20}`}
         width="100%"
         role="img"
-        aria-label={`${props.title}: ${totals.reduce((a, b) => a + b, 0)} logins`}
+        aria-label={`${props.title}: ${totals.reduce((a, b) => a + b, 0)} ${noun}`}
       >
         {series.buckets.map((bucket, i) => {
           let y = height;
@@ -114,7 +155,7 @@ function LoginChart(props: { id: string; title: string; series: LoginSeries | un
       </svg>
       <p class="legend">
         {services.length === 0
-          ? 'No logins.'
+          ? `No ${noun}.`
           : services.map((service, s) => (
               <span>
                 <span style={`display:inline-block;width:.8em;height:.8em;background:${COLORS[s % COLORS.length]}`} />{' '}
