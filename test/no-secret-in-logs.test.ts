@@ -1,6 +1,6 @@
-// No password, API key or TOTP secret reaches a log line or an audit row, with postern logging
-// at debug level (everything it would ever log) through admin sign-in (wrong and right password,
-// TOTP enrolment), API key creation, use and revocation, and passdb logins with right and wrong
+// No password, API key or app password reaches a log line or an audit row, with postern logging
+// at debug level (everything it would ever log) through admin sign-in (wrong and right password),
+// API key creation, use and revocation, and passdb logins with right and wrong
 // passwords and an app password. The log lines are captured from postern's own logger.
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, expect, it } from 'vitest';
