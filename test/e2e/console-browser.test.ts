@@ -108,7 +108,7 @@ afterAll(async () => {
 });
 
 describe('the admin console in Chromium', () => {
-  it('a superadmin signs in with TOTP, creates a domain and a mailbox; the mailbox logs in over IMAP', async () => {
+  it('a superadmin signs in with TOTP, creates a domain and a mailbox; the mailbox signs in to the portal and logs in over IMAP', async () => {
     const { context, page } = await openPage();
     try {
       await page.goto(`${web}/admin/login`);
@@ -153,6 +153,20 @@ describe('the admin console in Chromium', () => {
       expect(await page.textContent('#mailboxes')).toContain('erin@browser.example');
       await shot(page, 'console-mailboxes');
 
+      // The new mailbox signs in to the portal in a second browser context, with its own cookies.
+      const second = await openPage();
+      try {
+        await second.page.goto(`${web}/login`);
+        await second.page.fill('#username', 'erin@browser.example');
+        await second.page.fill('#password', MAILBOX_PASSWORD);
+        await second.page.click('#password-login');
+        await second.page.waitForURL(`${web}/`);
+        expect(await second.page.textContent('#mailbox-address')).toBe('erin@browser.example');
+        expect(await unlabelledInputs(second.page)).toEqual([]);
+      } finally {
+        await second.context.close();
+      }
+
       // The new mailbox's password works through real Dovecot, decided by this postern.
       const login = await imapLogin(dovecot.imapPort, 'erin@browser.example', MAILBOX_PASSWORD);
       expect(login.line).toMatch(/^a1 OK .*Logged in/);
@@ -164,6 +178,7 @@ describe('the admin console in Chromium', () => {
       expect(audit).toEqual([
         { action: 'domain.create', actor: 'root' },
         { action: 'mailbox.create', actor: 'root' },
+        { action: 'web.login', actor: 'erin@browser.example' },
       ]);
     } finally {
       await context.close();
