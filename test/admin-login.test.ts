@@ -170,9 +170,11 @@ describe('password sign-in', () => {
     replay.jar.set('postern_admin', stolen);
     expect((await replay.request('GET', '/admin')).location).toBe('/admin/login');
     expect((await replay.api('GET', '/admins')).status).toBe(401);
-    expect(await postern.deps.db.many("SELECT action FROM postern_audit WHERE action = 'admin.logout'")).toHaveLength(
-      1,
-    );
+    expect(
+      await postern.deps.db.many(
+        "SELECT actor, actor_kind, actor_role, ip FROM postern_audit WHERE action = 'admin.logout'",
+      ),
+    ).toEqual([{ actor: 'root', actor_kind: 'admin', actor_role: 'superadmin', ip: '198.51.100.4' }]);
   });
 
   it('signs a disabled admin out on its next request', async () => {
@@ -378,6 +380,22 @@ describe('TOTP', () => {
     );
     expect(audit.map((r) => r.action)).toEqual(
       expect.arrayContaining(['tfa.enrol', 'tfa.recovery_code.used', 'admin.login']),
+    );
+    // Every one of those rows names the admin as an admin, with its role and the client address.
+    const who = await postern.deps.db.many<{ action: string; second_factor: string | null }>(
+      `SELECT action, actor, actor_kind, actor_role, ip, JSON_VALUE(detail, '$.second_factor') AS second_factor
+         FROM postern_audit WHERE target = 'root' AND action IN ('tfa.enrol', 'tfa.recovery_code.used', 'admin.login')
+         AND ip = ? ORDER BY id`,
+      [KNOWN_ROOT_IP],
+    );
+    const asRoot = { actor: 'root', actor_kind: 'admin', actor_role: 'superadmin', ip: KNOWN_ROOT_IP };
+    expect(who).toEqual(
+      expect.arrayContaining([
+        { ...asRoot, action: 'tfa.enrol', second_factor: null },
+        { ...asRoot, action: 'admin.login', second_factor: 'totp' },
+        { ...asRoot, action: 'tfa.recovery_code.used', second_factor: null },
+        { ...asRoot, action: 'admin.login', second_factor: 'recovery_code' },
+      ]),
     );
     const everything = JSON.stringify(await postern.deps.db.many('SELECT * FROM postern_audit'));
     for (const secretValue of [secret, ...codes, ROOT_PASSWORD]) expect(everything).not.toContain(secretValue);

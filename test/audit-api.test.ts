@@ -35,20 +35,29 @@ beforeAll(async () => {
   if (!outcome.ok) throw new Error(outcome.message);
   for (let i = 0; i < 5; i++) {
     await recordAudit(db, {
-      actor: 'root',
+      actor: { kind: 'admin', name: 'root', role: 'superadmin' },
       action: 'mailbox.authsource',
       target: `user${i}@example.org`,
       ip: '192.0.2.1',
     });
   }
-  await recordAudit(db, { actor: 'root', action: 'mailbox.authsource', target: 'bob@other.example', ip: '192.0.2.2' });
   await recordAudit(db, {
-    actor: 'anonymous',
+    actor: { kind: 'admin', name: 'root', role: 'superadmin' },
+    action: 'mailbox.authsource',
+    target: 'bob@other.example',
+    ip: '192.0.2.2',
+  });
+  await recordAudit(db, {
+    actor: { kind: 'admin', name: 'anonymous' },
     action: 'admin.login.failed',
     detail: { reason: 'unknown_user' },
     ip: '203.0.113.9',
   });
-  await recordAudit(db, { actor: 'root', action: 'tfa.reset', target: 'helpdesk' });
+  await recordAudit(db, {
+    actor: { kind: 'admin', name: 'root', role: 'superadmin' },
+    action: 'tfa.reset',
+    target: 'helpdesk',
+  });
   await recordAudit(db, {
     actor: { kind: 'admin', name: 'root', role: 'superadmin' },
     action: 'domain.update',
@@ -77,7 +86,12 @@ afterAll(async () => {
 describe('GET /api/v1/audit', () => {
   it('lists newest first and pages by keyset without gaps or repeats', async () => {
     const first = await get('/audit?limit=3&action=mailbox.authsource');
-    expect(first.body.entries[0]).toMatchObject({ actor: 'root', actor_kind: null, outcome: 'success' });
+    expect(first.body.entries[0]).toMatchObject({
+      actor: 'root',
+      actor_kind: 'admin',
+      actor_role: 'superadmin',
+      outcome: 'success',
+    });
     expect(first.status).toBe(200);
     expect(first.body.entries.map((e: { target: string }) => e.target)).toEqual([
       'bob@other.example',

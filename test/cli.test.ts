@@ -132,8 +132,13 @@ describe('postern admin', () => {
       superadmin: 1,
       active: 1,
     });
-    expect(await db.many("SELECT actor, action, target FROM postern_audit WHERE action = 'admin.create'")).toEqual([
-      { actor: 'cli', action: 'admin.create', target: 'root' },
+    // The command line is postern's own tool: actor kind system, no role, no client address.
+    expect(
+      await db.many(
+        "SELECT actor, actor_kind, actor_role, ip, action, target FROM postern_audit WHERE action = 'admin.create'",
+      ),
+    ).toEqual([
+      { actor: 'cli', actor_kind: 'system', actor_role: null, ip: null, action: 'admin.create', target: 'root' },
     ]);
   });
 

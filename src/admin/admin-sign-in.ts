@@ -11,6 +11,7 @@ import type { CredentialVerifier } from '../login/mail-login.js';
 import { createRateLimiter, limitsFromConfig, type RateLimiter } from '../rate-limit/limiter.js';
 import { findAdmin, findAdminCredential } from '../storage/admins.js';
 import { recordAudit } from '../storage/audit.js';
+import { adminAuditActor } from '../storage/audit-actors.js';
 import type { Db } from '../storage/db.js';
 import { findActiveTotp, hasAnyActiveTfa } from '../storage/two-factor.js';
 import { isRoleEnforced } from '../storage/two-factor-policy.js';
@@ -120,16 +121,16 @@ export async function completeAdminSignIn(
     target: input.username,
     detail: { second_factor: input.secondFactor },
     ip: input.ip,
-    actor: input.username,
   });
 }
 
 async function audit(
   deps: Pick<AdminSignInDeps, 'db'>,
-  entry: { action: string; target?: string; detail: Record<string, unknown>; ip?: string | undefined; actor?: string },
+  entry: { action: string; target?: string; detail: Record<string, unknown>; ip?: string | undefined },
 ): Promise<void> {
   await recordAudit(deps.db, {
-    actor: entry.actor ?? entry.target ?? 'anonymous',
+    // A sign-in attempt acts as the account it names; an unknown name is not recorded.
+    actor: entry.target ? await adminAuditActor(deps.db, entry.target) : { kind: 'admin', name: 'anonymous' },
     action: entry.action,
     ...(entry.target ? { target: entry.target } : {}),
     detail: entry.detail,

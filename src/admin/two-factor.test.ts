@@ -184,12 +184,21 @@ describe('changeTwoFactorPolicy', () => {
   it('refuses a signed-in admin without a second factor turning any role on, and lets it turn roles off', async () => {
     const refused = await changeTwoFactorPolicy(
       { db },
-      { change: { mailbox: true }, actor: 'lee', actorAccount: 'lee' },
+      { change: { mailbox: true }, actor: { kind: 'admin', name: 'lee', role: 'superadmin' }, actorAccount: 'lee' },
     );
     expect(refused).toEqual({ ok: false, denial: 'actor_not_enrolled', message: ACTOR_NOT_ENROLLED_MESSAGE });
     expect((await readTwoFactorPolicy(db)).policy).toEqual({ superadmin: false, domainadmin: false, mailbox: false });
     expect(
-      (await changeTwoFactorPolicy({ db }, { change: { mailbox: false }, actor: 'lee', actorAccount: 'lee' })).ok,
+      (
+        await changeTwoFactorPolicy(
+          { db },
+          {
+            change: { mailbox: false },
+            actor: { kind: 'admin', name: 'lee', role: 'superadmin' },
+            actorAccount: 'lee',
+          },
+        )
+      ).ok,
     ).toBe(true);
   });
 
@@ -207,11 +216,17 @@ describe('changeTwoFactorPolicy', () => {
     const stored = await readTwoFactorPolicy(db);
     expect(Object.keys(stored.changes)).toEqual(['superadmin']);
     expect(stored.changes.superadmin?.modifiedBy).toBe('kim');
-    const viaKey = await changeTwoFactorPolicy({ db }, { change: { domainadmin: true }, actor: 'api:config' });
+    const viaKey = await changeTwoFactorPolicy(
+      { db },
+      { change: { domainadmin: true }, actor: { kind: 'api_key', name: 'api:config', role: 'superadmin' } },
+    );
     expect(viaKey.ok && viaKey.after).toEqual({ superadmin: true, domainadmin: true, mailbox: false });
     const before = await db.many("SELECT id FROM postern_audit WHERE action = 'two_factor_policy.update'");
     // Setting what is already set changes nothing and writes no audit row.
-    await changeTwoFactorPolicy({ db }, { change: { domainadmin: true }, actor: 'api:config' });
+    await changeTwoFactorPolicy(
+      { db },
+      { change: { domainadmin: true }, actor: { kind: 'api_key', name: 'api:config', role: 'superadmin' } },
+    );
     expect(await db.many("SELECT id FROM postern_audit WHERE action = 'two_factor_policy.update'")).toHaveLength(
       before.length,
     );

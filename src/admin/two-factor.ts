@@ -7,7 +7,8 @@ import type { Redis } from '../cache/redis.js';
 import type { Logger } from '../log.js';
 import type { RateLimiter } from '../rate-limit/limiter.js';
 import { mergeAdminAttributes } from '../storage/admins.js';
-import { recordAudit } from '../storage/audit.js';
+import { type AuditActorRef, recordAudit } from '../storage/audit.js';
+import { adminAuditActor } from '../storage/audit-actors.js';
 import type { Db } from '../storage/db.js';
 import {
   advanceTotpStep,
@@ -130,7 +131,7 @@ export async function confirmTotpEnrolment(
     await replaceRecoveryCodes(tx, input.username, codes.map(hashRecoveryCode));
     if (deps.subject !== 'mailbox') await mergeAdminAttributes(tx, input.username, { tfa_reset_notice: 0 });
     await recordAudit(tx, {
-      actor: { kind: deps.subject ?? 'admin', name: input.username },
+      actor: await subjectActor(tx, deps, input.username),
       action: 'tfa.enrol',
       target: input.username,
       detail: { authmech: 'totp', key_id: keyId, recovery_codes: codes.length },
@@ -148,10 +149,20 @@ async function audit(
   detail: Record<string, unknown>,
 ): Promise<void> {
   await recordAudit(deps.db, {
-    actor: { kind: deps.subject ?? 'admin', name: input.username },
+    actor: await subjectActor(deps.db, deps, input.username),
     action,
     target: input.username,
     detail,
     ...(input.ip ? { ip: input.ip } : {}),
   });
+}
+
+/** The user enrolling or signing in: a mailbox user, or an admin with its role. */
+async function subjectActor(
+  db: Pick<Db, 'one' | 'many'>,
+  deps: Pick<TwoFactorDeps, 'subject'>,
+  username: string,
+): Promise<AuditActorRef> {
+  if (deps.subject === 'mailbox') return { kind: 'mailbox', name: username };
+  return adminAuditActor(db, username);
 }

@@ -7,7 +7,7 @@ import { resetAdminTwoFactor } from '../admin/two-factor-reset.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { hashPassword } from '../passwords/hash-password.js';
-import { recordAudit } from '../storage/audit.js';
+import { recordAudit, systemActor } from '../storage/audit.js';
 import { createDb } from '../storage/db.js';
 import { applyMigrations } from '../storage/migrate.js';
 
@@ -24,8 +24,8 @@ export const ADMIN_USAGE = `usage:
   postern admin reset-2fa <username>
 The password is read from a prompt (terminal) or from the first line of stdin, never from arguments.`;
 
-/** The audit actor of everything done from the command line. */
-const CLI_ACTOR = 'cli';
+/** The audit actor of everything done from the command line: no account, so no role, and no client address. */
+const CLI_ACTOR = systemActor('cli');
 
 interface Parsed {
   command: 'create' | 'passwd' | 'reset-2fa';

@@ -8,7 +8,8 @@ import type { Config } from '../config/schema.js';
 import { sha256Hex } from '../digest.js';
 import { parseJsonRecord } from '../json-record.js';
 import type { Logger } from '../log.js';
-import { recordAudit } from '../storage/audit.js';
+import { mailboxActor, recordAudit } from '../storage/audit.js';
+import { callerAuditActor } from '../storage/audit-actors.js';
 import type { Db } from '../storage/db.js';
 import {
   checkWebmailAccess,
@@ -54,7 +55,7 @@ export function createAdminWebmailTickets(deps: AdminWebmailTicketDeps, ttlSecon
       const reason = await checkWebmailAccess(deps.db, target);
       if (reason) {
         await recordAudit(deps.db, {
-          actor: actingAdmin,
+          actor: await callerAuditActor(deps.db, actingAdmin),
           action: 'sogo.admin_link.refused',
           target,
           detail: { reason },
@@ -67,14 +68,19 @@ export function createAdminWebmailTickets(deps: AdminWebmailTicketDeps, ttlSecon
       await inRedis(() =>
         deps.redis.set(keys.adminWebmailTicket(ks, sha256Hex(ticket)), JSON.stringify(record), 'EX', ttlSeconds),
       );
-      await recordAudit(deps.db, { actor: actingAdmin, action: 'sogo.admin_link', target, ...(ip ? { ip } : {}) });
+      await recordAudit(deps.db, {
+        actor: await callerAuditActor(deps.db, actingAdmin),
+        action: 'sogo.admin_link',
+        target,
+        ...(ip ? { ip } : {}),
+      });
       return { ok: true, ticket, ttlSeconds };
     },
 
     async redeem({ ticket, ip }) {
-      const refuse = async (reason: Exclude<AdminTicketRedemption, { ok: true }>['reason'], actor = 'anonymous') => {
+      const refuse = async (reason: Exclude<AdminTicketRedemption, { ok: true }>['reason'], actingAdmin?: string) => {
         await recordAudit(deps.db, {
-          actor,
+          actor: actingAdmin ? await callerAuditActor(deps.db, actingAdmin) : mailboxActor('anonymous'),
           action: 'sogo.admin_login.refused',
           detail: { reason },
           ...(ip ? { ip } : {}),
@@ -92,7 +98,7 @@ export function createAdminWebmailTickets(deps: AdminWebmailTicketDeps, ttlSecon
       const reason = await checkWebmailAccess(deps.db, record.username);
       if (reason) return refuse(reason, record.actingAdmin);
       await recordAudit(deps.db, {
-        actor: record.actingAdmin,
+        actor: await callerAuditActor(deps.db, record.actingAdmin),
         action: 'sogo.admin_login',
         target: record.username,
         ...(ip ? { ip } : {}),

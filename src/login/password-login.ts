@@ -6,7 +6,7 @@ import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { CredentialVerifier } from '../passwords/credential-verifier.js';
 import { createRateLimiter, limitsFromConfig, type RateLimiter } from '../rate-limit/limiter.js';
-import { recordAudit } from '../storage/audit.js';
+import { mailboxActor, recordAudit } from '../storage/audit.js';
 import type { Db } from '../storage/db.js';
 import { findLoginMailbox } from '../storage/mailboxes.js';
 import { refuse, type WebRefusal } from './web-refusal.js';
@@ -86,7 +86,7 @@ export async function checkWebPasswordLogin(
   // Only someone holding the password learns that the mailbox is disabled.
   if (mailbox.active !== 1 || !mailbox.domainActive) {
     await recordAudit(deps.db, {
-      actor: mailbox.username,
+      actor: mailboxActor(mailbox.username),
       action: 'web.refused',
       target: mailbox.username,
       detail: { reason: mailbox.active !== 1 ? 'mailbox_inactive' : 'domain_inactive' },
@@ -96,7 +96,7 @@ export async function checkWebPasswordLogin(
   }
   await deps.limiter.recordSuccess(attempt);
   await recordAudit(deps.db, {
-    actor: mailbox.username,
+    actor: mailboxActor(mailbox.username),
     action: 'web.login',
     target: mailbox.username,
     ...(input.ip ? { ip: input.ip } : {}),

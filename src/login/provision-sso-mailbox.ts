@@ -4,7 +4,7 @@
 import { foldAddress } from '../address.js';
 import type { Logger } from '../log.js';
 import { type IdpSettings, templateMappingsOf } from '../sources/idp-settings.js';
-import { recordAudit } from '../storage/audit.js';
+import { mailboxActor, recordAudit } from '../storage/audit.js';
 import type { Db } from '../storage/db.js';
 import { findMailboxStatus } from '../storage/mailboxes.js';
 import { findMailboxTemplateByName } from '../storage/templates.js';
@@ -99,7 +99,7 @@ export async function provisionSsoMailbox(
           if (result.changed) {
             applied = template.name;
             await recordAudit(deps.db, {
-              actor: email,
+              actor: mailboxActor(email),
               action: 'sso.template',
               target: existing.username,
               detail: { template: template.name, mapper: choice.why === 'mapped' ? choice.mapper : undefined },
@@ -122,7 +122,7 @@ export async function provisionSsoMailbox(
         );
       }
       await recordAudit(deps.db, {
-        actor: email,
+        actor: mailboxActor(email),
         action: 'sso.login',
         target: existing.username,
         ...(ip ? { ip } : {}),
@@ -229,7 +229,7 @@ export async function provisionSsoMailbox(
       }
     }
     await recordAudit(deps.db, {
-      actor: email,
+      actor: mailboxActor(email),
       action: 'sso.provision',
       target: email,
       detail: { template: template.name, why: choice.why, authsource: settings.authsource },
@@ -245,7 +245,12 @@ export async function provisionSsoMailbox(
         ),
       );
     }
-    await recordAudit(deps.db, { actor: email, action: 'sso.login', target: email, ...(ip ? { ip } : {}) });
+    await recordAudit(deps.db, {
+      actor: mailboxActor(email),
+      action: 'sso.login',
+      target: email,
+      ...(ip ? { ip } : {}),
+    });
     return { ok: true, username: email, provisioned: true, template: template.name, templateApplied: true };
   }
   return refused(

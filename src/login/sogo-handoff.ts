@@ -11,7 +11,8 @@ import type { Config } from '../config/schema.js';
 import { sha256Hex } from '../digest.js';
 import { parseJsonRecord } from '../json-record.js';
 import type { Logger } from '../log.js';
-import { type AuditEntry, recordAudit } from '../storage/audit.js';
+import { type AuditEntry, mailboxActor, recordAudit } from '../storage/audit.js';
+import { callerAuditActor } from '../storage/audit-actors.js';
 import type { Db } from '../storage/db.js';
 import { recordSaslLogin } from '../storage/sasl-log.js';
 import {
@@ -151,7 +152,7 @@ export function createSogoHandoff(deps: SogoHandoffDeps, options: SogoHandoffOpt
   ): Promise<WebmailVerdict> {
     deps.log.info({ event: 'sogo', result: 'refused', reason, user: context.username }, 'webmail request refused');
     await audit({
-      actor: context.username ?? 'anonymous',
+      actor: mailboxActor(context.username ?? 'anonymous'),
       action: 'sogo.webmail.refused',
       ...(context.username ? { target: context.username } : {}),
       detail: { reason, ...(context.uri ? { uri: context.uri.slice(0, 200) } : {}) },
@@ -165,7 +166,8 @@ export function createSogoHandoff(deps: SogoHandoffDeps, options: SogoHandoffOpt
 
     async openWebmail({ sessionUser, login, portalRef, ip, actingAdmin }) {
       const username = foldAddress(sessionUser);
-      const actor = actingAdmin ?? username;
+      // The admin or key acting through an admin link is the actor, with its role; otherwise the mailbox user.
+      const actor = actingAdmin ? await callerAuditActor(deps.db, actingAdmin) : mailboxActor(username);
       const requested = foldAddress(login.trim()) || username;
       let reason: HandoffRefusal['reason'] | undefined;
       if (requested !== username) reason = 'other_user';
@@ -206,7 +208,7 @@ export function createSogoHandoff(deps: SogoHandoffDeps, options: SogoHandoffOpt
 
     async recordNoSession({ login, ip }) {
       await audit({
-        actor: 'anonymous',
+        actor: mailboxActor('anonymous'),
         action: 'sogo.handoff.refused',
         ...(login ? { target: login.slice(0, 255) } : {}),
         detail: { reason: 'no_session' },
@@ -259,7 +261,7 @@ export function createSogoHandoff(deps: SogoHandoffDeps, options: SogoHandoffOpt
             }
             const session = await webmail.start(record, portalMs);
             await audit({
-              actor: record.username,
+              actor: mailboxActor(record.username),
               action: 'sogo.webmail.start',
               target: record.username,
               ...(ip ? { ip } : {}),

@@ -10,7 +10,7 @@ import { readFile } from 'node:fs/promises';
 import { AppError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { createNetworkList, parseClientAddress } from '../rate-limit/client-address.js';
-import type { AuditEntry } from '../storage/audit.js';
+import { type AuditEntry, systemActor } from '../storage/audit.js';
 
 export interface SogoSsoPasswordChecker {
   /**
@@ -71,7 +71,7 @@ export function createSogoSsoPasswordChecker(deps: {
       const at = now();
       const last = lastAudit.get(key);
       if (last !== undefined && at - last < AUDIT_INTERVAL_MS) return;
-      await deps.audit({ actor: 'sogo-sso', action: 'sogo_sso.login', target: username, ip: realRip });
+      await deps.audit({ actor: systemActor('sogo-sso'), action: 'sogo_sso.login', target: username, ip: realRip });
       lastAudit.delete(key);
       lastAudit.set(key, at);
       if (lastAudit.size > MAX_AUDIT_MEMORY) {

@@ -1,6 +1,6 @@
 // The browser sign-in's refusals: a status and a public page (title, message) for the person,
 // and a reason for logs, tests and the audit. Returned as values, never thrown.
-import { recordAudit } from '../storage/audit.js';
+import { mailboxActor, recordAudit } from '../storage/audit.js';
 import type { Db } from '../storage/db.js';
 
 /** A refusal shown to the browser as a page; `message` is public, `reason` is for logs and tests. */
@@ -24,7 +24,7 @@ export async function auditSsoRefusal(
   refusal: WebRefusal,
 ): Promise<WebRefusal> {
   await recordAudit(db, {
-    actor: actor ?? 'anonymous',
+    actor: mailboxActor(actor ?? 'anonymous'),
     action: 'sso.refused',
     ...(actor ? { target: actor } : {}),
     detail: { reason: refusal.reason, status: refusal.status },

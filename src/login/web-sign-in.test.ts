@@ -286,6 +286,11 @@ describe('local-password sign-in', () => {
       username: 'local@example.org',
     });
     expect((await lastAudit('local@example.org'))?.action).toBe('web.login');
+    expect(
+      await postern.deps.db.one(
+        "SELECT actor_kind, actor_role, ip FROM postern_audit WHERE action = 'web.login' AND actor = 'local@example.org' ORDER BY id DESC LIMIT 1",
+      ),
+    ).toEqual({ actor_kind: 'mailbox', actor_role: null, ip: IP });
   });
 
   it('gives wrong passwords, unknown addresses and IdP mailboxes the same refusal', async () => {

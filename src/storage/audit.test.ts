@@ -1,6 +1,6 @@
 // The audit writer's pure parts: what counts as a change, which values never reach the table.
 import { describe, expect, it } from 'vitest';
-import { changedFields, outcomeOf, redactSecrets } from './audit.js';
+import { type AuditEntry, changedFields, mailboxActor, outcomeOf, redactSecrets, systemActor } from './audit.js';
 
 describe('changedFields', () => {
   it('keeps only the fields whose values differ, with null for a missing side', () => {
@@ -52,5 +52,19 @@ describe('outcomeOf', () => {
     ['sync.run', 'failure', 'failure'],
   ] as const)('%s (%s) -> %s', (action, outcome, expected) => {
     expect(outcomeOf({ action, ...(outcome ? { outcome } : {}) })).toBe(expected);
+  });
+});
+
+describe('the audit actor', () => {
+  it('always states its kind: a bare name does not type-check', () => {
+    // @ts-expect-error a writer must say whether the name is an admin, a key, a mailbox or postern itself
+    const bare: AuditEntry = { actor: 'root', action: 'admin.login' };
+    const typed: AuditEntry[] = [
+      { actor: systemActor('cli'), action: 'admin.create' },
+      { actor: mailboxActor('alice@example.org'), action: 'web.login' },
+      { actor: { kind: 'admin', name: 'root', role: 'superadmin' }, action: 'admin.login' },
+    ];
+    expect(typeof bare.actor).toBe('string');
+    expect(typed.map((entry) => entry.actor.kind)).toEqual(['system', 'mailbox', 'admin']);
   });
 });

@@ -20,11 +20,8 @@ export interface AuditActorRef {
   role?: 'superadmin' | 'domainadmin';
 }
 
-/**
- * A bare string is a name whose kind the writer did not state (stored with actor_kind NULL);
- * new code passes an AuditActorRef.
- */
-export type AuditActor = AuditActorRef | string;
+/** Every writer states the actor's kind (and an admin's or key's role); a bare name is refused. */
+export type AuditActor = AuditActorRef;
 
 export type AuditOutcome = 'success' | 'failure';
 
@@ -50,6 +47,11 @@ export interface AuditEntry {
 /** The system side of postern as an actor (`cli`, `scheduler`, `internal-token`, …). */
 export function systemActor(name: string): AuditActorRef {
   return { kind: 'system', name };
+}
+
+/** A mailbox user as the actor (portal, webmail, SSO); `anonymous` when nobody is identified yet. */
+export function mailboxActor(name: string): AuditActorRef {
+  return { kind: 'mailbox', name };
 }
 
 /** Only the fields whose values differ, as the audit's before/after pair. */
@@ -113,14 +115,13 @@ const COLUMNS =
 const PLACEHOLDERS = '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
 
 function rowValues(entry: AuditEntry): (string | null)[] {
-  const actor: AuditActorRef | { kind?: undefined; name: string; role?: undefined } =
-    typeof entry.actor === 'string' ? { name: entry.actor } : entry.actor;
+  const actor = entry.actor;
   const json = (value: Record<string, unknown> | undefined) =>
     value === undefined ? null : JSON.stringify(redactSecrets(value));
   const domain = entry.domain?.toLowerCase() ?? domainOfTarget(entry.target);
   return [
     actor.name.slice(0, 255),
-    actor.kind ?? null,
+    actor.kind,
     actor.role ?? null,
     entry.action.slice(0, 64),
     outcomeOf(entry),

@@ -7,7 +7,7 @@ import { createAdminAccount } from '../../src/admin/admin-accounts.js';
 import { createSyncProgressWriter, readSyncProgress } from '../../src/admin/sync-progress.js';
 import { readHourlyStats, statsServices } from '../../src/cache/login-stats.js';
 import { KNOWN_SERVICES } from '../../src/login/services.js';
-import { queryAudit, recordAudit } from '../../src/storage/audit.js';
+import { queryAudit, recordAudit, systemActor } from '../../src/storage/audit.js';
 import { startSyncRun } from '../../src/storage/sync-runs.js';
 import { findMailboxTemplateById } from '../../src/storage/templates.js';
 import { startTestPostern, type TestPostern } from '../support/env.js';
@@ -467,7 +467,7 @@ describe('audit page', () => {
 
   it('pages with an "older entries" link that keeps the filter', async () => {
     for (let i = 0; i < 55; i++)
-      await recordAudit(postern.deps.db, { actor: 'cli', action: 'test.page', target: `t${i}` });
+      await recordAudit(postern.deps.db, { actor: systemActor('cli'), action: 'test.page', target: `t${i}` });
     const first = await root.get('/admin/audit?action=test.page');
     expect(first.text.match(/<tr data-audit="test.page">/g)).toHaveLength(50);
     const older = /<a href="([^"]+)" id="audit-older">/.exec(first.text)?.[1]?.replace(/&amp;/g, '&') ?? '';
@@ -489,12 +489,22 @@ describe('audit page', () => {
       .split('\n')
       .map((line) => JSON.parse(line));
     expect(entries).toHaveLength(55);
-    expect(entries[0]).toMatchObject({ actor: 'cli', action: 'test.page', target: 't54', outcome: 'success' });
+    expect(entries[0]).toMatchObject({
+      actor: 'cli',
+      actor_kind: 'system',
+      action: 'test.page',
+      target: 't54',
+      outcome: 'success',
+    });
   });
 
   it('shows a domain admin only entries about its domains, in the page and the export', async () => {
-    await recordAudit(postern.deps.db, { actor: 'cli', action: 'test.scope', target: 'one@example.org' });
-    await recordAudit(postern.deps.db, { actor: 'cli', action: 'test.scope', target: 'two@other.example' });
+    await recordAudit(postern.deps.db, { actor: systemActor('cli'), action: 'test.scope', target: 'one@example.org' });
+    await recordAudit(postern.deps.db, {
+      actor: systemActor('cli'),
+      action: 'test.scope',
+      target: 'two@other.example',
+    });
     const page = await desk.get('/admin/audit?action=test.scope');
     expect(page.status).toBe(200);
     expect(page.text).toContain('one@example.org');

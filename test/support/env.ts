@@ -2,6 +2,7 @@
 // and a postern started in-process on free ports. A service that is down fails the test.
 import { randomBytes } from 'node:crypto';
 import mysql from 'mysql2/promise';
+import type { DestinationStream } from 'pino';
 import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import { createLogger } from '../../src/log.js';
@@ -61,10 +62,11 @@ export async function startTestPostern(
   label: string,
   overrides: Record<string, string> = {},
   via: Via = {},
+  logDestination?: DestinationStream,
 ): Promise<TestPostern> {
   const name = uniqueName(label);
   const config = testConfig(name, overrides, via);
-  const running = await startPostern(config, createLogger(config.logLevel));
+  const running = await startPostern(config, createLogger(config.logLevel, logDestination));
   return {
     ...running,
     name,

@@ -9,6 +9,7 @@ import type { Deps } from '../../deps.js';
 import type { RateLimiter } from '../../rate-limit/limiter.js';
 import { findAdmin } from '../../storage/admins.js';
 import { recordAudit } from '../../storage/audit.js';
+import { adminAuditActor } from '../../storage/audit-actors.js';
 import { type AdminSession, type AdminSessionStore, isValidAdminCsrf } from '../admin-session.js';
 import { clientIp } from '../client-ip.js';
 import { CROSS_SITE_REFUSAL, renderRefusal } from '../refusal-page.js';
@@ -156,7 +157,7 @@ export function createAdminLoginRoutes(
     if (!session) return renderRefusal(c, CROSS_SITE_REFUSAL, { href: '/admin', label: 'Back' });
     await sessions.destroy(c);
     await recordAudit(deps.db, {
-      actor: session.username,
+      actor: await adminAuditActor(deps.db, session.username),
       action: 'admin.logout',
       target: session.username,
       ...ipOf(c),

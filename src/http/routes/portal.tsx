@@ -9,7 +9,7 @@ import {
   revokeAppPassword,
 } from '../../app-passwords/app-passwords.js';
 import type { Deps } from '../../deps.js';
-import { recordAudit } from '../../storage/audit.js';
+import { mailboxActor, recordAudit } from '../../storage/audit.js';
 import { findPortalMailbox, type PortalMailbox } from '../../storage/mailboxes.js';
 import { clientIp } from '../client-ip.js';
 import { CROSS_SITE_REFUSAL, renderRefusal } from '../refusal-page.js';
@@ -117,7 +117,7 @@ export function createPortalRoutes(deps: Deps) {
     }
     const ip = clientIp(c);
     await recordAudit(deps.db, {
-      actor: session.username,
+      actor: mailboxActor(session.username),
       action: 'app_password.create',
       target: session.username,
       detail: { id: outcome.id, name: outcome.name, protocols: outcome.protocols },
@@ -149,7 +149,7 @@ export function createPortalRoutes(deps: Deps) {
     }
     const ip = clientIp(c);
     await recordAudit(deps.db, {
-      actor: current.session.username,
+      actor: mailboxActor(current.session.username),
       action: 'app_password.revoke',
       target: current.session.username,
       detail: { id },

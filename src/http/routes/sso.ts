@@ -6,7 +6,7 @@ import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import type { Deps } from '../../deps.js';
 import { SSO_TRANSACTION_TTL_SECONDS } from '../../login/sso-login.js';
 import { loadIdpSettings } from '../../sources/idp-settings.js';
-import { recordAudit } from '../../storage/audit.js';
+import { mailboxActor, recordAudit } from '../../storage/audit.js';
 import { clientIp } from '../client-ip.js';
 import { safeNextPath } from '../next-path.js';
 import { CROSS_SITE_REFUSAL, renderRefusal } from '../refusal-page.js';
@@ -112,7 +112,7 @@ export function createSsoRoutes(deps: Deps) {
       if (!isValidCsrfToken(session, form.csrf)) return renderRefusal(c, CROSS_SITE_REFUSAL);
       const ip = clientIp(c);
       await recordAudit(deps.db, {
-        actor: session.username,
+        actor: mailboxActor(session.username),
         action: 'web.logout',
         target: session.username,
         ...(ip ? { ip } : {}),
