@@ -56,6 +56,7 @@ export const CONSOLE_NAV: readonly NavEntry[] = [
   { href: '/admin/sync', label: 'Sync', visible: readable({ kind: 'sync' }) },
   { href: '/admin/bans', label: 'Bans', visible: readable({ kind: 'bans' }) },
   { href: '/admin/audit', label: 'Audit', visible: readable({ kind: 'audit' }) },
+  { href: '/admin/admins', label: 'Admins', visible: readable({ kind: 'admins' }) },
 ];
 
 export function navFor(actor: Actor): NavEntry[] {

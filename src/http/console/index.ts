@@ -7,6 +7,7 @@ import type { Deps } from '../../deps.js';
 import { AppError } from '../../errors.js';
 import type { AdminSessionStore } from '../admin-session.js';
 import { pageArea } from '../render-error.js';
+import { createConsoleAdmins } from './admins.js';
 import { createConsoleAudit } from './audit.js';
 import { createConsoleBans } from './bans.js';
 import { consoleGuard } from './context.js';
@@ -29,6 +30,7 @@ export function createConsoleRoutes(deps: Deps, options: { sessions: AdminSessio
   app.route('/', createConsoleSync(deps));
   app.route('/', createConsoleBans(deps));
   app.route('/', createConsoleAudit(deps));
+  app.route('/', createConsoleAdmins(deps));
   // Last: an unknown console path gets the console's 404 page, not the API's JSON.
   app.all('*', () => {
     throw new AppError('not_found', 'There is no such page in the console.');

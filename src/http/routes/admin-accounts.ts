@@ -56,7 +56,7 @@ export function view(account: AdminAccount) {
 }
 
 /** The fields an audit entry compares (never a password or hash). */
-function auditFields(account: AdminAccount) {
+export function auditFields(account: AdminAccount) {
   return {
     superadmin: account.superadmin,
     active: account.active,
@@ -65,7 +65,7 @@ function auditFields(account: AdminAccount) {
   };
 }
 
-const STATUS_BY_DENIAL: Record<AccountDenial, 'bad_request' | 'conflict' | 'not_found'> = {
+export const STATUS_BY_DENIAL: Record<AccountDenial, 'bad_request' | 'conflict' | 'not_found'> = {
   invalid_username: 'bad_request',
   weak_password: 'bad_request',
   unknown_domain: 'bad_request',

@@ -66,7 +66,7 @@ export function view(record: ApiKeyRecord) {
 }
 
 /** The fields an audit entry records (never the key or its digest). */
-function auditFields(record: ApiKeyRecord) {
+export function auditFields(record: ApiKeyRecord) {
   return {
     name: record.name,
     role: record.role,
