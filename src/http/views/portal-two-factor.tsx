@@ -1,9 +1,9 @@
 // Portal pages for a mailbox's two-factor sign-in: the code after the password, the TOTP
 // enrolment (QR code as SVG, the warning that the bare password stops opening mail apps, an app
 // password made right there), and the recovery codes shown once. Plain forms, no scripts.
-import { raw } from 'hono/html';
 import { PROTOCOL_CHOICES, type ProtocolChoice } from '../../app-passwords/app-passwords.js';
 import { Layout } from './layout.js';
+import { Problem, RecoveryCodeList, TotpEnrolSection, TwoFactorCodePage } from './two-factor-parts.js';
 
 const PROTOCOL_LABELS: Record<ProtocolChoice, string> = {
   imap: 'IMAP',
@@ -14,31 +14,8 @@ const PROTOCOL_LABELS: Record<ProtocolChoice, string> = {
   eas: 'ActiveSync',
 };
 
-function Problem(props: { message?: string | undefined }) {
-  return props.message ? (
-    <div class="error" role="alert">
-      {props.message}
-    </div>
-  ) : null;
-}
-
 export function PortalSecondFactorPage(props: { csrfToken: string; error?: string }) {
-  return (
-    <Layout title="Two-factor sign-in">
-      <h1>Two-factor sign-in</h1>
-      <Problem message={props.error} />
-      <section>
-        <form method="post" action="/login/second-factor">
-          <input type="hidden" name="csrf" value={props.csrfToken} />
-          <label for="code">Code from your authenticator app, or a recovery code</label>
-          <input type="text" id="code" name="code" inputmode="numeric" autocomplete="one-time-code" required />
-          <p>
-            <button type="submit">Continue</button>
-          </p>
-        </form>
-      </section>
-    </Layout>
-  );
+  return <TwoFactorCodePage action="/login/second-factor" csrfToken={props.csrfToken} error={props.error} />;
 }
 
 export interface PortalEnrolProps {
@@ -125,28 +102,14 @@ export function PortalEnrolPage(props: PortalEnrolProps) {
           <p class="muted">An admin has turned off app passwords for this mailbox: ask them before you continue.</p>
         )}
       </section>
-      <section>
-        <p>Scan this code with an authenticator app, or type the key by hand.</p>
-        <div id="totp-qr">{raw(props.qrSvg)}</div>
-        <p>
-          Key:{' '}
-          <span class="secret" id="totp-secret">
-            {props.secret}
-          </span>
-        </p>
-        <form method="post" action="/tfa/enrol">
-          <input type="hidden" name="csrf" value={props.csrfToken} />
-          <label for="code">The 6-digit code the app shows now</label>
-          <input type="text" id="code" name="code" inputmode="numeric" autocomplete="one-time-code" required />
-          <label for="name">Name of this authenticator (optional)</label>
-          <input type="text" id="name" name="name" maxlength={64} />
-          <p>
-            <button type="submit" id="confirm-totp">
-              Turn on two-factor sign-in
-            </button>
-          </p>
-        </form>
-      </section>
+      <TotpEnrolSection
+        action="/tfa/enrol"
+        csrfToken={props.csrfToken}
+        secret={props.secret}
+        qrSvg={props.qrSvg}
+        submitLabel="Turn on two-factor sign-in"
+        submitId="confirm-totp"
+      />
     </Layout>
   );
 }
@@ -160,13 +123,7 @@ export function PortalRecoveryCodesPage(props: { codes: readonly string[] }) {
           Keep these recovery codes somewhere safe. Each one signs you in to this portal once if you lose your device.
           They are shown only now.
         </p>
-        <ul id="recovery-codes">
-          {props.codes.map((code) => (
-            <li>
-              <span class="secret">{code}</span>
-            </li>
-          ))}
-        </ul>
+        <RecoveryCodeList codes={props.codes} />
         <p>From now on mail apps sign in with app passwords only.</p>
         <p>
           <a class="button" href="/">
