@@ -4,10 +4,9 @@
 // enrolment, replay, recovery codes, reset by a superadmin; and the role matrix of the admin API
 // for a signed-in superadmin and domain admins of this and of another domain.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createAdminAccount } from '../src/admin/admin-accounts.js';
 import { hashRecoveryCode, stepAt, totpCodeAt } from '../src/admin/totp.js';
 import { startTestPostern, type TestPostern } from './support/env.js';
-import { seedDomain, seedMailbox } from './support/seed.js';
+import { seedAdminAccount, seedDomain, seedMailbox } from './support/seed.js';
 
 const ORIGIN = 'https://admin.example.org';
 const ROOT_PASSWORD = 'root passphrase 0001';
@@ -84,11 +83,7 @@ function browser(ip: string) {
 }
 
 async function seedAdmin(username: string, password: string, superadmin: boolean, domains: string[] = []) {
-  const outcome = await createAdminAccount(
-    { db: postern.deps.db, hashPool: postern.deps.hashPool, passwordScheme: 'BLF-CRYPT' },
-    { username, password, superadmin, domains },
-  );
-  if (!outcome.ok) throw new Error(outcome.message);
+  await seedAdminAccount(postern, { username, password, superadmin, domains });
 }
 
 beforeAll(async () => {

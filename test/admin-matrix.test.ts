@@ -10,9 +10,9 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWebApp } from '../src/http/web-app.js';
-import { consoleClient, seedAdminAccount } from './e2e/console-client.js';
+import { consoleClient } from './e2e/console-client.js';
 import { startTestPostern, type TestPostern } from './support/env.js';
-import { seedAliasDomain, seedAppPassword, seedDomain, seedMailbox } from './support/seed.js';
+import { seedAdminAccount, seedAliasDomain, seedAppPassword, seedDomain, seedMailbox } from './support/seed.js';
 
 const API_KEY = 'config-api-key-matrix-0123456789abcdefghij';
 const ORIGIN = 'https://admin.example.org';

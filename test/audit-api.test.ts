@@ -2,10 +2,9 @@
 // narrowed to entries about its own domains; the trail cannot be changed through the API.
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createAdminAccount } from '../src/admin/admin-accounts.js';
 import { recordAudit } from '../src/storage/audit.js';
 import { startTestPostern, type TestPostern } from './support/env.js';
-import { seedDomain, seedMailbox, seedTfa } from './support/seed.js';
+import { seedAdminAccount, seedDomain, seedMailbox, seedTfa } from './support/seed.js';
 
 const API_KEY = 'config-api-key-0123456789abcdefghijklmnop';
 const ORIGIN = 'https://admin.example.org';
@@ -28,11 +27,12 @@ beforeAll(async () => {
   const { db } = postern.deps;
   await seedDomain(db, 'example.org');
   await seedDomain(db, 'other.example');
-  const outcome = await createAdminAccount(
-    { db, hashPool: postern.deps.hashPool, passwordScheme: 'BLF-CRYPT' },
-    { username: 'helpdesk', password: DESK_PASSWORD, superadmin: false, domains: ['example.org'] },
-  );
-  if (!outcome.ok) throw new Error(outcome.message);
+  await seedAdminAccount(postern, {
+    username: 'helpdesk',
+    password: DESK_PASSWORD,
+    superadmin: false,
+    domains: ['example.org'],
+  });
   for (let i = 0; i < 5; i++) {
     await recordAudit(db, {
       actor: { kind: 'admin', name: 'root', role: 'superadmin' },

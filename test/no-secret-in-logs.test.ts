@@ -4,9 +4,8 @@
 // passwords and an app password. The log lines are captured from postern's own logger.
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createAdminAccount } from '../src/admin/admin-accounts.js';
 import { startTestPostern, type TestPostern } from './support/env.js';
-import { seedAppPassword, seedDomain, seedMailbox } from './support/seed.js';
+import { seedAdminAccount, seedAppPassword, seedDomain, seedMailbox } from './support/seed.js';
 
 const ORIGIN = 'https://admin.example.org';
 const ADMIN_PASSWORD = 'log-test admin passphrase 7301';
@@ -50,11 +49,7 @@ beforeAll(async () => {
     passwordHash: await hashPool.hash(APP_PASSWORD, 'BLF-CRYPT'),
     protocols: ['imap_access'],
   });
-  const created = await createAdminAccount(
-    { db, hashPool, passwordScheme: 'BLF-CRYPT' },
-    { username: 'root', password: ADMIN_PASSWORD, superadmin: true, domains: [] },
-  );
-  if (!created.ok) throw new Error(created.message);
+  await seedAdminAccount(postern, { username: 'root', password: ADMIN_PASSWORD, superadmin: true });
 });
 
 afterAll(async () => {

@@ -6,8 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { insertTotp } from '../../src/storage/two-factor.js';
 import { readTwoFactorPolicy } from '../../src/storage/two-factor-policy.js';
 import { startTestPostern, type TestPostern } from '../support/env.js';
-import { seedDomain } from '../support/seed.js';
-import { consoleClient, seedAdminAccount } from './console-client.js';
+import { seedAdminAccount, seedDomain } from '../support/seed.js';
+import { consoleClient } from './console-client.js';
 
 const ORIGIN = 'https://admin.example.org';
 let postern: TestPostern;

@@ -15,8 +15,7 @@ import { type RunningDovecot, startDovecot } from '../support/dovecot.js';
 import { startTestPostern, type TestPostern } from '../support/env.js';
 import { imapLogin } from '../support/mail-clients.js';
 import { freePort } from '../support/processes.js';
-import { seedDomain, seedMailbox, seedTfa } from '../support/seed.js';
-import { seedAdminAccount } from './console-client.js';
+import { seedAdminAccount, seedDomain, seedMailbox, seedTfa } from '../support/seed.js';
 
 const SCREENSHOTS = resolve(import.meta.dirname, '../../docs/screenshots');
 const ROOT_PASSWORD = 'browser root passphrase';

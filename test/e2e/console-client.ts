@@ -1,7 +1,6 @@
 // A minimal browser for the console tests: a cookie jar, our Origin, forms and JSON, no redirects
 // followed. Shared by the console test files; the Chromium test drives a real browser instead.
 import { expect } from 'vitest';
-import { createAdminAccount } from '../../src/admin/admin-accounts.js';
 import type { TestPostern } from '../support/env.js';
 
 export interface Reply {
@@ -70,15 +69,4 @@ export function consoleClient(postern: () => TestPostern, origin: string) {
       return request(method, `/api/v1${path}`, json === undefined ? undefined : { json }, { 'x-csrf-token': csrf });
     },
   };
-}
-
-export async function seedAdminAccount(
-  postern: TestPostern,
-  account: { username: string; password: string; superadmin: boolean; domains?: string[] },
-) {
-  const outcome = await createAdminAccount(
-    { db: postern.deps.db, hashPool: postern.deps.hashPool, passwordScheme: 'BLF-CRYPT' },
-    { ...account, domains: account.domains ?? [] },
-  );
-  if (!outcome.ok) throw new Error(outcome.message);
 }

@@ -3,8 +3,8 @@
 // the object itself (a domain admin gets 404 for another domain), and an audit row per change.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestPostern, type TestPostern } from '../support/env.js';
-import { seedDomain, seedMailbox } from '../support/seed.js';
-import { consoleClient, seedAdminAccount } from './console-client.js';
+import { seedAdminAccount, seedDomain, seedMailbox } from '../support/seed.js';
+import { consoleClient } from './console-client.js';
 
 const ORIGIN = 'https://admin.example.org';
 let postern: TestPostern;

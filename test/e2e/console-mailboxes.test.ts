@@ -5,8 +5,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { insertMailboxTemplate } from '../../src/storage/templates.js';
 import { startTestPostern, type TestPostern } from '../support/env.js';
-import { seedAppPassword, seedDomain, seedMailbox } from '../support/seed.js';
-import { consoleClient, seedAdminAccount } from './console-client.js';
+import { seedAdminAccount, seedAppPassword, seedDomain, seedMailbox } from '../support/seed.js';
+import { consoleClient } from './console-client.js';
 
 const ORIGIN = 'https://admin.example.org';
 const MIB = 1024 * 1024;

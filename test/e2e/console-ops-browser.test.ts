@@ -9,13 +9,12 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createAdminAccount } from '../../src/admin/admin-accounts.js';
 import { insertMailboxTemplate } from '../../src/storage/templates.js';
 import { launchChromium } from '../support/browser.js';
 import { startTestPostern, type TestPostern } from '../support/env.js';
 import { type FakeKeycloak, startFakeKeycloak } from '../support/fake-keycloak.js';
 import { freePort } from '../support/processes.js';
-import { seedDomain } from '../support/seed.js';
+import { seedAdminAccount, seedDomain } from '../support/seed.js';
 
 const SCREENSHOTS = join(import.meta.dirname, '../../docs/screenshots');
 const ROOT_PASSWORD = 'browser ops root passphrase';
@@ -49,14 +48,10 @@ beforeAll(async () => {
     POSTERN_IDP_TIMEOUT_MS: '3000',
     POSTERN_BAN_USER_THRESHOLD: '3',
   });
-  const { db, hashPool } = postern.deps;
+  const { db } = postern.deps;
   await seedDomain(db, 'example.org');
   await insertMailboxTemplate(db, 'Staff', { quota: 2 * 1024 ** 3, active: 1, imap_access: 1, smtp_access: 1 });
-  const outcome = await createAdminAccount(
-    { db, hashPool, passwordScheme: 'BLF-CRYPT' },
-    { username: 'root', password: ROOT_PASSWORD, superadmin: true, domains: [] },
-  );
-  if (!outcome.ok) throw new Error(outcome.message);
+  await seedAdminAccount(postern, { username: 'root', password: ROOT_PASSWORD, superadmin: true });
   await mkdir(SCREENSHOTS, { recursive: true });
   context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   page = await context.newPage();

@@ -3,7 +3,6 @@
 // which follows Keycloak's code, cited there): forms post with the session's CSRF token, each
 // page checks the role, every change lands in the audit log.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createAdminAccount } from '../../src/admin/admin-accounts.js';
 import { createSyncProgressWriter, readSyncProgress } from '../../src/admin/sync-progress.js';
 import { readHourlyStats, statsServices } from '../../src/cache/login-stats.js';
 import { KNOWN_SERVICES } from '../../src/login/services.js';
@@ -12,7 +11,7 @@ import { startSyncRun } from '../../src/storage/sync-runs.js';
 import { findMailboxTemplateById } from '../../src/storage/templates.js';
 import { startTestPostern, type TestPostern } from '../support/env.js';
 import { type FakeKeycloak, startFakeKeycloak } from '../support/fake-keycloak.js';
-import { seedDomain, seedMailbox } from '../support/seed.js';
+import { seedAdminAccount, seedDomain, seedMailbox } from '../support/seed.js';
 
 const ORIGIN = 'https://admin.example.org';
 const ROOT_PASSWORD = 'console ops root passphrase';
@@ -103,18 +102,15 @@ beforeAll(async () => {
     POSTERN_BAN_USER_THRESHOLD: '3',
     POSTERN_BAN_SECONDS: '900',
   });
-  const { db, hashPool } = postern.deps;
+  const { db } = postern.deps;
   await seedDomain(db, 'example.org');
-  for (const [username, password, superadmin, domains] of [
-    ['root', ROOT_PASSWORD, true, []],
-    ['desk', DESK_PASSWORD, false, ['example.org']],
-  ] as const) {
-    const outcome = await createAdminAccount(
-      { db, hashPool, passwordScheme: 'BLF-CRYPT' },
-      { username, password, superadmin, domains: [...domains] },
-    );
-    if (!outcome.ok) throw new Error(outcome.message);
-  }
+  await seedAdminAccount(postern, { username: 'root', password: ROOT_PASSWORD, superadmin: true });
+  await seedAdminAccount(postern, {
+    username: 'desk',
+    password: DESK_PASSWORD,
+    superadmin: false,
+    domains: ['example.org'],
+  });
   await root.signIn('root', ROOT_PASSWORD);
   await desk.signIn('desk', DESK_PASSWORD);
 });

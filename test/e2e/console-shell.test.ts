@@ -2,9 +2,8 @@
 // it; every POST needs the session's CSRF token and our Origin (else 403 before any handler);
 // the navigation shows a role only what it may open; refusals render inside the console.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createAdminAccount } from '../../src/admin/admin-accounts.js';
 import { startTestPostern, type TestPostern } from '../support/env.js';
-import { seedDomain } from '../support/seed.js';
+import { seedAdminAccount, seedDomain } from '../support/seed.js';
 
 const ORIGIN = 'https://admin.example.org';
 const ROOT_PASSWORD = 'console root passphrase';
@@ -51,18 +50,15 @@ beforeAll(async () => {
     POSTERN_PUBLIC_URL: ORIGIN,
     POSTERN_BCRYPT_COST: '4',
   });
-  const { db, hashPool } = postern.deps;
+  const { db } = postern.deps;
   await seedDomain(db, 'example.org');
-  for (const [username, password, superadmin, domains] of [
-    ['root', ROOT_PASSWORD, true, []],
-    ['desk', DESK_PASSWORD, false, ['example.org']],
-  ] as const) {
-    const outcome = await createAdminAccount(
-      { db, hashPool, passwordScheme: 'BLF-CRYPT' },
-      { username, password, superadmin, domains: [...domains] },
-    );
-    if (!outcome.ok) throw new Error(outcome.message);
-  }
+  await seedAdminAccount(postern, { username: 'root', password: ROOT_PASSWORD, superadmin: true });
+  await seedAdminAccount(postern, {
+    username: 'desk',
+    password: DESK_PASSWORD,
+    superadmin: false,
+    domains: ['example.org'],
+  });
 });
 
 afterAll(async () => {

@@ -1,8 +1,10 @@
 // Test data in mailcow's tables, written the way mailcow writes it.
+import { createAdminAccount } from '../../src/admin/admin-accounts.js';
 import type { AppPasswordProtocol } from '../../src/storage/app-passwords.js';
 import { insertAppPassword } from '../../src/storage/app-passwords.js';
 import type { Db } from '../../src/storage/db.js';
 import { DEFAULT_MAILBOX_ATTRIBUTES } from '../../src/storage/templated-mailboxes.js';
+import type { TestPostern } from './env.js';
 
 export async function seedDomain(db: Db, domain: string, options: { active?: number } = {}): Promise<void> {
   await db.execute(
@@ -76,4 +78,16 @@ export async function seedTfa(
     ['test key', input.username, input.authmech, 'JBSWY3DPEHPK3PXP', input.active],
   );
   return insertId;
+}
+
+/** An admin account made through postern's own use-case (hashed as BLF-CRYPT). */
+export async function seedAdminAccount(
+  postern: Pick<TestPostern, 'deps'>,
+  account: { username: string; password: string; superadmin: boolean; domains?: string[] },
+) {
+  const outcome = await createAdminAccount(
+    { db: postern.deps.db, hashPool: postern.deps.hashPool, passwordScheme: 'BLF-CRYPT' },
+    { ...account, domains: account.domains ?? [] },
+  );
+  if (!outcome.ok) throw new Error(outcome.message);
 }
