@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Config } from './config/schema.js';
-import { startSchedule } from './cron/schedule.js';
+import { type Schedule, startSchedule } from './cron/schedule.js';
 import { createDeps, type Deps } from './deps.js';
 import { createInternalApp, createInternalFastPath, createInternalPassdb } from './http/internal-app.js';
 import { listen, type Server } from './http/listen.js';
@@ -12,6 +12,8 @@ import type { Logger } from './log.js';
 
 export interface RunningPostern {
   deps: Deps;
+  /** The background jobs (Keycloak sync, audit retention); stop() stops them too. */
+  schedule: Schedule;
   /** Base URL of the internal listener, e.g. http://127.0.0.1:9082 */
   internalUrl: string;
   /** Base URL of the internal TLS listener, e.g. https://127.0.0.1:9443, when one is configured. */
@@ -73,6 +75,7 @@ export async function startPostern(config: Config, log: Logger): Promise<Running
     const schedule = startSchedule(deps);
     return {
       deps,
+      schedule,
       internalUrl: urlOf(internal),
       ...(internalTls ? { internalTlsUrl: urlOf(internalTls, 'https') } : {}),
       webUrl: urlOf(web),

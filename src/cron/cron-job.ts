@@ -8,7 +8,7 @@ import type { Logger } from '../log.js';
 export interface CronJob<T> {
   /** One tick now (what the cron does at its times); resolves when that run is done. */
   tick(): Promise<T | undefined>;
-  /** Stop the cron and abort a running run; resolves when it has stopped. */
+  /** Stop the cron and abort a running run; resolves when it has stopped. Safe to call twice. */
   stop(): Promise<void>;
 }
 
@@ -47,12 +47,17 @@ export function startCronJob<T>(options: CronJobOptions<T>): CronJob<T> {
   });
   void task.start();
 
+  // Once: a second stop (a test that stopped the jobs, then the shutdown) waits for the first.
+  let stopped: Promise<void> | undefined;
   return {
     tick,
-    async stop() {
-      shutdown.abort(new Error('postern is shutting down'));
-      await task.destroy();
-      await inFlight;
+    stop() {
+      stopped ??= (async () => {
+        shutdown.abort(new Error('postern is shutting down'));
+        await task.destroy();
+        await inFlight;
+      })();
+      return stopped;
     },
   };
 }
