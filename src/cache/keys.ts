@@ -39,6 +39,11 @@ export const keys = {
   syncLock: (ks: KeySpace) => `${ks.prefix}sync:lock`,
   /** A sync run's counts while it runs (JSON), for the console's live progress; TTL 1 h. */
   syncProgress: (ks: KeySpace, runId: number) => `${ks.prefix}sync:progress:${runId}`,
+  /**
+   * A secret the console shows once after a redirect (a new API key), sealed under a random
+   * ticket that only the admin's cookie holds; keyed by a hash of the ticket; 5 min, GETDEL once.
+   */
+  consoleShownOnce: (ks: KeySpace, ticketDigest: string) => `${ks.prefix}console:once:${ticketDigest}`,
   /** A SOGo handoff (username + portal session ref), keyed by a hash of its secret; TTL <= 60 s, GETDEL once. */
   sogoHandoff: (ks: KeySpace, secretDigest: string) => `${ks.prefix}sogo:handoff:${secretDigest}`,
   /** An admin's single-use link into a mailbox's webmail; keyed by a hash of the link's secret. */

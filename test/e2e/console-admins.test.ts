@@ -121,10 +121,26 @@ describe('console admins', () => {
       allow_from: '192.0.2.0/24, 2001:db8::/32',
       expires: '2099-01-01',
     });
-    expect(created.status).toBe(201);
-    const key = /value="(postern_[A-Za-z0-9_-]{43})"/.exec(created.text)?.[1];
+    // POST, then a redirect to the page that shows it: reloading that page repeats no POST.
+    expect(created.status).toBe(303);
+    expect(created.location).toBe('/admin/api-keys/created');
+    const pattern = `${postern.deps.config.redisPrefix}console:once:*`;
+    const [sealedKey] = await postern.deps.redis.keys(pattern);
+    const sealed = await postern.deps.redis.get(sealedKey as string);
+    const shown = await get(root, '/admin/api-keys/created');
+    expect(shown.status).toBe(200);
+    const key = /value="(postern_[A-Za-z0-9_-]{43})"/.exec(shown.text)?.[1];
     expect(key).toBeDefined();
-    expect(created.text).toContain('shown only this once');
+    expect(shown.text).toContain('shown only this once');
+    // Redis held it sealed only (the ticket is in the cookie), and holds nothing once it is shown.
+    expect(sealed).toBeTruthy();
+    expect(sealed).not.toContain((key as string).slice('postern_'.length, 20));
+    expect(await postern.deps.redis.keys(pattern)).toEqual([]);
+    const reloaded = await get(root, '/admin/api-keys/created');
+    expect(reloaded.status).toBe(200);
+    expect(reloaded.text).toContain('id="api-key-gone"');
+    expect(reloaded.text).not.toContain(key as string);
+    expect(await postern.deps.db.one<{ n: number }>('SELECT COUNT(*) AS n FROM postern_api_keys')).toEqual({ n: 1 });
 
     const list = await get(root, '/admin/api-keys');
     expect(list.text).toContain('monitoring');

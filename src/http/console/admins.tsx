@@ -1,6 +1,6 @@
 // Console pages for admin accounts and API keys, superadmins only: /admin/admins (list, create,
 // 2FA enforcement per role), /admin/admins/:username (role, domain ACL, active, reset 2FA) and
-// /admin/api-keys (list, create with the key shown once, revoke). The same use-cases and audit
+// /admin/api-keys (list, create with the key shown once on /admin/api-keys/created, revoke). The same use-cases and audit
 // rows as /api/v1/admins, /api/v1/two-factor-policy and /api/v1/api-keys; no rules of its own.
 import { type Context, Hono } from 'hono';
 import { z } from 'zod';
@@ -20,8 +20,11 @@ import { changeOrigin } from '../routes/admin-request.js';
 import { Checkbox, CsrfForm, Field, Select } from '../views/console-layout.js';
 import { authorizePage, type ConsoleView, checked, readForm } from './context.js';
 import { renderPage } from './page.js';
+import { createShownOnce } from './shown-once.js';
 
 const SECTION = '/admin/admins';
+/** Where a new API key is shown, once (the cookie that opens it is scoped to this path). */
+const CREATED_PAGE = '/admin/api-keys/created';
 const enc = encodeURIComponent;
 
 const NOTICES: Record<string, string> = {
@@ -168,8 +171,9 @@ function KeysList(props: { view: ConsoleView; keys: readonly ApiKeyRecord[] }) {
   );
 }
 
-export function createConsoleAdmins(deps: Pick<Deps, 'db' | 'hashPool' | 'config'>) {
+export function createConsoleAdmins(deps: Pick<Deps, 'db' | 'hashPool' | 'config' | 'redis'>) {
   const app = new Hono();
+  const shownOnce = createShownOnce(deps);
   const accountDeps = { db: deps.db, hashPool: deps.hashPool, passwordScheme: deps.config.passwordScheme };
   const actorAccount = (c: Context) => c.get('console').username;
 
@@ -406,18 +410,34 @@ export function createConsoleAdmins(deps: Pick<Deps, 'db' | 'hashPool' | 'config
       target: apiKeyAuditName(record.id),
       after: keyAuditFields(record),
     });
-    // The key is shown on this answer only (never stored, never on the list).
+    // The key is never stored: sealed for one look at the page below (a reload shows it no more).
+    await shownOnce.put(c, { path: CREATED_PAGE, username: actorAccount(c), secret: key, label: record.name });
+    return c.redirect(CREATED_PAGE, 303);
+  });
+
+  app.get('/api-keys/created', async (c) => {
+    authorizePage(c, 'read', { kind: 'api_keys' });
+    const shown = await shownOnce.take(c, { path: CREATED_PAGE, username: actorAccount(c) });
     return renderPage(
       c,
-      { title: 'API key created', section: SECTION, status: 201 },
+      { title: shown ? 'API key created' : 'API key already shown', section: SECTION },
       <section>
-        <p>
-          This is the key <strong>{record.name}</strong>. Copy it now: it is shown only this once.
-        </p>
-        <p>
-          <label for="api-key-secret">API key</label>
-          <input type="text" id="api-key-secret" readonly value={key} autocomplete="off" />
-        </p>
+        {shown ? (
+          <>
+            <p>
+              This is the key <strong>{shown.label}</strong>. Copy it now: it is shown only this once.
+            </p>
+            <p>
+              <label for="api-key-secret">API key</label>
+              <input type="text" id="api-key-secret" readonly value={shown.secret} autocomplete="off" />
+            </p>
+          </>
+        ) : (
+          <p id="api-key-gone">
+            A new API key is shown only once, right after it is created. If it was not copied, revoke it and create
+            another.
+          </p>
+        )}
         <p>
           <a href="/admin/api-keys">Back to the API keys</a>
         </p>
