@@ -94,14 +94,43 @@ export async function checkWebPasswordLogin(
     });
     return refuse(403, 'mailbox_inactive', 'Mailbox disabled', 'This mailbox or its domain is disabled. Ask an admin.');
   }
+  // The first factor only: the sign-in is audited when the session is granted (recordPortalSignIn).
   await deps.limiter.recordSuccess(attempt);
-  await recordAudit(deps.db, {
-    actor: mailboxActor(mailbox.username),
-    action: 'web.login',
-    target: mailbox.username,
+  return { ok: true, username: mailbox.username };
+}
+
+/** What completed a portal sign-in after the password. */
+export type PortalSecondFactor = 'totp' | 'recovery_code' | 'none';
+
+/**
+ * The password was right but a second step must follow (the code, or an enforced enrolment):
+ * audited as `web.first_factor`, not as a sign-in, so a stolen password alone never reads as one.
+ */
+export async function recordPortalFirstFactor(
+  db: Pick<Db, 'execute'>,
+  input: { username: string; next: 'second_factor' | 'enrol'; ip?: string },
+): Promise<void> {
+  await recordAudit(db, {
+    actor: mailboxActor(input.username),
+    action: 'web.first_factor',
+    target: input.username,
+    detail: { factor: 'password', next: input.next },
     ...(input.ip ? { ip: input.ip } : {}),
   });
-  return { ok: true, username: mailbox.username };
+}
+
+/** The portal session was granted: the sign-in (`web.login`) with the second factor it took. */
+export async function recordPortalSignIn(
+  db: Pick<Db, 'execute'>,
+  input: { username: string; secondFactor: PortalSecondFactor; ip?: string },
+): Promise<void> {
+  await recordAudit(db, {
+    actor: mailboxActor(input.username),
+    action: 'web.login',
+    target: input.username,
+    detail: { second_factor: input.secondFactor },
+    ...(input.ip ? { ip: input.ip } : {}),
+  });
 }
 
 /**
