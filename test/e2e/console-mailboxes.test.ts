@@ -202,6 +202,20 @@ describe('mailboxes API', () => {
     );
     const logins = (await desk.api('GET', '/mailboxes/alice@desk.example/logins')).json();
     expect(logins).toMatchObject({ logins: [{ service: 'imap', ip: '192.0.2.7', app_password: null }] });
+    // The mailbox's console page shows them, and its audit entries.
+    const page = await desk.request('GET', '/admin/mailboxes/alice%40desk.example');
+    expect(page.status).toBe(200);
+    const table = (id: string) =>
+      [...(new RegExp(`<table id="${id}">(.*?)</table>`, 's').exec(page.text)?.[1] ?? '').matchAll(/<tr>(.*?)<\/tr>/gs)]
+        .slice(1)
+        .map((row) => [...(row[1] ?? '').matchAll(/<td>(.*?)<\/td>/g)].map((cell) => cell[1]));
+    expect(table('last-logins')).toEqual([[expect.stringMatching(/ UTC$/), 'imap', '192.0.2.7', 'password']]);
+    expect(table('mailbox-audit').map((row) => row.slice(1))).toEqual(
+      expect.arrayContaining([
+        ['desk', 'mailbox.create', 'success'],
+        ['desk', 'mailbox.disable', 'success'],
+      ]),
+    );
   });
 
   it('deletes a mailbox with its rows, takes it out of other aliases, leaves the maildir to Dovecot', async () => {
