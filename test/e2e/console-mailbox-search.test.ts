@@ -122,4 +122,38 @@ describe('mailbox search', () => {
     const none = await root.request('GET', '/admin/mailboxes?q=nobody');
     expect(none.text).toContain('No mailbox matches.');
   });
+
+  // Last: it adds 50,001 mailboxes that the tests above do not expect.
+  it('stops a search at 50,000 rows read and offers "Search further" from where it stopped', async () => {
+    const { db } = postern.deps;
+    await seedDomain(db, 'bulk.example');
+    // MariaDB's SEQUENCE engine: one statement for m00001@ … m50001@bulk.example.
+    await db.execute(
+      `INSERT INTO mailbox (username, password, name, local_part, domain, quota, attributes, kind, authsource, active, created, modified)
+       SELECT CONCAT('m', LPAD(seq, 5, '0'), '@bulk.example'), '{PLAIN}x', 'Bulk', CONCAT('m', LPAD(seq, 5, '0')),
+              'bulk.example', 0, '{}', '', 'mailcow', 1, NOW(), NOW()
+         FROM seq_1_to_50001`,
+    );
+    // In address order: the 5 mailboxes before "m", then the bulk ones: the 50,000th is m49995@.
+    const first = await root.request('GET', '/admin/mailboxes?q=m4999');
+    expect(first.status).toBe(200);
+    const found = (text: string) =>
+      [...text.matchAll(/href="\/admin\/mailboxes\/(m\d+)%40bulk\.example"/g)].map((m) => m[1]);
+    expect(found(first.text)).toEqual(['m49990', 'm49991', 'm49992', 'm49993', 'm49994', 'm49995']);
+    expect(first.text).toContain('id="search-partial"');
+    expect(first.text).toContain('up to m49995@bulk.example');
+    const further = /<a href="([^"]+)" id="next-page">Search further<\/a>/
+      .exec(first.text)?.[1]
+      ?.replace(/&amp;/g, '&');
+    expect(further).toBe('/admin/mailboxes?q=m4999&after=m49995%40bulk.example');
+    const second = await root.request('GET', further as string);
+    expect(found(second.text)).toEqual(['m49996', 'm49997', 'm49998', 'm49999']);
+    expect(second.text).not.toContain('id="search-partial"');
+    expect(second.text).not.toContain('id="next-page"');
+    // The API says the same with `next`.
+    expect(await search(root, 'm4999')).toEqual({
+      names: ['m49990', 'm49991', 'm49992', 'm49993', 'm49994', 'm49995'].map((m) => `${m}@bulk.example`),
+      next: 'm49995@bulk.example',
+    });
+  }, 60_000);
 });
