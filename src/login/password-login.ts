@@ -75,12 +75,22 @@ export async function checkWebPasswordLogin(
       { user: username, reason: mailbox ? `authsource_${mailbox.authSource ?? 'none'}` : 'no_such_mailbox' },
       'web login failed',
     );
+    await recordFailedPassword(deps.db, {
+      ...(mailbox ? { username: mailbox.username } : {}),
+      reason: mailbox ? 'no_local_password' : 'unknown_user',
+      ...(input.ip ? { ip: input.ip } : {}),
+    });
     return WRONG_CREDENTIALS;
   }
   const verdict = await deps.verifier.verify(mailbox.username, hash, input.password);
   if (!verdict.ok) {
     await deps.limiter.recordFailure({ ...attempt, password: input.password });
     deps.log.info({ user: username, reason: verdict.reason }, 'web login failed');
+    await recordFailedPassword(deps.db, {
+      username: mailbox.username,
+      reason: 'wrong_password',
+      ...(input.ip ? { ip: input.ip } : {}),
+    });
     return WRONG_CREDENTIALS;
   }
   // Only someone holding the password learns that the mailbox is disabled.
@@ -97,6 +107,24 @@ export async function checkWebPasswordLogin(
   // The first factor only: the sign-in is audited when the session is granted (recordPortalSignIn).
   await deps.limiter.recordSuccess(attempt);
   return { ok: true, username: mailbox.username };
+}
+
+/**
+ * A refused portal password (`web.login.failed`). Only a real mailbox is named: people type
+ * passwords into the address field, so an unknown name is recorded as `anonymous`. Attempts the
+ * limiter blocks write nothing (the ban itself is audited).
+ */
+async function recordFailedPassword(
+  db: Pick<Db, 'execute'>,
+  input: { username?: string; reason: 'wrong_password' | 'no_local_password' | 'unknown_user'; ip?: string },
+): Promise<void> {
+  await recordAudit(db, {
+    actor: mailboxActor(input.username ?? 'anonymous'),
+    action: 'web.login.failed',
+    ...(input.username ? { target: input.username } : {}),
+    detail: { reason: input.reason, factor: 'password' },
+    ...(input.ip ? { ip: input.ip } : {}),
+  });
 }
 
 /** What completed a portal sign-in after the password. */

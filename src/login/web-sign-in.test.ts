@@ -307,6 +307,36 @@ describe('local-password sign-in', () => {
     for (const outcome of rest) expect(outcome).toEqual(first);
   });
 
+  it('audits a failed portal password as a failed sign-in, never with the password or a typed unknown name', async () => {
+    const { db } = postern.deps;
+    const mark = Number((await db.one<{ id: number | null }>('SELECT MAX(id) AS id FROM postern_audit'))?.id ?? 0);
+    const ip = '203.0.113.51';
+    await webLogin.checkPassword({ username: 'Local@example.org', password: 'not it at all', ip });
+    await webLogin.checkPassword({ username: 'kc@example.org', password: 'not it at all', ip });
+    await webLogin.checkPassword({ username: 'not it at all', password: 'x', ip });
+    const rows = await db.many(
+      'SELECT actor, actor_kind, action, outcome, target, ip, detail FROM postern_audit WHERE id > ? ORDER BY id',
+      [mark],
+    );
+    const failed = { actor_kind: 'mailbox', action: 'web.login.failed', outcome: 'failure', ip };
+    expect(rows).toEqual([
+      {
+        ...failed,
+        actor: 'local@example.org',
+        target: 'local@example.org',
+        detail: { reason: 'wrong_password', factor: 'password' },
+      },
+      {
+        ...failed,
+        actor: 'kc@example.org',
+        target: 'kc@example.org',
+        detail: { reason: 'no_local_password', factor: 'password' },
+      },
+      // People type passwords into the username field: an unknown name is not recorded.
+      { ...failed, actor: 'anonymous', target: null, detail: { reason: 'unknown_user', factor: 'password' } },
+    ]);
+  });
+
   it('tells only the password holder that the mailbox is disabled', async () => {
     await expect(
       webLogin.checkPassword({ username: 'off@example.org', password: 'wrong', ip: IP }),
