@@ -26,11 +26,15 @@ export interface RunScan {
   rows: number;
   instances: number;
   secrets: number;
+  /** Milliseconds the test posterns' own scans took, and this one. */
+  instanceMs: number;
+  ms: number;
   hits: Hit[];
 }
 
 /** Scans every log file of a run directory for every secret any test file of the run registered. */
 export function scanRunDir(dir: string): RunScan {
+  const started = performance.now();
   const files = readdirSync(dir);
   const byValue = new Map<string, Secret>();
   for (const file of files.filter((name) => name.startsWith('secrets-'))) {
@@ -39,10 +43,12 @@ export function scanRunDir(dir: string): RunScan {
   const secrets = [...byValue.values()];
   let rows = 0;
   let instances = 0;
+  let instanceMs = 0;
   for (const file of files.filter((name) => name.startsWith('scans-'))) {
-    for (const scan of readJsonLines<{ rows: number }>(join(dir, file))) {
+    for (const scan of readJsonLines<{ rows: number; ms?: number }>(join(dir, file))) {
       rows += scan.rows;
       instances += 1;
+      instanceMs += scan.ms ?? 0;
     }
   }
   const hits: Hit[] = [];
@@ -53,7 +59,8 @@ export function scanRunDir(dir: string): RunScan {
     lines += scanned.lines;
     hits.push(...scanned.hits);
   }
-  return { lines, files: logs.length, rows, instances, secrets: secrets.length, hits };
+  const ms = Math.round(performance.now() - started);
+  return { lines, files: logs.length, rows, instances, secrets: secrets.length, instanceMs, ms, hits };
 }
 
 export function teardown(): void {
@@ -62,7 +69,7 @@ export function teardown(): void {
   const scan = scanRunDir(dir);
   const summary =
     `secret scan: ${scan.lines} log lines in ${scan.files} files, ${scan.rows} audit rows of ${scan.instances} ` +
-    `test posterns, ${scan.secrets} registered secrets`;
+    `test posterns, ${scan.secrets} registered secrets (scans took ${scan.instanceMs} ms at destroy, ${scan.ms} ms now)`;
   if (scan.hits.length > 0) {
     console.error(`${summary}: ${scan.hits.length} hits; the logs are kept in ${dir}`);
     // vitest reports an error thrown here but would still exit 0 when every test passed.

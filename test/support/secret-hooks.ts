@@ -41,6 +41,8 @@ const SECRET_FIELDS = new Set([
   'recovery_codes',
   'totp_secret',
   'api_key',
+  'csrf_token',
+  'csrfToken',
 ]);
 
 function registerFields(value: unknown, depth = 0): void {

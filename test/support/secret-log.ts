@@ -70,12 +70,19 @@ export function registerConfigSecrets(env: Record<string, string>): void {
  * stopped and before its database is dropped); throws SecretLeakError naming each hit.
  */
 export async function scanTestPostern(input: { name: string; logPath: string; rootUrl: string }): Promise<Hit[]> {
+  const started = performance.now();
   const audit = await scanAuditRows(input.rootUrl, input.name);
   const secrets = registeredSecrets();
   const log = scanLogFile(input.logPath, secrets);
   appendFileSync(
     join(runDir(), `scans-${process.pid}.jsonl`),
-    `${JSON.stringify({ name: input.name, lines: log.lines, rows: audit.rows, secrets: secrets.length })}\n`,
+    `${JSON.stringify({
+      name: input.name,
+      lines: log.lines,
+      rows: audit.rows,
+      secrets: secrets.length,
+      ms: Math.round(performance.now() - started),
+    })}\n`,
   );
   return [...log.hits, ...audit.hits];
 }
