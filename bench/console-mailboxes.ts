@@ -1,7 +1,9 @@
 // The console's mailbox list with 50,000 mailboxes: seeds them (in 50 domains, with quota2 rows)
 // into a database of its own, signs a superadmin in over HTTP and times the first page of
 // GET /admin/mailboxes as a browser gets it (session check, query, render), plus a domain
-// filter, an address search and a later page. Prints the median and worst of 20 requests each.
+// filter, searches (part of a name, of an address, a domain, one mailbox, nothing) and a later
+// page. Names are 20 first names x 20 surnames, so "erin" and "Smith" each match 1 in 20.
+// Prints the median and worst of 20 requests each.
 // Run: npm run bench:console (needs MariaDB and Redis as the tests do).
 import { performance } from 'node:perf_hooks';
 import { createAdminAccount } from '../src/admin/admin-accounts.js';
@@ -11,6 +13,12 @@ import { startTestPostern } from '../test/support/env.js';
 const MAILBOXES = 50_000;
 const DOMAINS = 50;
 const ORIGIN = 'https://admin.example.org';
+const FIRST = ['Ada', 'Bo', 'Cleo', 'Dan', 'Erin', 'Finn', 'Gus', 'Hana', 'Ivo', 'Jo'];
+const FIRST2 = ['Kai', 'Lea', 'Mo', 'Nia', 'Oli', 'Pia', 'Rui', 'Sam', 'Tove', 'Uma'];
+const LAST = ['Smith', 'Jones', 'Berg', 'Costa', 'Dahl', 'Eder', 'Fox', 'Gray', 'Holm', 'Ito'];
+const LAST2 = ['Kerr', 'Lund', 'Moss', 'Nord', 'Ortiz', 'Park', 'Quist', 'Roth', 'Sato', 'Tan'];
+const FIRSTS = [...FIRST, ...FIRST2];
+const LASTS = [...LAST, ...LAST2];
 
 const postern = await startTestPostern('bench_console', { POSTERN_PUBLIC_URL: ORIGIN, POSTERN_BCRYPT_COST: '4' });
 try {
@@ -28,16 +36,15 @@ try {
     const rows = Array.from({ length: BATCH }, (_, i) => {
       const n = start + i;
       const domain = `d${n % DOMAINS}.example`;
-      return {
-        username: `user${String(n).padStart(5, '0')}@${domain}`,
-        local: `user${String(n).padStart(5, '0')}`,
-        domain,
-      };
+      const first = FIRSTS[n % 20] as string;
+      const last = LASTS[Math.floor(n / 20) % 20] as string;
+      const local = `${first}.${last}${n}`.toLowerCase();
+      return { username: `${local}@${domain}`, local, name: `${first} ${last}`, domain };
     });
     await db.execute(
       `INSERT INTO mailbox (username, password, name, local_part, domain, quota, attributes, kind, authsource, active, created, modified)
        VALUES ${rows.map(() => "(?, '{PLAIN}x', ?, ?, ?, 1073741824, ?, '', 'mailcow', 1, NOW(), NOW())").join(', ')}`,
-      rows.flatMap((row) => [row.username, row.local, row.local, row.domain, attributes]),
+      rows.flatMap((row) => [row.username, row.name, row.local, row.domain, attributes]),
     );
     await db.execute(
       `INSERT INTO quota2 (username, bytes, messages) VALUES ${rows.map(() => '(?, 1048576, 10)').join(', ')}`,
@@ -73,7 +80,7 @@ try {
       const html = await response.text();
       const spent = performance.now() - begin;
       if (response.status !== 200) throw new Error(`${path}: ${response.status}`);
-      rows = (html.match(/<a href="\/admin\/mailboxes\/user/g) ?? []).length;
+      rows = (html.match(/<a href="\/admin\/mailboxes\/[^"?]*%40/g) ?? []).length;
       if (i > 0) samples.push(spent); // the first request warms the connection and the caches
     }
     samples.sort((a, b) => a - b);
@@ -84,8 +91,13 @@ try {
 
   await time('first page', '/admin/mailboxes');
   await time('first page of one domain', '/admin/mailboxes?domain=d7.example');
-  await time('address search "user4"', '/admin/mailboxes?q=user4');
-  await time('page after user30000', `/admin/mailboxes?after=${encodeURIComponent('user30000@d0.example')}`);
+  await time('search "erin" (1 in 20)', '/admin/mailboxes?q=erin');
+  await time('search "Smith" (1 in 20)', '/admin/mailboxes?q=Smith');
+  await time('search "d7.example" (1 in 50)', '/admin/mailboxes?q=d7.example');
+  await time('search "erin.smith" (1 in 400)', '/admin/mailboxes?q=erin.smith');
+  await time('search "erin.smith40004" (1)', '/admin/mailboxes?q=erin.smith40004');
+  await time('search "nobody" (none)', '/admin/mailboxes?q=nobody');
+  await time('page after ivo.smith30008', `/admin/mailboxes?after=${encodeURIComponent('ivo.smith30008@d8.example')}`);
 } finally {
   await postern.destroy();
 }

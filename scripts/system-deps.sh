@@ -15,6 +15,9 @@ packages=(
   chromium
   mariadb-server redis-server
   podman runc debootstrap
+  # test/compose-stack.test.ts: netavark and aardvark-dns resolve service names on an internal
+  # network (the default CNI backend's dnsname plugin refuses internal networks).
+  netavark aardvark-dns
 )
 missing=()
 for package in "${packages[@]}"; do

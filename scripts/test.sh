@@ -3,8 +3,9 @@
 # npm dependencies), runs every test on the machine's Node.js and again on the LTS Node.js
 # postern ships on (.node-version), and ends with the plain line "N passed, M failed" for both
 # runs together. Extra arguments go to vitest (e.g. a file filter). POSTERN_TEST_RUNTIMES=machine
-# or =lts runs one of the two. The container image test (test/container.test.ts: a podman build
-# and run, minutes on a cold cache) runs once, in the machine pass; the image has its own Node.
+# or =lts runs one of the two. The container tests (test/container.test.ts and
+# test/compose-stack.test.ts: podman builds and runs, minutes on a cold cache) run once, in the
+# machine pass; the images have their own Node.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,7 +24,7 @@ for runtime in $runtimes; do
     *) echo "unknown runtime '$runtime' in POSTERN_TEST_RUNTIMES"; echo "0 passed, 1 failed"; exit 1 ;;
   esac
   once=()
-  [[ $runtime == machine ]] || once=(--exclude test/container.test.ts)
+  [[ $runtime == machine ]] || once=(--exclude test/container.test.ts --exclude test/compose-stack.test.ts)
   echo "=== vitest on Node.js $("$node" --version) ($runtime)"
   report=$(mktemp --suffix=.json)
   reports+=("$report")

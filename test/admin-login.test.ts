@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashRecoveryCode, stepAt, totpCodeAt } from '../src/admin/totp.js';
 import { startTestPostern, type TestPostern } from './support/env.js';
-import { seedAdminAccount, seedDomain, seedMailbox } from './support/seed.js';
+import { seedAdminAccount, seedDomain, seedMailbox, seedTfa } from './support/seed.js';
 
 const ORIGIN = 'https://admin.example.org';
 const ROOT_PASSWORD = 'root passphrase 0001';
@@ -114,6 +114,20 @@ beforeAll(async () => {
 afterAll(async () => {
   await postern?.destroy();
 });
+
+async function lastAuditId(): Promise<number> {
+  const row = await postern.deps.db.one<{ id: number | null }>('SELECT MAX(id) AS id FROM postern_audit');
+  return Number(row?.id ?? 0);
+}
+
+/** The sign-in and second-factor rows about an admin written after row `afterId`, oldest first. */
+async function signInRows(username: string, afterId: number) {
+  return postern.deps.db.many<{ action: string; outcome: string; detail: unknown }>(
+    `SELECT action, outcome, actor, actor_kind, actor_role, ip, detail FROM postern_audit
+      WHERE target = ? AND id > ? AND (action LIKE 'admin.%' OR action = 'tfa.enrol') ORDER BY id`,
+    [username, afterId],
+  );
+}
 
 describe('password sign-in', () => {
   it('signs a superadmin in with a cookie of its own: HttpOnly, SameSite=Strict, Secure, path /', async () => {
@@ -397,6 +411,7 @@ describe('TOTP', () => {
   });
 
   it('makes an enforced admin enrol before anything else', async () => {
+    const mark = await lastAuditId();
     const b = browser('192.0.2.60');
     expect((await b.signIn('forced', FORCED_PASSWORD)).location).toBe('/admin/tfa/enrol');
     expect((await b.request('GET', '/admin')).location).toBe('/admin/login');
@@ -405,9 +420,57 @@ describe('TOTP', () => {
     expect(page.text).toContain('required for your account');
     const secret = /id="totp-secret">([A-Z2-7]+)</.exec(page.text)?.[1] ?? '';
     const csrf = /name="csrf" value="([^"]+)"/.exec(page.text)?.[1] ?? '';
+    expect((await b.request('POST', '/admin/tfa/enrol', { csrf, code: '000000' })).status).toBe(401);
     const done = await b.request('POST', '/admin/tfa/enrol', { csrf, code: totpCodeAt(secret, stepAt(Date.now())) });
     expect(done.status).toBe(200);
     expect((await b.request('GET', '/admin')).status).toBe(200);
+    // Held at enrolment is not signed in; a wrong confirmation code there is a failed sign-in.
+    expect((await signInRows('forced', mark)).map((row) => [row.action, row.outcome, row.detail])).toEqual([
+      ['admin.first_factor', 'success', { factor: 'password', next: 'enrol' }],
+      ['admin.login.failed', 'failure', { reason: 'wrong_code', factor: 'totp_enrolment' }],
+      ['tfa.enrol', 'success', expect.objectContaining({ authmech: 'totp' })],
+      ['admin.login', 'success', { second_factor: 'totp' }],
+    ]);
+  });
+
+  it('audits a password without its code as no sign-in, a missing or wrong code as a failure, and the sign-in once granted', async () => {
+    const ip = '192.0.2.65';
+    await seedAdmin('audited', 'audited admin passphrase', true);
+    await seedTfa(postern.deps.db, { username: 'audited', authmech: 'totp', active: 1 });
+    const mark = await lastAuditId();
+    const b = browser(ip);
+    expect((await b.signIn('audited', 'audited admin passphrase')).location).toBe('/admin/login/second-factor');
+    const csrf = await b.csrf('/admin/login/second-factor');
+    expect((await b.request('POST', '/admin/login/second-factor', { csrf, code: '' })).status).toBe(401);
+    const wrong = totpCodeAt('JBSWY3DPEHPK3PXP', stepAt(Date.now()) + 5);
+    expect((await b.request('POST', '/admin/login/second-factor', { csrf, code: wrong })).status).toBe(401);
+    expect((await b.api('GET', '/admins')).status).toBe(401);
+    const before = await signInRows('audited', mark);
+    expect(before.some((row) => row.action === 'admin.login')).toBe(false);
+    const code = totpCodeAt('JBSWY3DPEHPK3PXP', stepAt(Date.now()));
+    expect((await b.request('POST', '/admin/login/second-factor', { csrf, code })).location).toBe('/admin');
+    const asAudited = { actor: 'audited', actor_kind: 'admin', actor_role: 'superadmin', ip };
+    expect(await signInRows('audited', mark)).toEqual([
+      {
+        ...asAudited,
+        action: 'admin.first_factor',
+        outcome: 'success',
+        detail: { factor: 'password', next: 'second_factor' },
+      },
+      {
+        ...asAudited,
+        action: 'admin.login.failed',
+        outcome: 'failure',
+        detail: { reason: 'missing_code', factor: 'totp' },
+      },
+      {
+        ...asAudited,
+        action: 'admin.login.failed',
+        outcome: 'failure',
+        detail: { reason: 'wrong_code', factor: 'totp' },
+      },
+      { ...asAudited, action: 'admin.login', outcome: 'success', detail: { second_factor: 'totp' } },
+    ]);
   });
 
   it("lets a superadmin reset another admin's TOTP: audited, and the owner is told at the next sign-in", async () => {

@@ -11,179 +11,28 @@ import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWebApp } from '../src/http/web-app.js';
 import { consoleClient } from './e2e/console-client.js';
+import {
+  APP_PASSWORD,
+  adminRouteMatrix,
+  CALLERS,
+  type Caller,
+  NEW_PASSWORD,
+  observedStatus,
+  seedMatrixObjects,
+  servedAdminRoutes,
+} from './support/admin-routes.js';
 import { startTestPostern, type TestPostern } from './support/env.js';
-import { seedAdminAccount, seedAliasDomain, seedAppPassword, seedDomain, seedMailbox } from './support/seed.js';
+import { seedAdminAccount } from './support/seed.js';
 
 const API_KEY = 'config-api-key-matrix-0123456789abcdefghij';
 const ORIGIN = 'https://admin.example.org';
 const ROOT_PASSWORD = 'matrix root passphrase 01';
 const DESK_PASSWORD = 'matrix desk passphrase 02';
 const OTHER_PASSWORD = 'matrix other passphrase 03';
-const APP_PASSWORD = 'matrix app password 04';
-const NEW_PASSWORD = 'matrix changed passphrase 05';
-
-const CALLERS = ['superadmin', 'desk', 'otherDesk', 'roKey', 'rwDeskKey', 'none'] as const;
-type Caller = (typeof CALLERS)[number];
-/** An expected status, or `hidden`: 404 worded exactly like the same request for a missing object. */
-type Expected = number | 'hidden';
-
-interface Row {
-  /** The route as hono lists it: method and pattern under /api/v1. */
-  route: string;
-  /** The concrete path (after /api/v1) and body sent. */
-  path: string;
-  body?: unknown;
-  /** The same request for an object that does not exist, for `hidden`. */
-  missing?: string;
-  /** Run before each caller's request (puts back what an allowed request removed). */
-  reset?: () => Promise<void>;
-  expect: Record<Caller, Expected>;
-}
-
-// Columns: superadmin session, domain admin of example.org, domain admin of other.example,
-// read-only superadmin key, read-write domain admin key of example.org, no credentials.
-const row = (
-  route: string,
-  path: string,
-  statuses: [Expected, Expected, Expected, Expected, Expected, Expected],
-  extra: { body?: unknown; missing?: string; reset?: () => Promise<void> } = {},
-): Row => ({
-  route,
-  path,
-  ...extra,
-  expect: Object.fromEntries(CALLERS.map((caller, index) => [caller, statuses[index]])) as Record<Caller, Expected>,
-});
-
-let templateId = 0;
-const ALICE = 'alice@example.org';
-const GHOST = 'ghost@example.org';
-/** Deleted by every caller allowed to, and put back before the next one asks. */
-const VICTIM = 'victim@example.org';
-
-async function seedVictim(): Promise<void> {
-  const exists = await postern.deps.db.one('SELECT username FROM mailbox WHERE username = ?', [VICTIM]);
-  if (!exists) await seedMailbox(postern.deps.db, { username: VICTIM, passwordHash: '{SHA256}unused' });
-}
-
-function matrix(): Row[] {
-  const t = String(templateId);
-  return [
-    // Identity provider: superadmins only.
-    row('GET /identity-provider', '/identity-provider', [200, 403, 403, 200, 403, 401]),
-    row('PUT /identity-provider', '/identity-provider', [400, 403, 403, 403, 403, 401], {
-      body: { authsource: 'keycloak' },
-    }),
-    row('DELETE /identity-provider', '/identity-provider', [404, 403, 403, 403, 403, 401]),
-    row('POST /identity-provider/test', '/identity-provider/test', [400, 403, 403, 403, 403, 401], {
-      body: { authsource: 'keycloak' },
-    }),
-    // Templates: everyone reads, superadmins write.
-    row('GET /templates', '/templates', [200, 200, 200, 200, 200, 401]),
-    row('GET /templates/:id', `/templates/${t}`, [200, 200, 200, 200, 200, 401]),
-    row('POST /templates', '/templates', [400, 403, 403, 403, 403, 401], { body: { template: 'X' } }),
-    row('PUT /templates/:id', `/templates/${t}`, [409, 403, 403, 403, 403, 401], { body: { name: 'Renamed' } }),
-    row('DELETE /templates/:id', `/templates/${t}`, [409, 403, 403, 403, 403, 401]),
-    // A mailbox of example.org: its domain's admins; another domain's admin sees no such mailbox.
-    row('GET /mailboxes/:username', `/mailboxes/${ALICE}`, [200, 200, 'hidden', 200, 200, 401], {
-      missing: `/mailboxes/${GHOST}`,
-    }),
-    row('PUT /mailboxes/:username/authsource', `/mailboxes/${ALICE}/authsource`, [200, 200, 'hidden', 403, 200, 401], {
-      body: { authsource: 'mailcow' },
-      missing: `/mailboxes/${GHOST}/authsource`,
-    }),
-    row(
-      'GET /mailboxes/:username/app-passwords',
-      `/mailboxes/${ALICE}/app-passwords`,
-      [200, 200, 'hidden', 200, 200, 401],
-      { missing: `/mailboxes/${GHOST}/app-passwords` },
-    ),
-    row(
-      'DELETE /mailboxes/:username/app-passwords/:id',
-      `/mailboxes/${ALICE}/app-passwords/999999`,
-      [404, 404, 'hidden', 403, 404, 401],
-      { missing: `/mailboxes/${GHOST}/app-passwords/999999` },
-    ),
-    row(
-      'POST /mailboxes/:username/webmail-link',
-      `/mailboxes/${ALICE}/webmail-link`,
-      [200, 200, 'hidden', 403, 200, 401],
-      { missing: `/mailboxes/${GHOST}/webmail-link` },
-    ),
-    row('GET /mailboxes', '/mailboxes', [200, 200, 200, 200, 200, 401]),
-    // Refused for its template only after the domain check: 400 inside the ACL, 404 outside.
-    row('POST /mailboxes', '/mailboxes', [400, 400, 404, 403, 400, 401], {
-      body: { local_part: 'matrix', domain: 'example.org', password: NEW_PASSWORD, template: 'No such template' },
-    }),
-    row('PATCH /mailboxes/:username', `/mailboxes/${ALICE}`, [200, 200, 'hidden', 403, 200, 401], {
-      body: { name: 'Alice' },
-      missing: `/mailboxes/${GHOST}`,
-    }),
-    row('PUT /mailboxes/:username/password', `/mailboxes/${ALICE}/password`, [200, 200, 'hidden', 403, 200, 401], {
-      body: { password: NEW_PASSWORD },
-      missing: `/mailboxes/${GHOST}/password`,
-    }),
-    row('DELETE /mailboxes/:username', `/mailboxes/${VICTIM}`, [200, 200, 'hidden', 403, 200, 401], {
-      missing: `/mailboxes/${GHOST}`,
-      reset: seedVictim,
-    }),
-    row('DELETE /mailboxes/:username/tfa', `/mailboxes/${ALICE}/tfa`, [200, 200, 'hidden', 403, 200, 401], {
-      missing: `/mailboxes/${GHOST}/tfa`,
-    }),
-    row('GET /mailboxes/:username/logins', `/mailboxes/${ALICE}/logins`, [200, 200, 'hidden', 200, 200, 401], {
-      missing: `/mailboxes/${GHOST}/logins`,
-    }),
-    // Bans, admins, API keys, the 2FA policy, sync: superadmins only.
-    row('GET /bans', '/bans', [200, 403, 403, 200, 403, 401]),
-    row('DELETE /bans/:scope/:subject', `/bans/user/${GHOST}`, [404, 403, 403, 403, 403, 401]),
-    row('GET /admins', '/admins', [200, 403, 403, 200, 403, 401]),
-    row('POST /admins', '/admins', [400, 403, 403, 403, 403, 401], { body: { username: 'x' } }),
-    row('GET /admins/:username', '/admins/root', [200, 403, 403, 200, 403, 401]),
-    row('PATCH /admins/:username', '/admins/ghost', [404, 403, 403, 403, 403, 401], { body: { active: true } }),
-    row('PUT /admins/:username/password', '/admins/ghost/password', [404, 403, 403, 403, 403, 401], {
-      body: { password: NEW_PASSWORD },
-    }),
-    row('DELETE /admins/:username/tfa', '/admins/ghost/tfa', [404, 403, 403, 403, 403, 401]),
-    row('DELETE /admins/:username', '/admins/ghost', [404, 403, 403, 403, 403, 401]),
-    row('GET /api-keys', '/api-keys', [200, 403, 403, 200, 403, 401]),
-    row('POST /api-keys', '/api-keys', [400, 403, 403, 403, 403, 401], { body: {} }),
-    row('GET /api-keys/:id', '/api-keys/999999', [404, 403, 403, 404, 403, 401]),
-    row('DELETE /api-keys/:id', '/api-keys/999999', [404, 403, 403, 403, 403, 401]),
-    row('GET /two-factor-policy', '/two-factor-policy', [200, 403, 403, 200, 403, 401]),
-    row('PUT /two-factor-policy', '/two-factor-policy', [400, 403, 403, 403, 403, 401], { body: {} }),
-    row('POST /sync/runs', '/sync/runs', [409, 403, 403, 403, 403, 401], { body: { dry_run: true } }),
-    row('GET /sync/runs', '/sync/runs', [200, 403, 403, 200, 403, 401]),
-    row('GET /sync/runs/:id', '/sync/runs/999999', [404, 403, 403, 404, 403, 401]),
-    // The audit trail: everyone reads (domain admins only their domains' entries).
-    row('GET /audit', '/audit', [200, 200, 200, 200, 200, 401]),
-    // Domains: domain admins see and change their own; creating and deleting is the superadmin's.
-    row('GET /domains', '/domains', [200, 200, 200, 200, 200, 401]),
-    row('POST /domains', '/domains', [400, 403, 403, 403, 403, 401], { body: { domain: 'not a domain' } }),
-    row('GET /domains/:domain', '/domains/example.org', [200, 200, 'hidden', 200, 200, 401], {
-      missing: '/domains/missing.example',
-    }),
-    row('PATCH /domains/:domain', '/domains/example.org', [200, 200, 'hidden', 403, 200, 401], {
-      body: { description: 'Example' },
-      missing: '/domains/missing.example',
-    }),
-    row('DELETE /domains/:domain', '/domains/example.org', [409, 403, 'hidden', 403, 403, 401], {
-      missing: '/domains/missing.example',
-    }),
-    row('GET /alias-domains', '/alias-domains', [200, 200, 200, 200, 200, 401]),
-    row('POST /alias-domains', '/alias-domains', [409, 409, 404, 403, 409, 401], {
-      body: { alias_domain: 'alias.example', target_domain: 'example.org' },
-    }),
-    row('GET /alias-domains/:name', '/alias-domains/alias.example', [200, 200, 'hidden', 200, 200, 401], {
-      missing: '/alias-domains/missing.example',
-    }),
-    row('PATCH /alias-domains/:name', '/alias-domains/alias.example', [200, 200, 'hidden', 403, 200, 401], {
-      body: { active: true },
-      missing: '/alias-domains/missing.example',
-    }),
-    row('DELETE /alias-domains/:name', '/alias-domains/missing.example', [404, 404, 404, 403, 404, 401]),
-  ];
-}
 
 let postern: TestPostern;
+let templateId = 0;
+const matrix = () => adminRouteMatrix({ templateId, db: () => postern.deps.db });
 const sessions = {} as Record<'superadmin' | 'desk' | 'otherDesk', ReturnType<typeof consoleClient>>;
 const keys = {} as Record<'roKey' | 'rwDeskKey', string>;
 /** Every response text of the suite, to prove no secret ever left. */
@@ -227,13 +76,7 @@ beforeAll(async () => {
     POSTERN_ADMIN_WEBMAIL: 'on',
   });
   const { db } = postern.deps;
-  await seedDomain(db, 'example.org');
-  await seedDomain(db, 'other.example');
-  await seedAliasDomain(db, 'alias.example', 'example.org');
-  const hash = `{SHA256}${createHash('sha256').update(APP_PASSWORD).digest('base64')}`;
-  await seedMailbox(db, { username: ALICE, passwordHash: hash });
-  await seedMailbox(db, { username: 'bob@other.example', passwordHash: hash });
-  await seedAppPassword(db, { mailbox: ALICE, passwordHash: hash, protocols: ['imap_access'] });
+  await seedMatrixObjects(db);
   await seedAdminAccount(postern, { username: 'root', password: ROOT_PASSWORD, superadmin: true });
   await seedAdminAccount(postern, {
     username: 'desk',
@@ -274,11 +117,7 @@ afterAll(async () => {
 
 describe('the role × endpoint matrix', () => {
   it('has exactly one row for every admin API route the web app serves', () => {
-    const served = new Set(
-      createWebApp(postern.deps)
-        .routes.filter((route) => route.method !== 'ALL' && route.path.startsWith('/api/v1/'))
-        .map((route) => `${route.method} ${route.path.slice('/api/v1'.length)}`),
-    );
+    const served = new Set(servedAdminRoutes(createWebApp(postern.deps)));
     const rows = matrix().map((entry) => entry.route);
     expect(new Set(rows).size, 'a route has two rows').toBe(rows.length);
     expect([...served].sort()).toEqual([...rows].sort());
@@ -291,23 +130,16 @@ describe('the role × endpoint matrix', () => {
   });
 
   it.each(matrix().map((entry) => [entry.route, entry] as const))('%s', async (_route, entry) => {
-    const method = entry.route.split(' ')[0] as string;
     // Built again here: templateId is known only after beforeAll.
-    const current = matrix().find((candidate) => candidate.route === entry.route) as Row;
+    const current = matrix().find((candidate) => candidate.route === entry.route) ?? entry;
     const got: Record<string, unknown> = {};
     for (const caller of CALLERS) {
-      await current.reset?.();
-      const reply = await call(caller, method, current.path, current.body);
-      got[caller] = reply.status;
-      if (current.expect[caller] === 'hidden' && reply.status === 404 && current.missing) {
-        // Outside the ACL reads exactly like an object that does not exist (no existence leak).
-        const missing = await call('superadmin', method, current.missing, current.body);
-        const name = (path: string) => decodeURIComponent(path.split('/')[2] ?? '');
-        const outside = reply.text.replaceAll(name(current.path), 'X');
-        const absent = missing.text.replaceAll(name(current.missing), 'X');
-        got[caller] =
-          missing.status === 404 && outside === absent ? 'hidden' : `404 unlike missing: ${outside} vs ${absent}`;
-      }
+      got[caller] = await observedStatus(
+        current,
+        current.expect[caller],
+        (method, path, body) => call(caller, method, path, body),
+        (method, path, body) => call('superadmin', method, path, body),
+      );
     }
     expect(got).toEqual(current.expect);
   });

@@ -10,73 +10,21 @@
 // login through both.
 // scripts/test.sh runs this file once, in its machine-Node pass; the build's layers are cached
 // by podman, the base under .cache/.
-import { execFile, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDb } from '../src/storage/db.js';
+import { buildImage, containerBase, podman, waitFor } from './support/containers.js';
 import { dropDatabase, MYSQL_ROOT_URL, uniqueName } from './support/env.js';
 import { imapLogin, imapSelectInbox } from './support/mail-clients.js';
 import { freePort } from './support/processes.js';
 import { seedDomain, seedMailbox } from './support/seed.js';
 import { selfSignedCertificate } from './support/tls.js';
 
-const PODMAN = ['--runtime', '/usr/sbin/runc'];
 const IMAGE = 'localhost/postern:suite';
 const TOKEN = `token-${randomBytes(12).toString('hex')}`;
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** podman with this machine's runtime; never rejects, the caller checks `code`. */
-function podman(args: string[], timeoutMs = 60_000): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      'podman',
-      [...PODMAN, ...args],
-      { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 },
-      (error, stdout, stderr) => {
-        const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
-
-/** A long command whose output goes to the test's log only when it fails. */
-function runLogged(command: string, args: string[], timeoutMs: number): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? 1, stdout, stderr });
-    });
-  });
-}
-
-/** Polls `check` every second (hooks cannot use expect.poll); throws after `timeoutMs`. */
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 1000));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 function ssha512(password: string): string {
   const salt = randomBytes(8);
@@ -88,31 +36,9 @@ const database = uniqueName('container');
 const container = `postern-suite-${randomBytes(4).toString('hex')}`;
 const secrets = mkdtempSync(join(tmpdir(), 'postern-container-'));
 let internalPort = 0;
-let built: Run;
 
 beforeAll(async () => {
-  const base = await runLogged('bash', ['scripts/container-base.sh'], 15 * 60_000);
-  if (base.code !== 0) throw new Error(`scripts/container-base.sh failed:\n${base.stderr.slice(-4000)}`);
-  const baseImage = base.stdout.trim().split('\n').at(-1) ?? '';
-  // --format docker keeps HEALTHCHECK (the OCI image format has no such field).
-  built = await runLogged(
-    'podman',
-    [
-      ...PODMAN,
-      'build',
-      '--network=host',
-      '--format',
-      'docker',
-      '--build-arg',
-      `NODE_IMAGE=${baseImage}`,
-      '-t',
-      IMAGE,
-      '.',
-    ],
-    20 * 60_000,
-  );
-  if (built.code !== 0)
-    throw new Error(`podman build failed:\n${built.stdout.slice(-4000)}\n${built.stderr.slice(-4000)}`);
+  await buildImage({ dockerfile: 'Dockerfile', context: '.', tag: IMAGE, baseImage: await containerBase() });
 
   internalPort = await freePort();
   writeFileSync(join(secrets, 'internal_token'), TOKEN);
@@ -277,30 +203,12 @@ describe('the compose containers: postern and Dovecot', () => {
   };
 
   beforeAll(async () => {
-    const base = await runLogged('bash', ['scripts/container-base.sh', 'debian', 'bookworm'], 15 * 60_000);
-    if (base.code !== 0)
-      throw new Error(`scripts/container-base.sh debian bookworm failed:\n${base.stderr.slice(-4000)}`);
-    const baseImage = base.stdout.trim().split('\n').at(-1) ?? '';
-    const dovecotBuild = await runLogged(
-      'podman',
-      [
-        ...PODMAN,
-        'build',
-        '--network=host',
-        '--format',
-        'docker',
-        '--build-arg',
-        `DEBIAN_IMAGE=${baseImage}`,
-        '-f',
-        'deploy/dovecot/Dockerfile',
-        '-t',
-        DOVECOT_IMAGE,
-        '.',
-      ],
-      20 * 60_000,
-    );
-    if (dovecotBuild.code !== 0)
-      throw new Error(`podman build of deploy/dovecot failed:\n${dovecotBuild.stdout.slice(-4000)}`);
+    await buildImage({
+      dockerfile: 'deploy/dovecot/Dockerfile',
+      context: '.',
+      tag: DOVECOT_IMAGE,
+      baseImage: await containerBase('debian', 'bookworm'),
+    });
 
     chmodSync(stackSecrets, 0o755);
     // compose's secrets: postern_db_url, postern_internal_token, mariadb_postern_password, TLS.

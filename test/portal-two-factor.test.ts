@@ -5,6 +5,7 @@
 // recovery codes single-use); and enrolment forced at sign-in by the two-factor policy.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashRecoveryCode, stepAt, totpCodeAt } from '../src/admin/totp.js';
+import { replaceRecoveryCodes } from '../src/storage/two-factor.js';
 import { startTestPostern, type TestPostern } from './support/env.js';
 import { csrfOf, portalBrowser, recoveryCodesOf, totpSecretOf } from './support/portal-browser.js';
 import { seedDomain, seedMailbox, seedTfa } from './support/seed.js';
@@ -14,6 +15,8 @@ const ANNA = { user: 'anna@example.org', password: 'Anna portal password 1' };
 const BEN = { user: 'ben@example.org', password: 'Ben portal password 22' };
 const CARL = { user: 'carl@example.org', password: 'Carl portal password 3' };
 const DORA = { user: 'dora@example.org', password: 'Dora portal password 44' };
+const ERIN = { user: 'erin@example.org', password: 'Erin portal password 555' };
+const FRED = { user: 'fred@example.org', password: 'Fred portal password 6666' };
 const API_KEY = 'portal-two-factor-test-key-0123456789abcdef';
 let postern: TestPostern;
 /** Anna's enrolment, made by the first describe and used by the next. */
@@ -47,7 +50,7 @@ beforeAll(async () => {
   });
   const { db, hashPool } = postern.deps;
   await seedDomain(db, 'example.org');
-  for (const m of [ANNA, BEN, CARL, DORA]) {
+  for (const m of [ANNA, BEN, CARL, DORA, ERIN, FRED]) {
     await seedMailbox(db, { username: m.user, passwordHash: await hashPool.hash(m.password, 'BLF-CRYPT') });
   }
 });
@@ -200,11 +203,107 @@ describe('signing in to the portal with a second factor', () => {
     expect(statuses.slice(0, 4)).toEqual([401, 401, 401, 401]);
     expect(statuses.slice(4)).toEqual([429, 429]);
     const audit = await postern.deps.db.many<{ actor_kind: string }>(
-      "SELECT actor_kind FROM postern_audit WHERE action = 'web.second_factor.failed' AND target = ?",
+      "SELECT actor_kind FROM postern_audit WHERE action = 'web.login.failed' AND target = ?",
       [BEN.user],
     );
     expect(audit.length).toBe(4);
     expect(audit.every((row) => row.actor_kind === 'mailbox')).toBe(true);
+  });
+});
+
+type SignInRow = {
+  action: string;
+  outcome: string;
+  actor: string;
+  actor_kind: string;
+  ip: string | null;
+  detail: Record<string, unknown> | null;
+};
+
+/** The sign-in rows about a mailbox written after row `afterId`, oldest first. */
+async function signInRows(username: string, afterId: number): Promise<SignInRow[]> {
+  return postern.deps.db.many<SignInRow>(
+    `SELECT action, outcome, actor, actor_kind, ip, detail FROM postern_audit
+      WHERE target = ? AND id > ? AND (action LIKE 'web.%' OR action LIKE 'tfa.%') ORDER BY id`,
+    [username, afterId],
+  );
+}
+
+async function lastAuditId(): Promise<number> {
+  const row = await postern.deps.db.one<{ id: number | null }>('SELECT MAX(id) AS id FROM postern_audit');
+  return Number(row?.id ?? 0);
+}
+
+describe('the audit trail of portal sign-ins', () => {
+  const IP = '198.51.100.30';
+  const asErin = { actor: ERIN.user, actor_kind: 'mailbox', ip: IP };
+
+  it('records a password without its second factor as no sign-in, wrong or missing codes as failures, and the sign-in once the session is granted', async () => {
+    const { db } = postern.deps;
+    await seedTfa(db, { username: ERIN.user, authmech: 'totp', active: 1 });
+    const secret = 'JBSWY3DPEHPK3PXP';
+    const mark = await lastAuditId();
+    const b = browser(IP);
+    expect((await b.signIn(ERIN.user, ERIN.password)).location).toBe('/login/second-factor');
+    // A stolen password alone: the first factor passed, nobody signed in.
+    expect(await signInRows(ERIN.user, mark)).toEqual([
+      {
+        ...asErin,
+        action: 'web.first_factor',
+        outcome: 'success',
+        detail: { factor: 'password', next: 'second_factor' },
+      },
+    ]);
+    const csrf = csrfOf((await b.get('/login/second-factor')).text);
+    expect((await b.post('/login/second-factor', { csrf, code: '' })).status).toBe(401);
+    const wrong = totpCodeAt(secret, stepAt(Date.now()) + 5);
+    expect((await b.post('/login/second-factor', { csrf, code: wrong })).status).toBe(401);
+    const afterFailures = await signInRows(ERIN.user, mark);
+    expect(afterFailures.slice(1)).toEqual([
+      { ...asErin, action: 'web.login.failed', outcome: 'failure', detail: { reason: 'missing_code', factor: 'totp' } },
+      { ...asErin, action: 'web.login.failed', outcome: 'failure', detail: { reason: 'wrong_code', factor: 'totp' } },
+    ]);
+    expect(b.jar.has('postern_session')).toBe(false);
+
+    const code = totpCodeAt(secret, stepAt(Date.now()));
+    expect((await b.post('/login/second-factor', { csrf, code })).location).toBe('/');
+    expect(b.jar.has('postern_session')).toBe(true);
+    const granted = (await signInRows(ERIN.user, mark)).filter((row) => row.action === 'web.login');
+    expect(granted).toEqual([
+      { ...asErin, action: 'web.login', outcome: 'success', detail: { second_factor: 'totp' } },
+    ]);
+    expect((await b.get('/')).status).toBe(200);
+
+    // A recovery code: used, then the sign-in with it.
+    const recovery = 'ABCD-EFGH-JKLM-NPQR';
+    await db.transaction((tx) => replaceRecoveryCodes(tx, ERIN.user, [hashRecoveryCode(recovery)]));
+    const second = await lastAuditId();
+    const r = browser(IP);
+    await r.signIn(ERIN.user, ERIN.password);
+    const recoveryCsrf = csrfOf((await r.get('/login/second-factor')).text);
+    expect((await r.post('/login/second-factor', { csrf: recoveryCsrf, code: recovery })).location).toBe('/');
+    expect((await signInRows(ERIN.user, second)).map((row) => [row.action, row.outcome, row.detail])).toEqual([
+      ['web.first_factor', 'success', { factor: 'password', next: 'second_factor' }],
+      ['tfa.recovery_code.used', 'success', { recovery_codes_left: 0 }],
+      ['web.login', 'success', { second_factor: 'recovery_code' }],
+    ]);
+  });
+
+  it('records a mailbox without a second factor as signed in with none, once', async () => {
+    const mark = await lastAuditId();
+    const b = browser(IP);
+    expect((await b.signIn(FRED.user, FRED.password)).location).toBe('/');
+    expect(b.jar.has('postern_session')).toBe(true);
+    expect(await signInRows(FRED.user, mark)).toEqual([
+      {
+        actor: FRED.user,
+        actor_kind: 'mailbox',
+        ip: IP,
+        action: 'web.login',
+        outcome: 'success',
+        detail: { second_factor: 'none' },
+      },
+    ]);
   });
 });
 
@@ -282,6 +381,9 @@ describe('enforcement for mailbox users', () => {
     const form = new URLSearchParams({ csrf: csrfOf(page.text), name: 'Laptop' });
     form.append('protocols', 'imap');
     expect((await b.post('/tfa/app-passwords', form)).status).toBe(200);
+    // A wrong confirmation code while held there is a failed sign-in.
+    expect((await b.post('/tfa/enrol', { csrf: csrfOf(page.text), code: '000000' })).status).toBe(401);
+    expect(b.jar.has('postern_session')).toBe(false);
     const { codes } = await enrol(b, stepAt(Date.now()));
     expect(codes).toHaveLength(10);
     // Enrolment was the last step: the portal session is open.
@@ -289,11 +391,19 @@ describe('enforcement for mailbox users', () => {
     expect((await b.get('/')).status).toBe(200);
     // A mailbox that has TOTP is asked for its code, as usual.
     expect((await browser('198.51.100.21').signIn(CARL.user, CARL.password)).location).toBe('/login/second-factor');
-    const actions = await postern.deps.db.many<{ action: string }>(
-      "SELECT action FROM postern_audit WHERE target = ? AND action IN ('tfa.enrol', 'web.second_factor', 'app_password.create') ORDER BY id",
+    const actions = await postern.deps.db.many<{ action: string; outcome: string; detail: unknown }>(
+      "SELECT action, outcome, detail FROM postern_audit WHERE target = ? AND (action LIKE 'web.%' OR action IN ('tfa.enrol', 'app_password.create')) ORDER BY id",
       [CARL.user],
     );
-    expect(actions.map((row) => row.action)).toEqual(['app_password.create', 'tfa.enrol', 'web.second_factor']);
+    expect(actions.map((row) => [row.action, row.outcome, row.detail])).toEqual([
+      ['web.login', 'success', { second_factor: 'none' }],
+      ['web.first_factor', 'success', { factor: 'password', next: 'enrol' }],
+      ['app_password.create', 'success', expect.objectContaining({ during: 'tfa_enrolment' })],
+      ['web.login.failed', 'failure', { reason: 'wrong_code', factor: 'totp_enrolment' }],
+      ['tfa.enrol', 'success', expect.objectContaining({ authmech: 'totp' })],
+      ['web.login', 'success', { second_factor: 'totp' }],
+      ['web.first_factor', 'success', { factor: 'password', next: 'second_factor' }],
+    ]);
   });
 
   it('never put a password, TOTP key or recovery code in the audit trail, and no password in a page', async () => {

@@ -102,6 +102,15 @@ export async function checkAdminPassword(
   const mustEnrol =
     !hasTotp && (Number(account.attributes.force_tfa ?? 0) === 1 || (await isRoleEnforced(deps.db, role)));
   const next = hasTotp ? 'second_factor' : mustEnrol ? 'enrol' : 'full';
+  // Not a sign-in yet: that is audited once the second step is done (completeAdminSignIn).
+  if (next !== 'full') {
+    await audit(deps, {
+      action: 'admin.first_factor',
+      target: account.username,
+      detail: { factor: 'password', next },
+      ip: input.ip,
+    });
+  }
   return {
     ok: true,
     username: account.username,

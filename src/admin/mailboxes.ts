@@ -29,6 +29,7 @@ import {
   setNewMailboxCredentials,
   updateMailboxFields,
 } from '../storage/mailbox-admin.js';
+import { searchAdminMailboxes } from '../storage/mailboxes-search.js';
 import { findMailboxTemplateByName, listMailboxTemplates, type MailboxTemplate } from '../storage/templates.js';
 import { createMailboxFromTemplate } from '../templates/apply-template.js';
 import type { ChangeBy, Outcome } from './domains.js';
@@ -125,21 +126,40 @@ export async function findMailboxFor(
   return { ok: true, value: mailbox };
 }
 
+/** A page of the mailbox list; `next` continues it (`after`), null at the end. */
+export interface MailboxPage {
+  rows: MailboxListRow[];
+  next: string | null;
+}
+
+/**
+ * The mailboxes an actor may see, by address, keyset-paged. `search` keeps those whose address
+ * (local part or domain) or name contains the text, case-insensitively; such a page may hold
+ * fewer rows than the limit and still have a `next` (the search's scan is bounded per request).
+ */
 export async function listMailboxesFor(
   deps: Pick<MailboxDeps, 'db'>,
   actor: Actor,
   query: { domain?: string; search?: string; after?: string; limit?: number },
-): Promise<MailboxListRow[]> {
+): Promise<MailboxPage> {
   const domain = query.domain ? normaliseDomain(query.domain) || query.domain.toLowerCase() : undefined;
   // A domain outside a domain admin's ACL lists nothing, exactly like an unknown domain.
-  if (domain && !can(actor, 'read', { kind: 'mailbox', domain }).allowed) return [];
-  return listAdminMailboxes(deps.db, {
+  if (domain && !can(actor, 'read', { kind: 'mailbox', domain }).allowed) return { rows: [], next: null };
+  const limit = Math.min(query.limit ?? MAILBOX_PAGE_SIZE, 500);
+  const filters = {
     ...(actor.role === 'superadmin' ? {} : { only: actor.domains }),
     ...(domain ? { domain } : {}),
-    ...(query.search ? { prefix: foldAddress(query.search.trim()) } : {}),
     ...(query.after !== undefined ? { after: query.after } : {}),
-    limit: Math.min(query.limit ?? MAILBOX_PAGE_SIZE, 500),
-  });
+    limit,
+  };
+  const text = query.search?.trim() ?? '';
+  if (text !== '') {
+    const found = await searchAdminMailboxes(deps.db, { ...filters, text });
+    const last = found.rows.length === limit ? found.rows.at(-1)?.username : undefined;
+    return { rows: found.rows, next: last ?? found.scannedTo ?? null };
+  }
+  const rows = await listAdminMailboxes(deps.db, filters);
+  return { rows, next: rows.length === limit ? (rows.at(-1)?.username ?? null) : null };
 }
 
 export interface MailboxDetails {

@@ -145,7 +145,7 @@ describe('checkSecondFactor on the window edges', () => {
       "SELECT action, actor_kind FROM postern_audit WHERE target = 'rescue@example.org' ORDER BY id",
     );
     expect(audit.map((row) => row.action)).toContain('tfa.recovery_code.used');
-    expect(audit.map((row) => row.action)).toContain('web.second_factor.failed');
+    expect(audit.map((row) => row.action)).toContain('web.login.failed');
     expect(audit.every((row) => row.actor_kind === 'mailbox')).toBe(true);
   });
 });

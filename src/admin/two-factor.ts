@@ -73,11 +73,16 @@ export async function checkSecondFactor(
     }
   }
   await deps.limiter.recordFailure({ ...attempt, password: code });
-  await audit(deps, input, deps.subject === 'mailbox' ? 'web.second_factor.failed' : 'admin.login.failed', {
-    reason: 'wrong_code',
+  await audit(deps, input, failedSignInAction(deps), {
+    reason: code === '' ? 'missing_code' : 'wrong_code',
     factor: looksLikeRecoveryCode(code) ? 'recovery_code' : 'totp',
   });
   return WRONG_CODE;
+}
+
+/** A sign-in that did not complete: the admin sign-in's action, or the portal's. */
+function failedSignInAction(deps: Pick<TwoFactorDeps, 'subject'>): string {
+  return deps.subject === 'mailbox' ? 'web.login.failed' : 'admin.login.failed';
 }
 
 export interface PendingEnrolment {
@@ -105,7 +110,14 @@ export type EnrolmentOutcome =
 
 export async function confirmTotpEnrolment(
   deps: TwoFactorDeps,
-  input: { username: string; code: string; name?: string; ip?: string },
+  input: {
+    username: string;
+    code: string;
+    name?: string;
+    ip?: string;
+    /** The enrolment is the last step of a sign-in (enforced): a wrong code is a failed sign-in. */
+    signingIn?: boolean;
+  },
 ): Promise<EnrolmentOutcome> {
   const attempt = { ip: input.ip ?? '', username: input.username };
   const decision = await deps.limiter.check(attempt);
@@ -117,6 +129,12 @@ export async function confirmTotpEnrolment(
   const step = matchTotpStep(secret, input.code, nowMs);
   if (step === undefined) {
     await deps.limiter.recordFailure({ ...attempt, password: input.code.slice(0, 64) });
+    if (input.signingIn) {
+      await audit(deps, input, failedSignInAction(deps), {
+        reason: input.code.trim() === '' ? 'missing_code' : 'wrong_code',
+        factor: 'totp_enrolment',
+      });
+    }
     return {
       ok: false,
       status: 401,

@@ -75,12 +75,22 @@ export async function checkWebPasswordLogin(
       { user: username, reason: mailbox ? `authsource_${mailbox.authSource ?? 'none'}` : 'no_such_mailbox' },
       'web login failed',
     );
+    await recordFailedPassword(deps.db, {
+      ...(mailbox ? { username: mailbox.username } : {}),
+      reason: mailbox ? 'no_local_password' : 'unknown_user',
+      ...(input.ip ? { ip: input.ip } : {}),
+    });
     return WRONG_CREDENTIALS;
   }
   const verdict = await deps.verifier.verify(mailbox.username, hash, input.password);
   if (!verdict.ok) {
     await deps.limiter.recordFailure({ ...attempt, password: input.password });
     deps.log.info({ user: username, reason: verdict.reason }, 'web login failed');
+    await recordFailedPassword(deps.db, {
+      username: mailbox.username,
+      reason: 'wrong_password',
+      ...(input.ip ? { ip: input.ip } : {}),
+    });
     return WRONG_CREDENTIALS;
   }
   // Only someone holding the password learns that the mailbox is disabled.
@@ -94,14 +104,61 @@ export async function checkWebPasswordLogin(
     });
     return refuse(403, 'mailbox_inactive', 'Mailbox disabled', 'This mailbox or its domain is disabled. Ask an admin.');
   }
+  // The first factor only: the sign-in is audited when the session is granted (recordPortalSignIn).
   await deps.limiter.recordSuccess(attempt);
-  await recordAudit(deps.db, {
-    actor: mailboxActor(mailbox.username),
-    action: 'web.login',
-    target: mailbox.username,
+  return { ok: true, username: mailbox.username };
+}
+
+/**
+ * A refused portal password (`web.login.failed`). Only a real mailbox is named: people type
+ * passwords into the address field, so an unknown name is recorded as `anonymous`. Attempts the
+ * limiter blocks write nothing (the ban itself is audited).
+ */
+async function recordFailedPassword(
+  db: Pick<Db, 'execute'>,
+  input: { username?: string; reason: 'wrong_password' | 'no_local_password' | 'unknown_user'; ip?: string },
+): Promise<void> {
+  await recordAudit(db, {
+    actor: mailboxActor(input.username ?? 'anonymous'),
+    action: 'web.login.failed',
+    ...(input.username ? { target: input.username } : {}),
+    detail: { reason: input.reason, factor: 'password' },
     ...(input.ip ? { ip: input.ip } : {}),
   });
-  return { ok: true, username: mailbox.username };
+}
+
+/** What completed a portal sign-in after the password. */
+export type PortalSecondFactor = 'totp' | 'recovery_code' | 'none';
+
+/**
+ * The password was right but a second step must follow (the code, or an enforced enrolment):
+ * audited as `web.first_factor`, not as a sign-in, so a stolen password alone never reads as one.
+ */
+export async function recordPortalFirstFactor(
+  db: Pick<Db, 'execute'>,
+  input: { username: string; next: 'second_factor' | 'enrol'; ip?: string },
+): Promise<void> {
+  await recordAudit(db, {
+    actor: mailboxActor(input.username),
+    action: 'web.first_factor',
+    target: input.username,
+    detail: { factor: 'password', next: input.next },
+    ...(input.ip ? { ip: input.ip } : {}),
+  });
+}
+
+/** The portal session was granted: the sign-in (`web.login`) with the second factor it took. */
+export async function recordPortalSignIn(
+  db: Pick<Db, 'execute'>,
+  input: { username: string; secondFactor: PortalSecondFactor; ip?: string },
+): Promise<void> {
+  await recordAudit(db, {
+    actor: mailboxActor(input.username),
+    action: 'web.login',
+    target: input.username,
+    detail: { second_factor: input.secondFactor },
+    ...(input.ip ? { ip: input.ip } : {}),
+  });
 }
 
 /**

@@ -279,18 +279,20 @@ describe('local-password sign-in', () => {
   const IP = '203.0.113.50';
 
   it('signs a mailcow mailbox in with its password, case-insensitively by address', async () => {
+    const newest = () =>
+      postern.deps.db.one<{ id: number }>('SELECT MAX(id) AS id FROM postern_audit WHERE actor = ?', [
+        'local@example.org',
+      ]);
+    const before = await newest();
     await expect(
       webLogin.checkPassword({ username: ' Local@Example.org ', password: 'local pw', ip: IP }),
     ).resolves.toEqual({
       ok: true,
       username: 'local@example.org',
     });
-    expect((await lastAudit('local@example.org'))?.action).toBe('web.login');
-    expect(
-      await postern.deps.db.one(
-        "SELECT actor_kind, actor_role, ip FROM postern_audit WHERE action = 'web.login' AND actor = 'local@example.org' ORDER BY id DESC LIMIT 1",
-      ),
-    ).toEqual({ actor_kind: 'mailbox', actor_role: null, ip: IP });
+    // The password is only the first factor: the sign-in is audited when the route grants the
+    // session (test/portal-two-factor.test.ts), never by the password check itself.
+    expect(await newest()).toEqual(before);
   });
 
   it('gives wrong passwords, unknown addresses and IdP mailboxes the same refusal', async () => {
@@ -303,6 +305,36 @@ describe('local-password sign-in', () => {
     const [first, ...rest] = outcomes;
     expect(first).toMatchObject({ ok: false, status: 401, reason: 'invalid_credentials' });
     for (const outcome of rest) expect(outcome).toEqual(first);
+  });
+
+  it('audits a failed portal password as a failed sign-in, never with the password or a typed unknown name', async () => {
+    const { db } = postern.deps;
+    const mark = Number((await db.one<{ id: number | null }>('SELECT MAX(id) AS id FROM postern_audit'))?.id ?? 0);
+    const ip = '203.0.113.51';
+    await webLogin.checkPassword({ username: 'Local@example.org', password: 'not it at all', ip });
+    await webLogin.checkPassword({ username: 'kc@example.org', password: 'not it at all', ip });
+    await webLogin.checkPassword({ username: 'not it at all', password: 'x', ip });
+    const rows = await db.many(
+      'SELECT actor, actor_kind, action, outcome, target, ip, detail FROM postern_audit WHERE id > ? ORDER BY id',
+      [mark],
+    );
+    const failed = { actor_kind: 'mailbox', action: 'web.login.failed', outcome: 'failure', ip };
+    expect(rows).toEqual([
+      {
+        ...failed,
+        actor: 'local@example.org',
+        target: 'local@example.org',
+        detail: { reason: 'wrong_password', factor: 'password' },
+      },
+      {
+        ...failed,
+        actor: 'kc@example.org',
+        target: 'kc@example.org',
+        detail: { reason: 'no_local_password', factor: 'password' },
+      },
+      // People type passwords into the username field: an unknown name is not recorded.
+      { ...failed, actor: 'anonymous', target: null, detail: { reason: 'unknown_user', factor: 'password' } },
+    ]);
   });
 
   it('tells only the password holder that the mailbox is disabled', async () => {

@@ -108,7 +108,7 @@ describe('mailboxes API', () => {
     );
   });
 
-  it('lists by address with keyset paging, prefix search and a domain filter; a domain admin sees its domain only', async () => {
+  it('lists by address with keyset paging, search and a domain filter; a domain admin sees its domain only', async () => {
     const first = await root.api('GET', '/mailboxes?limit=2');
     const page1 = first.json() as { mailboxes: { username: string }[]; next: string };
     expect(page1.mailboxes.map((row) => row.username)).toEqual(['alice@desk.example', 'b2@desk.example']);
@@ -202,6 +202,20 @@ describe('mailboxes API', () => {
     );
     const logins = (await desk.api('GET', '/mailboxes/alice@desk.example/logins')).json();
     expect(logins).toMatchObject({ logins: [{ service: 'imap', ip: '192.0.2.7', app_password: null }] });
+    // The mailbox's console page shows them, and its audit entries.
+    const page = await desk.request('GET', '/admin/mailboxes/alice%40desk.example');
+    expect(page.status).toBe(200);
+    const table = (id: string) =>
+      [...(new RegExp(`<table id="${id}">(.*?)</table>`, 's').exec(page.text)?.[1] ?? '').matchAll(/<tr>(.*?)<\/tr>/gs)]
+        .slice(1)
+        .map((row) => [...(row[1] ?? '').matchAll(/<td>(.*?)<\/td>/g)].map((cell) => cell[1]));
+    expect(table('last-logins')).toEqual([[expect.stringMatching(/ UTC$/), 'imap', '192.0.2.7', 'password']]);
+    expect(table('mailbox-audit').map((row) => row.slice(1))).toEqual(
+      expect.arrayContaining([
+        ['desk', 'mailbox.create', 'success'],
+        ['desk', 'mailbox.disable', 'success'],
+      ]),
+    );
   });
 
   it('deletes a mailbox with its rows, takes it out of other aliases, leaves the maildir to Dovecot', async () => {

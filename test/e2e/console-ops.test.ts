@@ -101,6 +101,7 @@ beforeAll(async () => {
     POSTERN_IDP_TIMEOUT_MS: '3000',
     POSTERN_BAN_USER_THRESHOLD: '3',
     POSTERN_BAN_SECONDS: '900',
+    POSTERN_BAN_EXEMPT_NETWORKS: '10.99.0.0/16',
   });
   // This file starts every sync run itself and checks the run list; the minute cron would add a
   // real run of its own once import_users is saved, at a time the test does not choose.
@@ -327,6 +328,13 @@ describe('bans page', () => {
     expect(page.text).toContain('3 distinct wrong passwords for this username within 600 s');
     expect(page.text).toMatch(/\(in 1[45] min\)/);
     expect(page.text).toContain('900 s (POSTERN_BAN_SECONDS)');
+    // Every threshold in force, as configured.
+    const thresholds = /<dl id="thresholds">(.*?)<\/dl>/s.exec(page.text)?.[1]?.replace(/<[^>]+>/g, '|') ?? '';
+    expect(thresholds).toContain(
+      `${postern.deps.config.banIpThreshold} distinct wrong passwords within 600 s (POSTERN_BAN_IP_THRESHOLD)`,
+    );
+    expect(thresholds).toContain('3 distinct wrong passwords within 600 s (POSTERN_BAN_USER_THRESHOLD)');
+    expect(thresholds).toContain('10.99.0.0/16 (POSTERN_BAN_EXEMPT_NETWORKS)');
     const lifted = await root.post('/admin/bans/lift', { scope: 'user', subject: 'mallory@example.org' });
     expect(lifted).toMatchObject({ status: 303, location: '/admin/bans?lifted=mallory%40example.org' });
     expect((await postern.deps.limiter.listBans()).some((ban) => ban.subject === 'mallory@example.org')).toBe(false);
@@ -462,6 +470,29 @@ describe('audit page', () => {
     const invalid = await root.get('/admin/audit?action=DROP%20TABLE');
     expect(invalid.status).toBe(400);
     expect(invalid.text).toContain('action: must be an event such as ban.lift');
+  });
+
+  it('filters by target, client IP and time range (UTC)', async () => {
+    const cli = systemActor('cli');
+    await recordAudit(postern.deps.db, { actor: cli, action: 'test.ip', target: 'ip-one', ip: '203.0.113.9' });
+    await recordAudit(postern.deps.db, { actor: cli, action: 'test.ip', target: 'ip-two', ip: '203.0.113.10' });
+    const targets = (text: string) => [...text.matchAll(/<tr data-audit="test\.ip">.*?<\/tr>/gs)].length;
+    const byIp = await root.get('/admin/audit?action=test.ip&ip=203.0.113.9');
+    expect(byIp.status).toBe(200);
+    expect(targets(byIp.text)).toBe(1);
+    expect(byIp.text).toContain('ip-one');
+    expect(byIp.text).not.toContain('ip-two');
+    expect(targets((await root.get('/admin/audit?action=test.ip&target=ip-two')).text)).toBe(1);
+    const now = new Date();
+    const minute = (offset: number) => new Date(now.getTime() + offset * 60_000).toISOString().slice(0, 16);
+    expect(targets((await root.get(`/admin/audit?action=test.ip&since=${minute(-5)}&until=${minute(5)}`)).text)).toBe(
+      2,
+    );
+    expect((await root.get(`/admin/audit?action=test.ip&until=${minute(-5)}`)).text).toContain('No entries match.');
+    expect((await root.get(`/admin/audit?action=test.ip&since=${minute(5)}`)).text).toContain('No entries match.');
+    const bad = await root.get('/admin/audit?since=yesterday');
+    expect(bad.status).toBe(400);
+    expect(bad.text).toContain('must be a date and time');
   });
 
   it('pages with an "older entries" link that keeps the filter', async () => {

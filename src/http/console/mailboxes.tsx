@@ -1,4 +1,4 @@
-// Console pages for mailboxes: /admin/mailboxes (search by address start, filter by domain, 50
+// Console pages for mailboxes: /admin/mailboxes (search in address and name, filter by domain, 50
 // per page, keyset-paged), /admin/mailboxes/new, /admin/mailboxes/:username (edit, password,
 // auth source, app passwords, last logins, audit entries) and delete with confirmation. The same
 // use-cases as /api/v1/mailboxes (src/admin/mailboxes.ts).
@@ -72,14 +72,15 @@ export function createConsoleMailboxPages(deps: Pick<Deps, 'db' | 'hashPool' | '
     const search = (c.req.query('q') ?? '').trim().slice(0, 255);
     const domain = (c.req.query('domain') ?? '').trim().slice(0, 255);
     const after = c.req.query('after')?.slice(0, 255);
-    const rows = await listMailboxesFor(deps, view.actor, {
+    const { rows, next } = await listMailboxesFor(deps, view.actor, {
       ...(search ? { search } : {}),
       ...(domain ? { domain } : {}),
       ...(after ? { after } : {}),
       limit: MAILBOX_PAGE_SIZE,
     });
     const domains = await listDomainsFor(deps, view.actor, { limit: 500 });
-    const next = rows.length === MAILBOX_PAGE_SIZE ? rows.at(-1)?.username : undefined;
+    // A search reads a bounded number of rows per request: a short page may still go on.
+    const partial = next !== null && rows.length < MAILBOX_PAGE_SIZE;
     const keep = { ...(search ? { q: search } : {}), ...(domain ? { domain } : {}) };
     return renderPage(
       c,
@@ -88,7 +89,7 @@ export function createConsoleMailboxPages(deps: Pick<Deps, 'db' | 'hashPool' | '
         <div class="toolbar">
           <form method="get" action="/admin/mailboxes">
             <div>
-              <label for="mailbox-search">Address starts with</label>
+              <label for="mailbox-search">Search address, domain or name</label>
               <input type="search" id="mailbox-search" name="q" value={search} />
             </div>
             <div>
@@ -112,9 +113,9 @@ export function createConsoleMailboxPages(deps: Pick<Deps, 'db' | 'hashPool' | '
         </div>
         <section aria-labelledby="mailboxes-heading">
           <h2 id="mailboxes-heading">Mailboxes</h2>
-          {rows.length === 0 ? (
+          {rows.length === 0 && !partial ? (
             <p class="muted">{search || domain ? 'No mailbox matches.' : 'No mailboxes yet.'}</p>
-          ) : (
+          ) : rows.length === 0 ? null : (
             <table id="mailboxes">
               <thead>
                 <tr>
@@ -146,11 +147,17 @@ export function createConsoleMailboxPages(deps: Pick<Deps, 'db' | 'hashPool' | '
               </tbody>
             </table>
           )}
+          {partial ? (
+            <p id="search-partial">
+              {rows.length === 0 ? 'No match so far: ' : ''}this search has looked through the mailboxes up to {next}.
+              There may be more matches after it.
+            </p>
+          ) : null}
           <nav class="pager" aria-label="Pages">
             {after ? <a href={`/admin/mailboxes?${new URLSearchParams(keep)}`}>First page</a> : null}
             {next ? (
               <a href={`/admin/mailboxes?${new URLSearchParams({ ...keep, after: next })}`} id="next-page">
-                Next page
+                {partial ? 'Search further' : 'Next page'}
               </a>
             ) : null}
           </nav>

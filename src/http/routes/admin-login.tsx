@@ -143,6 +143,7 @@ export function createAdminLoginRoutes(
       username: session.username,
       code: typeof form.code === 'string' ? form.code : '',
       ...(typeof form.name === 'string' ? { name: form.name } : {}),
+      ...(session.stage === 'enrol' ? { signingIn: true } : {}),
       ...ipOf(c),
     });
     if (!outcome.ok) return enrolPage(c, session, outcome);

@@ -93,7 +93,7 @@ export function createMailboxRoutes(deps: MailboxDeps) {
   app.get('/', async (c) => {
     const query = parseWith(listQuery, c.req.query(), 'query');
     const limit = query.limit ?? MAILBOX_PAGE_SIZE;
-    const rows = await listMailboxesFor(deps, c.get('admin').actor, { ...query, limit });
+    const { rows, next } = await listMailboxesFor(deps, c.get('admin').actor, { ...query, limit });
     return c.json({
       mailboxes: rows.map((row) => ({
         username: row.username,
@@ -104,7 +104,7 @@ export function createMailboxRoutes(deps: MailboxDeps) {
         quota: row.quota,
         quota_used: row.usedBytes,
       })),
-      next: rows.length === limit ? (rows.at(-1)?.username ?? null) : null,
+      next,
     });
   });
 

@@ -13,6 +13,7 @@ import { checkSecondFactor, confirmTotpEnrolment, startTotpEnrolment } from '../
 import { acknowledgeMailboxTwoFactorReset } from '../../admin/two-factor-reset.js';
 import { createAppPassword, listOwnAppPasswords, type ProtocolChoice } from '../../app-passwords/app-passwords.js';
 import type { Deps } from '../../deps.js';
+import { recordPortalFirstFactor, recordPortalSignIn } from '../../login/password-login.js';
 import {
   createPendingSignIns,
   PENDING_SIGN_IN_SECONDS,
@@ -51,19 +52,23 @@ const cookieOptions = (deps: PendingDeps) =>
   ({ httpOnly: true, sameSite: 'Strict', secure: isCookieSecure(deps.config), path: '/' }) as const;
 
 /**
- * Called by the password sign-in once the password is right: when a second factor (or its
- * enforced enrolment) must follow, the half-done sign-in is recorded and the browser sent on to
- * it; undefined when the portal session may start now.
+ * Called by the password sign-in once the password is right: the portal session starts now when
+ * nothing else is needed; when a second factor (or its enforced enrolment) must follow, the
+ * half-done sign-in is recorded and the browser sent on to it.
  */
 export async function continuePortalSignIn(
   c: Context,
   deps: PendingDeps,
   input: { username: string; next?: string | undefined },
-): Promise<Response | undefined> {
+): Promise<Response> {
   const step = await portalStepAfterPassword(deps.db, input.username);
-  if (step === 'none') return undefined;
+  const ip = clientIp(c);
+  if (step === 'none') {
+    await startWebSession(c, { username: input.username, via: 'password' });
+    await recordPortalSignIn(deps.db, { username: input.username, secondFactor: 'none', ...(ip ? { ip } : {}) });
+    return c.redirect(input.next ?? '/', 303);
+  }
   if (step === 'unsupported') {
-    const ip = clientIp(c);
     await recordAudit(deps.db, {
       actor: { kind: 'mailbox', name: input.username },
       action: 'web.refused',
@@ -73,6 +78,7 @@ export async function continuePortalSignIn(
     });
     return renderRefusal(c, UNSUPPORTED_SECOND_FACTOR);
   }
+  await recordPortalFirstFactor(deps.db, { username: input.username, next: step, ...(ip ? { ip } : {}) });
   const pending = createPendingSignIns({ redis: deps.redis, redisPrefix: deps.config.redisPrefix });
   const { id } = await pending.create(
     { username: input.username, stage: step, ...(input.next ? { next: input.next } : {}) },
@@ -169,18 +175,11 @@ export function createPortalTwoFactorRoutes(deps: Deps, options: { now?: () => n
     deleteCookie(c, PENDING_COOKIE, cookieOptions(deps));
   }
 
-  /** The second factor is done (or enrolled): the portal session starts. */
+  /** The second factor is done (or enrolled): the portal session starts, and only now is it a sign-in. */
   async function completeSignIn(c: Context, username: string, factor: 'totp' | 'recovery_code') {
     await startWebSession(c, { username, via: 'password' });
-    const ip = clientIp(c) ?? '';
-    await limiter.recordSuccess({ ip, username });
-    await recordAudit(deps.db, {
-      actor: { kind: 'mailbox', name: username },
-      action: 'web.second_factor',
-      target: username,
-      detail: { second_factor: factor },
-      ...ipOf(c),
-    });
+    await limiter.recordSuccess({ ip: clientIp(c) ?? '', username });
+    await recordPortalSignIn(deps.db, { username, secondFactor: factor, ...ipOf(c) });
   }
 
   const page = (c: Context, body: Parameters<Context['html']>[0], status: 200 | 400 | 401 | 429 = 200) => {
@@ -288,6 +287,7 @@ export function createPortalTwoFactorRoutes(deps: Deps, options: { now?: () => n
       username: who.mailbox.username,
       code: typeof form.code === 'string' ? form.code : '',
       ...(typeof form.name === 'string' ? { name: form.name } : {}),
+      ...(who.pendingId ? { signingIn: true } : {}),
       ...ipOf(c),
     });
     if (!outcome.ok) return enrolPage(c, who, { error: outcome.message, status: outcome.status });

@@ -61,11 +61,8 @@ export function createSsoRoutes(deps: Deps) {
       }
       return renderRefusal(c, outcome);
     }
-    // A mailbox with TOTP (or one the two-factor policy holds at enrolment) is not signed in yet.
-    const held = await continuePortalSignIn(c, deps, { username: outcome.username, next });
-    if (held) return held;
-    await startWebSession(c, { username: outcome.username, via: 'password' });
-    return c.redirect(next ?? '/', 303);
+    // Signed in now, or (TOTP, or enrolment the two-factor policy enforces) sent on to the second step.
+    return continuePortalSignIn(c, deps, { username: outcome.username, next });
   });
 
   app.get('/login/sso', async (c) => {
