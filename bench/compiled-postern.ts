@@ -13,19 +13,21 @@ export interface CompiledPostern {
   pid: number;
   /** CPU seconds postern's process has used so far (all threads; Linux /proc), for per-request cost. */
   cpuSeconds(): Promise<number>;
-  /** SIGTERM, then wait for the exit; drops the run's database. */
-  stop(): Promise<void>;
+  /** SIGTERM, then wait for the exit; drops the run's database unless told not to (a second postern on it). */
+  stop(options?: { dropDatabase: boolean }): Promise<void>;
 }
 
 export async function startCompiledPostern(
   database: string,
   env: Record<string, string> = {},
   nodeFlags: string[] = [],
+  /** The compiled entry point; another build's (e.g. main's, copied aside) to compare two builds. */
+  main = 'dist/main.js',
 ): Promise<CompiledPostern> {
   const port = await freePort();
   // The same flags as `npm start` (package.json): a larger young generation means fewer
   // scavenges for a server that allocates a little per request.
-  const child: ChildProcess = spawn(process.execPath, ['--max-semi-space-size=32', ...nodeFlags, 'dist/main.js'], {
+  const child: ChildProcess = spawn(process.execPath, ['--max-semi-space-size=32', ...nodeFlags, main], {
     env: {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
@@ -61,14 +63,14 @@ export async function startCompiledPostern(
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       return (Number(fields[11]) + Number(fields[12])) / 100;
     },
-    async stop() {
+    async stop(options = { dropDatabase: true }) {
       if (child.exitCode === null) {
         await new Promise<void>((resolve) => {
           child.once('exit', () => resolve());
           child.kill('SIGTERM');
         });
       }
-      await dropDatabase(database);
+      if (options.dropDatabase) await dropDatabase(database);
     },
   };
 }

@@ -9,6 +9,10 @@
 // of that Dovecot set-up. Per measurement it also samples where the CPU went (/proc): postern,
 // the no-work sidecar, MariaDB, Redis, this process (the IMAP clients) and the rest (Dovecot).
 // First logins (a bcrypt each) are measured once, in reused mode. Figures only.
+// BENCH_MODES=reused (or per-login) runs one mode; BENCH_BASELINE=<dir>/main.js adds a third
+// sidecar, another build of postern (e.g. main's dist/ copied aside), to the alternating rounds,
+// so two builds are compared under the same drifting load; BENCH_POSTERN_FLAGS passes node flags
+// to the postern under test (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
@@ -33,9 +37,11 @@ const MISS_CLIENTS = Number(process.env.BENCH_MISS_CLIENTS ?? 4);
 const CLOCK_TICKS_PER_SECOND = 100;
 
 type Mode = 'per-login' | 'reused';
-type Sidecar = 'no-work' | 'postern';
-const MODES: Mode[] = ['per-login', 'reused'];
-const SIDECARS: Sidecar[] = ['no-work', 'postern'];
+type Sidecar = 'no-work' | 'postern' | 'baseline';
+const MODES = (process.env.BENCH_MODES ?? 'per-login,reused').split(',') as Mode[];
+const BASELINE_MAIN = process.env.BENCH_BASELINE;
+const SIDECARS: Sidecar[] = BASELINE_MAIN ? ['no-work', 'postern', 'baseline'] : ['no-work', 'postern'];
+const POSTERN_FLAGS = (process.env.BENCH_POSTERN_FLAGS ?? '').split(' ').filter(Boolean);
 
 interface User {
   user: string;
@@ -140,9 +146,10 @@ async function cpuSnapshot(): Promise<{ byPid: Map<number, ProcessTicks>; busy: 
  */
 function ticksByComponent(
   snapshot: Awaited<ReturnType<typeof cpuSnapshot>>,
-  pids: { postern: number; noWork: number },
+  pids: { postern: number; noWork: number; baseline?: number | undefined },
 ) {
   const groups: Record<string, number> = { dovecot: 0, clients: 0, postern: 0, 'no-work': 0, mariadb: 0, redis: 0 };
+  if (pids.baseline !== undefined) groups.baseline = 0;
   const masters = new Set<number>();
   for (const [pid, proc] of snapshot.byPid) if (proc.comm === 'dovecot' && proc.ppid === process.pid) masters.add(pid);
   for (const [pid, proc] of snapshot.byPid) {
@@ -150,6 +157,7 @@ function ticksByComponent(
     else if (masters.has(proc.ppid)) groups.dovecot = (groups.dovecot ?? 0) + proc.ticks;
     else if (pid === pids.postern) groups.postern = proc.ticks;
     else if (pid === pids.noWork) groups['no-work'] = proc.ticks;
+    else if (pid === pids.baseline) groups.baseline = proc.ticks;
     else if (pid === process.pid) groups.clients = proc.ticks;
     else if (/^(mariadbd|mysqld)$/.test(proc.comm)) groups.mariadb = (groups.mariadb ?? 0) + proc.ticks;
     else if (proc.comm === 'redis-server') groups.redis = (groups.redis ?? 0) + proc.ticks;
@@ -162,7 +170,7 @@ function cpuPerLogin(
   before: Awaited<ReturnType<typeof cpuSnapshot>>,
   after: Awaited<ReturnType<typeof cpuSnapshot>>,
   logins: number,
-  pids: { postern: number; noWork: number },
+  pids: { postern: number; noWork: number; baseline?: number | undefined },
 ) {
   const start = ticksByComponent(before, pids);
   const end = ticksByComponent(after, pids);
@@ -217,14 +225,20 @@ async function main() {
   const hotUser = (n: number) => hot[n % hot.length] as User;
 
   // The bench logs in a few users thousands of times from loopback.
-  const postern = await startCompiledPostern(DATABASE, { POSTERN_BAN_EXEMPT_NETWORKS: '127.0.0.0/8' });
+  const env = { POSTERN_BAN_EXEMPT_NETWORKS: '127.0.0.0/8' };
+  const postern = await startCompiledPostern(DATABASE, env, POSTERN_FLAGS);
   const posternPid = postern.pid;
+  // The same database, Redis prefix and so the same shared cache secret as the postern under test.
+  const baseline = BASELINE_MAIN ? await startCompiledPostern(DATABASE, env, [], BASELINE_MAIN) : undefined;
+  const pids = { postern: posternPid, noWork: 0, baseline: baseline?.pid };
   const noWork = await startNoWorkSidecar();
+  pids.noWork = noWork.pid;
   const dovecots = new Map<string, RunningDovecot>();
   try {
     for (const mode of MODES) {
       for (const sidecar of SIDECARS) {
-        const authUrl = sidecar === 'postern' ? `${postern.base}/` : noWork.url;
+        const authUrl =
+          sidecar === 'postern' ? `${postern.base}/` : sidecar === 'baseline' ? `${baseline?.base}/` : noWork.url;
         dovecots.set(`${mode}/${sidecar}`, await startDovecot({ authUrl, submission: false, loginProcesses: mode }));
       }
     }
@@ -234,16 +248,17 @@ async function main() {
         `${ROUNDS} alternating rounds of ${SECONDS} s per measurement\n`,
     );
 
+    const firstMode: Mode = MODES.includes('reused') ? 'reused' : (MODES[0] as Mode);
     const firstStart = performance.now();
     const misses = await drive(
-      dovecotFor('reused', 'postern').imapPort,
+      dovecotFor(firstMode, 'postern').imapPort,
       (n) => users[n % users.length] as User,
       firstStart + SECONDS * 1000,
       MISS_CLIENTS,
     );
     const missRate = misses.ok / ((performance.now() - firstStart) / 1000);
     console.log(
-      `first logins, reused processes, postern, ${MISS_CLIENTS} clients (bcrypt cost 10, ` +
+      `first logins, ${firstMode} processes, postern, ${MISS_CLIENTS} clients (bcrypt cost 10, ` +
         `4 verifications each: POSTERN_LOGIN_HASH_FLOOR): ${missRate.toFixed(1)} logins/s ` +
         `(${misses.ok} ok, ${misses.failed} failed${misses.firstFailure ? `, e.g. "${misses.firstFailure}"` : ''})\n`,
     );
@@ -251,8 +266,10 @@ async function main() {
     // once the misses above have left the hash pool).
     await waitForIdleHashPool(postern.base);
     for (const entry of hot) {
-      const result = await imapLogin(dovecotFor('reused', 'postern').imapPort, entry.user, entry.password);
-      if (!result.ok) throw new Error(`warming ${entry.user}: ${result.line}`);
+      for (const sidecar of SIDECARS.filter((name) => name !== 'no-work')) {
+        const result = await imapLogin(dovecotFor(firstMode, sidecar).imapPort, entry.user, entry.password);
+        if (!result.ok) throw new Error(`warming ${entry.user} (${sidecar}): ${result.line}`);
+      }
     }
 
     const rates = new Map<string, number[]>();
@@ -272,10 +289,7 @@ async function main() {
           if (result.failed > 0)
             throw new Error(`${key}: ${result.failed} logins failed, e.g. "${result.firstFailure}"`);
           rates.set(key, [...(rates.get(key) ?? []), rate]);
-          cpu.set(key, [
-            ...(cpu.get(key) ?? []),
-            cpuPerLogin(before, after, result.ok, { postern: posternPid, noWork: noWork.pid }),
-          ]);
+          cpu.set(key, [...(cpu.get(key) ?? []), cpuPerLogin(before, after, result.ok, pids)]);
           line.push(`${key} ${rate.toFixed(1)}`);
         }
       }
@@ -285,21 +299,34 @@ async function main() {
     console.log('\nmedian logins/s, and postern / no-work ceiling per mode (median of the rounds’ ratios):');
     for (const mode of MODES) {
       const ceiling = rates.get(`${mode}/no-work`) ?? [];
-      const ours = rates.get(`${mode}/postern`) ?? [];
-      const ratios = ours.map((rate, index) => rate / (ceiling[index] as number));
-      console.log(
-        `  ${mode.padEnd(9)}  no-work ${median(ceiling).toFixed(1).padStart(7)}   postern ${median(ours).toFixed(1).padStart(7)}` +
-          `   ratio ${median(ratios).toFixed(3)} (rounds: ${ratios.map((ratio) => ratio.toFixed(2)).join(', ')})`,
-      );
+      for (const sidecar of SIDECARS.filter((name) => name !== 'no-work')) {
+        const ours = rates.get(`${mode}/${sidecar}`) ?? [];
+        const ratios = ours.map((rate, index) => rate / (ceiling[index] as number));
+        console.log(
+          `  ${mode.padEnd(9)}  no-work ${median(ceiling).toFixed(1).padStart(7)}   ${sidecar.padEnd(8)} ${median(ours).toFixed(1).padStart(7)}` +
+            `   ratio ${median(ratios).toFixed(3)} (rounds: ${ratios.map((ratio) => ratio.toFixed(2)).join(', ')})`,
+        );
+      }
     }
-    const reusedGain = median(rates.get('reused/no-work') ?? []) / median(rates.get('per-login/no-work') ?? []);
-    console.log(`  reused / per-login, no-work ceiling: ${reusedGain.toFixed(1)}×`);
+    if (MODES.length === 2) {
+      const reusedGain = median(rates.get('reused/no-work') ?? []) / median(rates.get('per-login/no-work') ?? []);
+      console.log(`  reused / per-login, no-work ceiling: ${reusedGain.toFixed(1)}×`);
+    }
 
     console.log(
       '\nCPU ms per login by component, median of the rounds (dovecot: its processes, Lua passdb included; ' +
         'clients: this process; other: the rest of the machine, not this bench):',
     );
-    const components = ['dovecot', 'clients', 'postern', 'no-work', 'mariadb', 'redis', 'other'];
+    const components = [
+      'dovecot',
+      'clients',
+      'postern',
+      ...(baseline ? ['baseline'] : []),
+      'no-work',
+      'mariadb',
+      'redis',
+      'other',
+    ];
     console.log(`  ${'set-up'.padEnd(18)}${components.map((name) => name.padStart(9)).join('')}    total`);
     for (const [key, samples] of cpu) {
       const medians = components.map((name) => median(samples.map((sample) => sample[name] ?? 0)));
@@ -312,6 +339,7 @@ async function main() {
     for (const dovecot of dovecots.values()) await dovecot.stop();
     await noWork.stop();
     await db.close();
+    await baseline?.stop({ dropDatabase: false });
     await postern.stop();
   }
 }

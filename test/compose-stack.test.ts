@@ -208,9 +208,10 @@ beforeAll(async () => {
           },
         );
     }
+    // Listed first: a container podman created but could not start is removed as well.
+    created.containers.push(containerOf(name));
     const started = await stack(await runArguments(name, images.get(name) ?? ''));
     if (started.code !== 0) throw await failure(`podman run ${name}`, started);
-    created.containers.push(containerOf(name));
   }
   for (const name of order) await waitFor(`${name} healthy`, () => healthy(name), 120_000);
 }, 40 * 60_000);
