@@ -2,9 +2,17 @@
 // at debug level (everything it would ever log) through admin sign-in (wrong and right password),
 // API key creation, use and revocation, and passdb logins with right and wrong
 // passwords and an app password. The log lines are captured from postern's own logger.
+// Every test postern's log and audit rows are scanned the same way when it is destroyed
+// (test/support/secret-scan.ts); the tests at the end show that scan finds what it must.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestPostern, type TestPostern } from './support/env.js';
+import { scanRunDir } from './support/secret-global.js';
+import { registeredSecrets, registerSecret } from './support/secret-registry.js';
+import { SecretLeakError } from './support/secret-scan.js';
 import { seedAdminAccount, seedAppPassword, seedDomain, seedMailbox } from './support/seed.js';
 
 const ORIGIN = 'https://admin.example.org';
@@ -121,4 +129,68 @@ it('logs and audits the security events of a busy minute without any secret in t
     expect(logText, 'a secret reached a log line').not.toContain(secret);
     expect(auditText, 'a secret reached an audit row').not.toContain(secret);
   }
+  // The registry learnt every one of them without this test naming them (the scan at destroy()
+  // looks for all of them), and the admin session cookie postern set.
+  const registered = new Map(registeredSecrets().map((secret) => [secret.value, secret.kind]));
+  for (const secret of secrets) expect(registered.has(secret), `${secret.slice(0, 8)}… registered`).toBe(true);
+  expect([...registered.values()]).toContain('cookie set by a response');
+  expect(readFileSync(postern.logPath, 'utf8')).toBe(`${lines.join('\n')}\n`);
+});
+
+describe('the secret scan of every test postern', () => {
+  it('fails destroy() on a secret in a log line or a hash in an audit row, naming kind and place, masking the secret', async () => {
+    const leaky = await startTestPostern('log_leak');
+    const planted = 'scan-test planted secret 7310';
+    registerSecret('planted test secret', planted);
+    leaky.deps.log.info({ note: planted }, 'a line a careless change could write');
+    leaky.deps.auditWriter.record({
+      actor: { kind: 'system', name: 'test' },
+      action: 'test.leak',
+      detail: { note: '{BLF-CRYPT}$2y$05$abcdefghijklmnopqrstuv' },
+    });
+    await leaky.deps.auditWriter.flush();
+    const failure = await leaky.destroy().then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    // The planted line must not fail the run's final scan as well.
+    rmSync(leaky.logPath);
+    expect(failure).toBeInstanceOf(SecretLeakError);
+    const message = (failure as Error).message;
+    expect(message).toMatch(new RegExp(`planted test secret in ${leaky.logPath}:\\d+`));
+    expect(message).toMatch(
+      /password hash with a \{SCHEME\} prefix in postern_test_log_leak_\w+\.postern_audit id=\d+ column detail/,
+    );
+    expect(message).toMatch(/bcrypt hash in .*postern_audit/);
+    expect(message).not.toContain(planted);
+    expect(message).not.toContain('abcdefghijklmnop');
+  });
+
+  it('scans every log file of the run directory once more for the secrets of every test file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'postern-scan-test-'));
+    try {
+      const secret = { kind: 'seeded mailbox password', value: 'run-scan planted secret 7311' };
+      writeFileSync(join(dir, 'secrets-1.jsonl'), `${JSON.stringify(secret)}\n`);
+      writeFileSync(
+        join(dir, 'secrets-2.jsonl'),
+        `${JSON.stringify({ kind: 'TOTP code', value: '123456', bounded: true })}\n`,
+      );
+      writeFileSync(join(dir, 'scans-1.jsonl'), `${JSON.stringify({ name: 'a', lines: 2, rows: 5 })}\n`);
+      writeFileSync(join(dir, 'clean.log'), '{"msg":"started","ms":91234567}\n{"msg":"code 1234567"}\n');
+      writeFileSync(join(dir, 'leaky.log'), `{"msg":"fine"}\n{"msg":"${secret.value}"}\n{"code":"123456"}\n`);
+      const scan = scanRunDir(dir);
+      expect({ lines: scan.lines, files: scan.files, rows: scan.rows, instances: scan.instances }).toEqual({
+        lines: 5,
+        files: 2,
+        rows: 5,
+        instances: 1,
+      });
+      expect(scan.hits.map((hit) => `${hit.kind} @ ${hit.where.replace(dir, '')}`).sort()).toEqual([
+        'TOTP code @ /leaky.log:3',
+        'seeded mailbox password @ /leaky.log:2',
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -69,6 +69,12 @@ export interface RunningDovecot {
 }
 
 // The mail processes run as `nobody`: a uid that owns nothing else on the machine.
+/**
+ * The auth process starts on the first imap-login connection and loads the Lua script; on a
+ * loaded 2-core CI machine that chain took more than 15 s once, so the default waits longer.
+ */
+const DOVECOT_START_TIMEOUT_MS = 45_000;
+
 const MAIL_UID = 65534;
 const MAIL_GID = 65534;
 // Submission must have a relay host; 127.0.0.1:9 (discard) refuses connections, so nothing is
@@ -269,7 +275,7 @@ async function startOnce(
     return output.text ? `${file}\n--- dovecot stdout/stderr ---\n${output.text}` : file;
   };
 
-  const deadline = Date.now() + (options.startTimeoutMs ?? 15_000);
+  const deadline = Date.now() + (options.startTimeoutMs ?? DOVECOT_START_TIMEOUT_MS);
   const isDefaultScript = luaFile === POSTERN_PASSDB_LUA;
   for (;;) {
     const text = logs();
@@ -290,7 +296,7 @@ async function startOnce(
     if (listening && scriptReady) break;
     if (Date.now() > deadline) {
       await stop();
-      fail(`Dovecot was not ready within ${options.startTimeoutMs ?? 15_000} ms:\n${text}`);
+      fail(`Dovecot was not ready within ${options.startTimeoutMs ?? DOVECOT_START_TIMEOUT_MS} ms:\n${text}`);
     }
     await sleep(50);
   }

@@ -5,8 +5,10 @@ import mysql from 'mysql2/promise';
 import type { DestinationStream } from 'pino';
 import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
-import { createLogger } from '../../src/log.js';
 import { type RunningPostern, startPostern } from '../../src/server.js';
+import { watchHashPool } from './secret-hooks.js';
+import { createTestLog, registerConfigSecrets, scanTestPostern, throwOnHits } from './secret-log.js';
+import type { Hit } from './secret-scan.js';
 
 export const MYSQL_ROOT_URL = process.env.TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306';
 export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -26,22 +28,39 @@ export async function dropDatabase(name: string): Promise<void> {
   }
 }
 
+/**
+ * Scans a stopped test postern's log file and audit rows for secrets, drops its database, and
+ * then throws if the scan found one.
+ */
+export async function scanThenDrop(name: string, logPath: string): Promise<void> {
+  let hits: Hit[];
+  try {
+    hits = await scanTestPostern({ name, logPath, rootUrl: MYSQL_ROOT_URL });
+  } finally {
+    await dropDatabase(name);
+  }
+  throwOnHits(hits, name);
+}
+
 /** Config for a test: development defaults, a private database and Redis prefix, free ports. */
 export function testConfig(name: string, overrides: Record<string, string> = {}, via: Via = {}): Config {
   const mysqlUrl = new URL(MYSQL_ROOT_URL);
   if (via.mysqlPort) mysqlUrl.port = String(via.mysqlPort);
   const redisUrl = new URL(REDIS_URL);
   if (via.redisPort) redisUrl.port = String(via.redisPort);
-  return loadConfig({
+  const env = {
     POSTERN_DB_URL: `mysql://${mysqlUrl.username || 'root'}@${mysqlUrl.host}/${name}`,
     POSTERN_REDIS_URL: redisUrl.toString(),
     POSTERN_REDIS_PREFIX: `${name}:`,
     POSTERN_INTERNAL_LISTEN: '127.0.0.1:0',
     POSTERN_WEB_LISTEN: '127.0.0.1:0',
+    // A postern started by startTestPostern logs to a file whatever this says (see secret-log.ts).
     POSTERN_LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     POSTERN_HASH_THREADS: '2',
     ...overrides,
-  });
+  };
+  registerConfigSecrets(env);
+  return loadConfig(env);
 }
 
 /** Reach MySQL or Redis through another port (a TcpProxy in front of the real service). */
@@ -54,7 +73,12 @@ export interface TestPostern extends RunningPostern {
   name: string;
   /** POST a passdb request; returns status and parsed body. */
   passdb(body: unknown, headers?: Record<string, string>): Promise<{ status: number; body: Record<string, unknown> }>;
-  /** Stop postern and drop its database. */
+  /** Its log file (every line at debug level and up), scanned for secrets by destroy(). */
+  logPath: string;
+  /**
+   * Stop postern, scan its log file and audit rows for the registered secrets, drop its database;
+   * throws when the scan found one (secret-scan.ts).
+   */
   destroy(): Promise<void>;
 }
 
@@ -66,10 +90,13 @@ export async function startTestPostern(
 ): Promise<TestPostern> {
   const name = uniqueName(label);
   const config = testConfig(name, overrides, via);
-  const running = await startPostern(config, createLogger(config.logLevel, logDestination));
+  const testLog = createTestLog(name, config.logLevel, logDestination);
+  const running = await startPostern(config, testLog.log);
+  watchHashPool(running.deps.hashPool);
   return {
     ...running,
     name,
+    logPath: testLog.path,
     async passdb(body, headers = {}) {
       const response = await fetch(`${running.internalUrl}/`, {
         method: 'POST',
@@ -87,7 +114,8 @@ export async function startTestPostern(
     },
     async destroy() {
       await running.stop();
-      await dropDatabase(name);
+      testLog.close();
+      await scanThenDrop(name, testLog.path);
     },
   };
 }

@@ -72,11 +72,12 @@ import { serve } from '@hono/node-server';
 import type { Config } from '../../src/config/schema.js';
 import { createDeps, type Deps } from '../../src/deps.js';
 import { createInternalApp } from '../../src/http/internal-app.js';
-import { createLogger } from '../../src/log.js';
 import { type KeycloakSettings, keycloakSettingsSchema, saveIdpSettings } from '../../src/sources/idp-settings.js';
 import type { SyncReport } from '../../src/sync/apply-sync.js';
 import { runSync } from '../../src/sync/run-sync.js';
-import { dropDatabase, testConfig, uniqueName } from './env.js';
+import { scanThenDrop, testConfig, uniqueName } from './env.js';
+import { watchHashPool } from './secret-hooks.js';
+import { createTestLog } from './secret-log.js';
 
 export interface FakeKeycloakUser {
   /** Omitted: a random UUID, as Keycloak assigns. */
@@ -713,8 +714,10 @@ export async function startSyncEnv(
     POSTERN_BCRYPT_COST: '5',
     ...options.overrides,
   });
-  const log = createLogger(config.logLevel);
+  const testLog = createTestLog(name, config.logLevel);
+  const { log } = testLog;
   const deps = await createDeps(config, log);
+  watchHashPool(deps.hashPool);
   const kc = await startFakeKeycloak(options.kc);
   const cronLogKey = `${name}:CRON_LOG`;
   const extra: Deps[] = [];
@@ -772,6 +775,7 @@ export async function startSyncEnv(
     },
     async replica() {
       const other = await createDeps(config, log);
+      watchHashPool(other.hashPool);
       extra.push(other);
       return other;
     },
@@ -782,7 +786,8 @@ export async function startSyncEnv(
       if (prefixed.length > 0) await deps.redis.del(...prefixed).catch(() => undefined);
       for (const other of extra) await other.close();
       await deps.close();
-      await dropDatabase(name);
+      testLog.close();
+      await scanThenDrop(name, testLog.path);
     },
   };
 }

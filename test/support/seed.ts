@@ -5,6 +5,7 @@ import { insertAppPassword } from '../../src/storage/app-passwords.js';
 import type { Db } from '../../src/storage/db.js';
 import { DEFAULT_MAILBOX_ATTRIBUTES } from '../../src/storage/templated-mailboxes.js';
 import type { TestPostern } from './env.js';
+import { registerSecret } from './secret-registry.js';
 
 export async function seedDomain(db: Db, domain: string, options: { active?: number } = {}): Promise<void> {
   await db.execute(
@@ -33,6 +34,7 @@ export interface SeedMailbox {
 export const DEFAULT_ATTRIBUTES = DEFAULT_MAILBOX_ATTRIBUTES;
 
 export async function seedMailbox(db: Db, mailbox: SeedMailbox): Promise<void> {
+  registerSecret('seeded mailbox password hash', mailbox.passwordHash);
   const [localPart, domain] = mailbox.username.split('@') as [string, string];
   await db.execute(
     `INSERT INTO mailbox (username, password, name, local_part, domain, quota, attributes, kind, authsource, active, created, modified)
@@ -56,6 +58,7 @@ export async function seedAppPassword(
   db: Db,
   input: { mailbox: string; passwordHash: string; protocols: AppPasswordProtocol[]; name?: string; active?: boolean },
 ): Promise<number> {
+  registerSecret('seeded app password hash', input.passwordHash);
   const domain = input.mailbox.split('@')[1] ?? '';
   const id = await insertAppPassword(db, {
     mailbox: input.mailbox,
@@ -68,14 +71,17 @@ export async function seedAppPassword(
   return id;
 }
 
+const SEEDED_TOTP_SECRET = 'JBSWY3DPEHPK3PXP';
+
 /** A row of mailcow's `tfa` table (one authenticator of a user), as mailcow's set_tfa() writes it. */
 export async function seedTfa(
   db: Db,
   input: { username: string; authmech: 'yubi_otp' | 'u2f' | 'hotp' | 'totp' | 'webauthn'; active: number },
 ): Promise<number> {
+  registerSecret('seeded TOTP secret', SEEDED_TOTP_SECRET);
   const { insertId } = await db.execute(
     'INSERT INTO tfa (key_id, username, authmech, secret, active) VALUES (?, ?, ?, ?, ?)',
-    ['test key', input.username, input.authmech, 'JBSWY3DPEHPK3PXP', input.active],
+    ['test key', input.username, input.authmech, SEEDED_TOTP_SECRET, input.active],
   );
   return insertId;
 }
@@ -85,6 +91,7 @@ export async function seedAdminAccount(
   postern: Pick<TestPostern, 'deps'>,
   account: { username: string; password: string; superadmin: boolean; domains?: string[] },
 ) {
+  registerSecret('seeded admin password', account.password);
   const outcome = await createAdminAccount(
     { db: postern.deps.db, hashPool: postern.deps.hashPool, passwordScheme: 'BLF-CRYPT' },
     { ...account, domains: account.domains ?? [] },
