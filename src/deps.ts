@@ -24,7 +24,7 @@ import { createWebmailSecretChecker } from './login/webmail-secret.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import type { CredentialVerifier } from './passwords/credential-verifier.js';
 import { createHashPool, type HashPool } from './passwords/hash-pool.js';
-import { createRateLimiter, limitsFromConfig, type RateLimiter } from './rate-limit/limiter.js';
+import { type BanHook, createRateLimiter, limitsFromConfig, type RateLimiter } from './rate-limit/limiter.js';
 import { createKeycloakPasswordSource } from './sources/keycloak.js';
 import { createSourceRegistry, type SourceRegistry } from './sources/registry.js';
 import { createSecretBox, type SecretBox } from './sources/secret-box.js';
@@ -158,6 +158,17 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
 
     // One fingerprint key for every limiter: replicas agree on it, so they count a password once.
     const fingerprintSecret = config.cacheKey ?? (await loadSharedSecret(redis, keys.fingerprintSecret(keySpace), log));
+    // Every ban any limiter places is a security event in the audit trail, named by its limiter.
+    const auditBan =
+      (limiterName: 'mail' | 'web' | 'admin' | 'portal_code'): BanHook =>
+      (scope, subject) =>
+        auditWriter.record({
+          actor: { kind: 'system', name: 'rate-limiter' },
+          action: 'ban.place',
+          ...(subject ? { target: subject } : {}),
+          detail: { scope, ban_seconds: config.banSeconds, limiter: limiterName },
+        });
+    const auditMailBan = auditBan('mail');
     const limiter = createRateLimiter({
       redis,
       prefix: config.redisPrefix,
@@ -167,21 +178,16 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
       onBan: (scope, subject) => {
         metrics.bans.inc({ scope });
         loginStats.recordBan();
-        auditWriter.record({
-          actor: { kind: 'system', name: 'rate-limiter' },
-          action: 'ban.place',
-          ...(subject ? { target: subject } : {}),
-          detail: { scope, ban_seconds: config.banSeconds },
-        });
+        auditMailBan(scope, subject);
       },
     });
     closers.push(async () => limiter.close());
     // Each limiter mirrors bans through a Redis subscriber of its own: closed here, not by Redis going away.
-    const webLoginLimiter = createWebLoginLimiter({ redis, config, log }, fingerprintSecret);
+    const webLoginLimiter = createWebLoginLimiter({ redis, config, log, onBan: auditBan('web') }, fingerprintSecret);
     closers.push(async () => webLoginLimiter.close());
-    const adminLoginLimiter = createAdminLoginLimiter({ redis, config, log });
+    const adminLoginLimiter = createAdminLoginLimiter({ redis, config, log, onBan: auditBan('admin') });
     closers.push(async () => adminLoginLimiter.close());
-    const portalCodeLimiter = createPortalCodeLimiter({ redis, config, log });
+    const portalCodeLimiter = createPortalCodeLimiter({ redis, config, log, onBan: auditBan('portal_code') });
     closers.push(async () => portalCodeLimiter.close());
 
     const webmailSecrets = createWebmailSecretChecker({ redis, config });

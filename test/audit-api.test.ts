@@ -244,7 +244,7 @@ describe('security events in the trail', () => {
         actor: 'rate-limiter',
         actor_kind: 'system',
         target: 'gus@example.org',
-        detail: { scope: 'user', ban_seconds: 1800 },
+        detail: { scope: 'user', ban_seconds: 1800, limiter: 'mail' },
       }),
     ]);
     const refused = (await events('mail_login.refused')).filter((entry) => entry.detail.reason === 'rate_limited');
@@ -260,6 +260,27 @@ describe('security events in the trail', () => {
     expect(await events('ban.lift')).toEqual([
       expect.objectContaining({ actor: 'api:config', actor_kind: 'api_key', target: 'gus@example.org' }),
     ]);
+  });
+
+  it('records the bans of the portal, admin sign-in and portal-code limiters too, each named', async () => {
+    const { webLoginLimiter, adminLoginLimiter, portalCodeLimiter } = postern.deps;
+    const limiters = [
+      ['web', webLoginLimiter, 'hal@example.org'],
+      ['admin', adminLoginLimiter, 'helpdesk-hal'],
+      ['portal_code', portalCodeLimiter, 'ida@example.org'],
+    ] as const;
+    for (const [, limiter, username] of limiters) {
+      for (const password of ['guess 1', 'guess 2', 'guess 3']) {
+        await limiter.recordFailure({ ip: '203.0.113.60', username, password });
+      }
+    }
+    const placed = (await events('ban.place')).filter((entry) => entry.detail.limiter !== 'mail');
+    expect(placed.map((entry) => [entry.detail.limiter, entry.detail.scope, entry.target]).sort()).toEqual([
+      ['admin', 'user', 'helpdesk-hal'],
+      ['portal_code', 'user', 'ida@example.org'],
+      ['web', 'user', 'hal@example.org'],
+    ]);
+    for (const entry of placed) expect(entry).toMatchObject({ actor: 'rate-limiter', actor_kind: 'system' });
   });
 
   it('holds no password that was tried, right or wrong', async () => {

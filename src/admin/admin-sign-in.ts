@@ -8,7 +8,7 @@ import type { Redis } from '../cache/redis.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { CredentialVerifier } from '../login/mail-login.js';
-import { createRateLimiter, limitsFromConfig, type RateLimiter } from '../rate-limit/limiter.js';
+import { type BanHook, createRateLimiter, limitsFromConfig, type RateLimiter } from '../rate-limit/limiter.js';
 import { findAdmin, findAdminCredential } from '../storage/admins.js';
 import { recordAudit } from '../storage/audit.js';
 import { adminAuditActor } from '../storage/audit-actors.js';
@@ -151,7 +151,12 @@ async function audit(
  * The limiter with the passdb's thresholds in its own key space (`…admin:`), so admin sign-in
  * failures never ban a mail user and the other way round.
  */
-export function createAdminLoginLimiter(deps: { redis: Redis; config: Config; log: Logger }): RateLimiter {
+export function createAdminLoginLimiter(deps: {
+  redis: Redis;
+  config: Config;
+  log: Logger;
+  onBan?: BanHook;
+}): RateLimiter {
   const { config } = deps;
   const fingerprintSecret = config.secretKey
     ? createHmac('sha256', config.secretKey).update('postern admin-login limiter').digest('hex')
@@ -162,5 +167,6 @@ export function createAdminLoginLimiter(deps: { redis: Redis; config: Config; lo
     ...limitsFromConfig(config),
     fingerprintSecret,
     log: deps.log,
+    ...(deps.onBan ? { onBan: deps.onBan } : {}),
   });
 }

@@ -5,7 +5,7 @@ import type { Redis } from '../cache/redis.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { CredentialVerifier } from '../passwords/credential-verifier.js';
-import { createRateLimiter, limitsFromConfig, type RateLimiter } from '../rate-limit/limiter.js';
+import { type BanHook, createRateLimiter, limitsFromConfig, type RateLimiter } from '../rate-limit/limiter.js';
 import { mailboxActor, recordAudit } from '../storage/audit.js';
 import type { Db } from '../storage/db.js';
 import { findLoginMailbox } from '../storage/mailboxes.js';
@@ -180,6 +180,7 @@ export function createWebLoginLimiter(
       | 'banExemptNetworks'
       | 'knownGoodIpSeconds'
     >;
+    onBan?: BanHook;
   },
   fingerprintSecret: string,
 ): RateLimiter {
@@ -189,5 +190,6 @@ export function createWebLoginLimiter(
     ...limitsFromConfig(deps.config),
     fingerprintSecret,
     log: deps.log,
+    ...(deps.onBan ? { onBan: deps.onBan } : {}),
   });
 }

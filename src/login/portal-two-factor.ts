@@ -12,7 +12,7 @@ import type { Config } from '../config/schema.js';
 import { sha256Hex } from '../digest.js';
 import { parseJsonRecord } from '../json-record.js';
 import type { Logger } from '../log.js';
-import { createRateLimiter, limitsFromConfig, type RateLimiter } from '../rate-limit/limiter.js';
+import { type BanHook, createRateLimiter, limitsFromConfig, type RateLimiter } from '../rate-limit/limiter.js';
 import type { Db } from '../storage/db.js';
 import { findActiveTotp, hasAnyActiveTfa } from '../storage/two-factor.js';
 import { isRoleEnforced } from '../storage/two-factor-policy.js';
@@ -105,7 +105,12 @@ export function createPendingSignIns(deps: { redis: Redis; redisPrefix: string; 
  * would exempt whoever holds the password from the per-mailbox ban on guessing codes. Here an IP
  * becomes known-good only once a sign-in is complete.
  */
-export function createPortalCodeLimiter(deps: { redis: Redis; config: Config; log: Logger }): RateLimiter {
+export function createPortalCodeLimiter(deps: {
+  redis: Redis;
+  config: Config;
+  log: Logger;
+  onBan?: BanHook;
+}): RateLimiter {
   const { config } = deps;
   const fingerprintSecret = config.secretKey
     ? createHmac('sha256', config.secretKey).update('postern portal second-factor limiter').digest('hex')
@@ -116,5 +121,6 @@ export function createPortalCodeLimiter(deps: { redis: Redis; config: Config; lo
     ...limitsFromConfig(config),
     fingerprintSecret,
     log: deps.log,
+    ...(deps.onBan ? { onBan: deps.onBan } : {}),
   });
 }

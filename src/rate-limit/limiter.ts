@@ -39,7 +39,7 @@ export interface LimiterOptions {
   /** Milliseconds; injectable for tests. */
   now?: () => number;
   /** A ban this process imposed, with what it bans (an IP, an IPv6 /64, or a username). */
-  onBan?: (scope: Scope, subject: string | undefined) => void;
+  onBan?: BanHook;
 }
 
 /**
@@ -70,6 +70,9 @@ export function limitsFromConfig(
     knownGoodIpSeconds: config.knownGoodIpSeconds,
   };
 }
+
+/** Called once per ban placed: its scope, and the IP or username banned. */
+export type BanHook = (scope: Scope, subject: string | undefined) => void;
 
 export type LimitDecision =
   | { blocked: false; knownGoodIp: boolean }
