@@ -55,9 +55,11 @@ export async function checkWebPasswordLogin(
   // Count against the canonical mailbox, as the passdb does: every spelling that finds it (alias
   // domains, letter case) shares its one budget. An unknown address is not counted by IP.
   const attempt = { ip: input.ip ?? '', username: mailbox?.username ?? username };
+  // Logs name a real mailbox only: people type passwords into the address field.
+  const logged = mailbox ? { user: mailbox.username } : {};
   const decision = await deps.limiter.check(attempt);
   if (decision.blocked) {
-    deps.log.info({ user: attempt.username, ip: input.ip, scope: decision.scope }, 'web login rate-limited');
+    deps.log.info({ ...logged, ip: input.ip, scope: decision.scope }, 'web login rate-limited');
     const minutes = Math.max(1, Math.ceil(decision.retryAfterSeconds / 60));
     return refuse(
       429,
@@ -72,7 +74,7 @@ export async function checkWebPasswordLogin(
     await deps.verifier.verifyDummy(input.password);
     await deps.limiter.recordFailure({ ...attempt, password: input.password });
     deps.log.info(
-      { user: username, reason: mailbox ? `authsource_${mailbox.authSource ?? 'none'}` : 'no_such_mailbox' },
+      { ...logged, reason: mailbox ? `authsource_${mailbox.authSource ?? 'none'}` : 'no_such_mailbox' },
       'web login failed',
     );
     await recordFailedPassword(deps.db, {
@@ -85,7 +87,7 @@ export async function checkWebPasswordLogin(
   const verdict = await deps.verifier.verify(mailbox.username, hash, input.password);
   if (!verdict.ok) {
     await deps.limiter.recordFailure({ ...attempt, password: input.password });
-    deps.log.info({ user: username, reason: verdict.reason }, 'web login failed');
+    deps.log.info({ ...logged, reason: verdict.reason }, 'web login failed');
     await recordFailedPassword(deps.db, {
       username: mailbox.username,
       reason: 'wrong_password',
