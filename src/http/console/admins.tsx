@@ -15,7 +15,7 @@ import type { ApiKeyRecord } from '../../storage/api-keys.js';
 import { changedFields, recordAudit } from '../../storage/audit.js';
 import { readTwoFactorPolicy } from '../../storage/two-factor-policy.js';
 import { auditFields as accountAuditFields, STATUS_BY_DENIAL } from '../routes/admin-accounts.js';
-import { auditFields as keyAuditFields } from '../routes/admin-api-keys.js';
+import { apiKeyName, auditFields as keyAuditFields } from '../routes/admin-api-keys.js';
 import { changeOrigin } from '../routes/admin-request.js';
 import { Checkbox, CsrfForm, Field, Select } from '../views/console-layout.js';
 import { authorizePage, type ConsoleView, checked, readForm } from './context.js';
@@ -62,12 +62,7 @@ const policyForm = z.object({
   mailbox: z.unknown().optional().transform(checked),
 });
 const keyForm = z.object({
-  name: z
-    .string()
-    .trim()
-    .min(1)
-    .max(64)
-    .regex(/^[\p{L}\p{N} _.@:-]+$/u, 'letters, digits, spaces and _ . @ : - only'),
+  name: apiKeyName,
   role: z.enum(['superadmin', 'domainadmin']),
   domains: z.string().max(10_000).optional(),
   access: z.enum(['ro', 'rw']),

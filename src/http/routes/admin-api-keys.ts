@@ -11,14 +11,17 @@ import { findApiKey } from '../../storage/api-keys.js';
 import { recordAudit } from '../../storage/audit.js';
 import { authorizeArea, changeOrigin, parseWith, readBody } from './admin-request.js';
 
+/** An API key's name, the same rule for the JSON API and the console's form. */
+export const apiKeyName = z
+  .string()
+  .trim()
+  .min(1)
+  .max(64)
+  .regex(/^[\p{L}\p{N} _.@:-]+$/u, 'letters, digits, spaces and _ . @ : - only');
+
 const createBody = z
   .strictObject({
-    name: z
-      .string()
-      .trim()
-      .min(1)
-      .max(64)
-      .regex(/^[\p{L}\p{N} _.@:-]+$/u, 'letters, digits, spaces and _ . @ : - only'),
+    name: apiKeyName,
     role: z.enum(['superadmin', 'domainadmin']),
     domains: z.array(z.string().trim().toLowerCase().min(1).max(255)).max(1000).optional(),
     access: z.enum(['ro', 'rw']).default('ro'),
