@@ -74,6 +74,15 @@ export interface RunningDovecot {
  * loaded 2-core CI machine that chain took more than 15 s once, so the default waits longer.
  */
 const DOVECOT_START_TIMEOUT_MS = 45_000;
+/**
+ * Normally the auth process logs the script's init line within half a second of IMAP listening.
+ * Once in a few hundred starts on a loaded machine its log lines never arrived at all (auth
+ * itself answered imap-login), and waiting longer did not help: such a start is stopped and
+ * made again.
+ */
+const AUTH_LOG_STALL_MS = 10_000;
+const START_ATTEMPTS = 3;
+const NOT_STARTED = { imapPort: 0, submissionPort: undefined, baseDir: '', configPath: '' };
 
 const MAIL_UID = 65534;
 const MAIL_GID = 65534;
@@ -225,7 +234,8 @@ function childEnvironment(options: StartDovecotOptions): NodeJS.ProcessEnv {
 async function startOnce(
   options: StartDovecotOptions,
   ports: { imap: number; submission: number | undefined },
-): Promise<RunningDovecot & { addressInUse?: boolean }> {
+  attemptsLeft: number,
+): Promise<RunningDovecot & { retry?: string }> {
   const luaFile = options.luaFile ?? POSTERN_PASSDB_LUA;
   const root = mkdtempSync(join(tmpdir(), 'postern-dovecot-'));
   // Dovecot's unprivileged processes (login, auth, mail as nobody) must traverse the temp dir.
@@ -277,11 +287,12 @@ async function startOnce(
 
   const deadline = Date.now() + (options.startTimeoutMs ?? DOVECOT_START_TIMEOUT_MS);
   const isDefaultScript = luaFile === POSTERN_PASSDB_LUA;
+  let listeningSince: number | undefined;
   for (;;) {
     const text = logs();
     if (/Address already in use/.test(text)) {
       await stop();
-      return { imapPort: 0, submissionPort: undefined, baseDir: '', configPath: '', logs, stop, addressInUse: true };
+      return { ...NOT_STARTED, logs, stop, retry: 'address in use' };
     }
     if (/Fatal:/.test(text) || hasExited(child)) {
       const detail = text;
@@ -294,6 +305,11 @@ async function startOnce(
     // environment arrived. Another script: the listeners are enough.
     const scriptReady = !isDefaultScript || /auth: Info: postern passdb: url=/.test(text);
     if (listening && scriptReady) break;
+    listeningSince = listening ? (listeningSince ?? Date.now()) : undefined;
+    if (listeningSince !== undefined && Date.now() - listeningSince > AUTH_LOG_STALL_MS && attemptsLeft > 0) {
+      await stop();
+      return { ...NOT_STARTED, logs, stop, retry: `no auth log line ${AUTH_LOG_STALL_MS} ms after IMAP listened` };
+    }
     if (Date.now() > deadline) {
       await stop();
       fail(`Dovecot was not ready within ${options.startTimeoutMs ?? DOVECOT_START_TIMEOUT_MS} ms:\n${text}`);
@@ -322,15 +338,19 @@ export async function startDovecot(options: StartDovecotOptions): Promise<Runnin
   checkPrerequisites(options.luaFile ?? POSTERN_PASSDB_LUA);
   const wantSubmission = options.submission ?? (options.submissionPort !== undefined || isSubmissionInstalled());
   // Free ports are picked then released, so another process may grab one in between: retry.
+  // A start whose auth log stalled is retried too (AUTH_LOG_STALL_MS).
   for (let attempt = 1; ; attempt++) {
     const imap = options.imapPort ?? (await freePort());
     let submission = wantSubmission ? (options.submissionPort ?? (await freePort())) : undefined;
     // Two released ports may come back equal; ask again.
     while (submission === imap && options.submissionPort === undefined) submission = await freePort();
     const ports = { imap, submission };
-    const running = await startOnce(options, ports);
-    if (!running.addressInUse) return running;
+    const running = await startOnce(options, ports, START_ATTEMPTS - attempt);
+    if (running.retry === undefined) return running;
     const chosenByUs = options.imapPort === undefined && (options.submissionPort === undefined || !wantSubmission);
-    if (!chosenByUs || attempt >= 3) fail(`port already in use (imap ${ports.imap}, submission ${ports.submission})`);
+    if (running.retry === 'address in use' && (!chosenByUs || attempt >= START_ATTEMPTS)) {
+      fail(`port already in use (imap ${ports.imap}, submission ${ports.submission})`);
+    }
+    console.warn(`startDovecot: attempt ${attempt} stopped and made again (${running.retry})`);
   }
 }
