@@ -22,6 +22,7 @@ import { findAdmin } from '../storage/admins.js';
 import { listActiveMailcowApiKeys } from '../storage/api-keys.js';
 import type { AuditActorRef } from '../storage/audit.js';
 import type { Db } from '../storage/db.js';
+import { auditAdminRefusal } from './admin-refusal-audit.js';
 import { type AdminSessionStore, isValidAdminCsrf } from './admin-session.js';
 import { clientIp } from './client-ip.js';
 import { isSameOrigin } from './session.js';
@@ -94,7 +95,7 @@ export function requireAdmin(deps: {
   sessions?: AdminSessionStore;
   publicUrl?: string;
   log: Logger;
-  /** Where refusals of a real postern key (revoked, expired, wrong network) are audited. */
+  /** Where refusals of a real postern key (revoked, expired, wrong network) and of admins let in are audited. */
   auditWriter?: AuditWriter;
 }): MiddlewareHandler {
   const configured = deps.apiKey ? digest(deps.apiKey) : undefined;
@@ -107,7 +108,8 @@ export function requireAdmin(deps: {
       const principal = await sessionPrincipal(c, deps.db, deps.sessions, deps.publicUrl);
       if (principal) {
         c.set('admin', principal);
-        return next();
+        await next();
+        return auditAdminRefusal(c, auditActorOf(principal), deps.auditWriter);
       }
     }
     if (!presented || presented.length > 512) throw new AppError('unauthorized', 'a valid X-API-Key is required');
@@ -142,6 +144,7 @@ export function requireAdmin(deps: {
     }
     c.set('admin', principal);
     await next();
+    auditAdminRefusal(c, auditActorOf(principal), deps.auditWriter);
   };
 }
 

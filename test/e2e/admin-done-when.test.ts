@@ -272,6 +272,49 @@ describe('issue "done when": a CLI-made admin, TOTP, a domain admin fenced into 
     expect(entries.every((entry) => entry.domain === 'other.example')).toBe(true);
   });
 
+  it('audits each of those refusals as admin.refused (method, path, status), for the session and the key', async () => {
+    await postern.deps.auditWriter.flush();
+    const reply = await root().api('GET', '/audit?limit=500');
+    expect(reply.status).toBe(200);
+    const refused = (
+      JSON.parse(reply.text) as {
+        entries: {
+          actor: string;
+          actor_kind: string;
+          action: string;
+          outcome: string;
+          ip: string | null;
+          domain: string | null;
+          detail: { method: string; path: string; status: number };
+        }[];
+      }
+    ).entries.filter((entry) => entry.action === 'admin.refused');
+    expect(refused.every((entry) => entry.outcome === 'failure')).toBe(true);
+    const refusalsOf = (actor: string) =>
+      refused
+        .filter((row) => row.actor === actor)
+        .map(({ detail }) => `${detail.method} ${detail.path} ${detail.status}`)
+        .sort();
+    // Every route whose fenced answer is a 403 or a 404 left one row, with the status it got.
+    const expected = matrix()
+      .filter(
+        (entry) =>
+          entry.expect.otherDesk === 'hidden' || entry.expect.otherDesk === 403 || entry.expect.otherDesk === 404,
+      )
+      .map((entry) => {
+        const status = entry.expect.otherDesk === 'hidden' ? 404 : entry.expect.otherDesk;
+        return `${entry.route.split(' ')[0]} /api/v1${entry.path.split('?')[0]} ${status}`;
+      })
+      .sort();
+    expect(expected.length).toBeGreaterThan(10);
+    expect(refusalsOf('helpdesk')).toEqual(expected);
+    expect(refusalsOf(`api-key:${deskKeyId}`)).toEqual(expected);
+    expect(refused.every((row) => row.domain === null)).toBe(true);
+    expect(new Set(refused.map((row) => `${row.actor_kind} ${row.ip}`))).toEqual(
+      new Set([`admin ${DESK_IP}`, `api_key ${KEY_IP}`]),
+    );
+  });
+
   it('finds every one of those steps in GET /api/v1/audit, with actor, client address and outcome', async () => {
     const reply = await root().api('GET', '/audit?limit=500');
     expect(reply.status).toBe(200);
@@ -289,7 +332,9 @@ describe('issue "done when": a CLI-made admin, TOTP, a domain admin fenced into 
     };
     const keyActor = `api-key:${deskKeyId}`;
     const steps = entries
-      .filter((entry) => ['cli', 'root', 'helpdesk', keyActor].includes(entry.actor))
+      .filter(
+        (entry) => ['cli', 'root', 'helpdesk', keyActor].includes(entry.actor) && entry.action !== 'admin.refused',
+      )
       .reverse()
       .map((entry) => ({
         actor: entry.actor,

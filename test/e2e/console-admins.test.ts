@@ -180,6 +180,17 @@ describe('console admins', () => {
       (await desk.post('/admin/api-keys', { name: 'x', role: 'superadmin', access: 'rw', allow_from: '0.0.0.0/0' }))
         .status,
     ).toBe(403);
+    // Each refusal is in the audit trail, with the page asked for.
+    await postern.deps.auditWriter.flush();
+    const refused = await postern.deps.db.many<{ actor: string; outcome: string; path: string; status: number }>(
+      `SELECT actor, outcome, JSON_VALUE(detail, '$.path') AS path, JSON_VALUE(detail, '$.status') AS status
+         FROM postern_audit WHERE action = 'admin.refused' ORDER BY id`,
+    );
+    expect(refused.map((row) => `${row.actor} ${row.outcome} ${row.path} ${row.status}`)).toEqual(
+      ['/admin/admins', '/admin/admins/root', '/admin/api-keys', '/admin/admins/root', '/admin/api-keys'].map(
+        (path) => `desk failure ${path} 403`,
+      ),
+    );
   });
 
   it('refuses a POST without the CSRF token', async () => {

@@ -10,6 +10,8 @@ import type { z } from 'zod';
 import { type Action, type Actor, type AdminObject, can } from '../../admin/roles.js';
 import type { Deps } from '../../deps.js';
 import { findAdmin } from '../../storage/admins.js';
+import { auditActorOf } from '../admin-auth.js';
+import { auditAdminRefusal } from '../admin-refusal-audit.js';
 import { type AdminSessionStore, isValidAdminCsrf } from '../admin-session.js';
 import { CROSS_SITE_REFUSAL, renderRefusal } from '../refusal-page.js';
 import { authorize } from '../routes/admin-request.js';
@@ -63,7 +65,10 @@ export function navFor(actor: Actor): NavEntry[] {
   return CONSOLE_NAV.filter((entry) => entry.visible(actor));
 }
 
-export function consoleGuard(deps: Pick<Deps, 'db' | 'config'>, sessions: AdminSessionStore): MiddlewareHandler {
+export function consoleGuard(
+  deps: Pick<Deps, 'db' | 'config' | 'auditWriter'>,
+  sessions: AdminSessionStore,
+): MiddlewareHandler {
   return async (c, next) => {
     const isRead = c.req.method === 'GET' || c.req.method === 'HEAD';
     const session = await sessions.read(c);
@@ -95,6 +100,7 @@ export function consoleGuard(deps: Pick<Deps, 'db' | 'config'>, sessions: AdminS
     });
     c.header('cache-control', 'no-store');
     await next();
+    auditAdminRefusal(c, auditActorOf(c.get('admin')), deps.auditWriter);
   };
 }
 
