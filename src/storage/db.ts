@@ -180,3 +180,6 @@ const TRANSIENT_SERVER_CODES = new Set([
   'ER_QUERY_INTERRUPTED',
   'ER_CLIENT_INTERACTION_TIMEOUT',
 ]);
+
+/** Text for a LIKE pattern with `ESCAPE '!'`: its own %, _ and ! match only themselves. */
+export const escapeLike = (text: string): string => text.replace(/[!%_]/g, (char) => `!${char}`);

@@ -3,7 +3,7 @@
 // mailcow's columns as mailcow means them: `mailboxes` and `aliases` are the most a domain may
 // hold, `defquota`/`maxquota` a new mailbox's default and largest quota, `quota` the whole
 // domain's, all three in MiB (mailbox.quota is bytes).
-import type { Db, SqlValue, Tx } from './db.js';
+import { type Db, escapeLike, type SqlValue, type Tx } from './db.js';
 
 export interface DomainRecord {
   domain: string;
@@ -103,7 +103,7 @@ export async function listDomains(db: Reader, query: DomainListQuery): Promise<D
   }
   if (query.search) {
     where.push("d.domain LIKE CONCAT('%', ?, '%') ESCAPE '!'");
-    params.push(query.search.replace(/[!%_]/g, (char) => `!${char}`));
+    params.push(escapeLike(query.search));
   }
   if (query.after !== undefined) {
     where.push('d.domain > ?');

@@ -2,7 +2,7 @@
 // auth source, and the raw identity_provider rows behind mailcow's "authsource_in_use" rules.
 // Password hashes are never selected here: the admin API only learns whether one is set.
 import { foldAddress } from '../address.js';
-import type { Db, Tx } from './db.js';
+import { type Db, escapeLike, type Tx } from './db.js';
 import { type MailboxAuthSource, parseAttributes } from './mailboxes.js';
 
 export interface AdminMailbox {
@@ -93,6 +93,32 @@ export interface MailboxListRow {
   usedBytes: number;
 }
 
+/** The list's columns, for the plain list and the search (`m` the mailbox, `q` its quota2 row). */
+export const MAILBOX_LIST_SELECT = `SELECT m.username, m.name, m.domain, m.active, m.authsource, m.quota, q.bytes AS used
+       FROM mailbox m LEFT JOIN quota2 q ON q.username = m.username`;
+
+export type MailboxListDbRow = {
+  username: string;
+  name: string | null;
+  domain: string;
+  active: number;
+  authsource: string | null;
+  quota: number | string;
+  used: number | string | null;
+};
+
+export function toMailboxListRow(row: MailboxListDbRow): MailboxListRow {
+  return {
+    username: row.username,
+    name: row.name ?? '',
+    domain: row.domain,
+    active: Number(row.active),
+    authsource: AUTH_SOURCES.find((source) => source === row.authsource) ?? null,
+    quota: Number(row.quota),
+    usedBytes: Number(row.used ?? 0),
+  };
+}
+
 export interface MailboxListQuery {
   /** Only mailboxes of these domains (a domain admin's ACL); undefined = all. */
   only?: readonly string[];
@@ -124,36 +150,19 @@ export async function listAdminMailboxes(db: Pick<Db, 'many'>, query: MailboxLis
   }
   if (query.prefix) {
     where.push("m.username LIKE CONCAT(?, '%') ESCAPE '!'");
-    params.push(query.prefix.replace(/[!%_]/g, (char) => `!${char}`));
+    params.push(escapeLike(query.prefix));
   }
   if (query.after !== undefined) {
     where.push('m.username > ?');
     params.push(query.after);
   }
-  const rows = await db.many<{
-    username: string;
-    name: string | null;
-    domain: string;
-    active: number;
-    authsource: string | null;
-    quota: number | string;
-    used: number | string | null;
-  }>(
-    `SELECT m.username, m.name, m.domain, m.active, m.authsource, m.quota, q.bytes AS used
-       FROM mailbox m LEFT JOIN quota2 q ON q.username = m.username
+  const rows = await db.many<MailboxListDbRow>(
+    `${MAILBOX_LIST_SELECT}
       ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
       ORDER BY m.username LIMIT ${Math.floor(query.limit)}`,
     params,
   );
-  return rows.map((row) => ({
-    username: row.username,
-    name: row.name ?? '',
-    domain: row.domain,
-    active: Number(row.active),
-    authsource: AUTH_SOURCES.find((source) => source === row.authsource) ?? null,
-    quota: Number(row.quota),
-    usedBytes: Number(row.used ?? 0),
-  }));
+  return rows.map(toMailboxListRow);
 }
 
 /** The columns an admin edits; attributes is the whole JSON object, written back as is. */

@@ -5,9 +5,8 @@
 // order and stops at the page's last match: a common text costs a few pages of rows. Where
 // matches are rare, the walk is bounded: at most SEARCH_SCAN_ROWS rows per request, after
 // which the answer says where it stopped (`scannedTo`) so the next request goes on from there.
-import type { Db } from './db.js';
-import type { MailboxListRow } from './mailbox-admin.js';
-import type { MailboxAuthSource } from './mailboxes.js';
+import { type Db, escapeLike } from './db.js';
+import { MAILBOX_LIST_SELECT, type MailboxListDbRow, type MailboxListRow, toMailboxListRow } from './mailbox-admin.js';
 
 /** Rows one search request reads at most (measured: see README, "Mailboxes"). */
 export const SEARCH_SCAN_ROWS = 50_000;
@@ -34,9 +33,6 @@ export interface MailboxSearchResult {
    */
   scannedTo?: string;
 }
-
-const AUTH_SOURCES: readonly MailboxAuthSource[] = ['mailcow', 'keycloak', 'generic-oidc', 'ldap'];
-const escapeLike = (text: string) => text.replace(/[!%_]/g, (char) => `!${char}`);
 
 function scope(query: MailboxSearchQuery): { where: string[]; params: string[] } {
   const where: string[] = [];
@@ -72,32 +68,15 @@ export async function searchAdminMailboxes(
   );
   const bound = edge.length === 2 ? edge[0] : undefined;
   const pattern = `%${escapeLike(query.text)}%`;
-  const rows = await db.many<{
-    username: string;
-    name: string | null;
-    domain: string;
-    active: number;
-    authsource: string | null;
-    quota: number | string;
-    used: number | string | null;
-  }>(
-    `SELECT m.username, m.name, m.domain, m.active, m.authsource, m.quota, q.bytes AS used
-       FROM mailbox m LEFT JOIN quota2 q ON q.username = m.username
+  const rows = await db.many<MailboxListDbRow>(
+    `${MAILBOX_LIST_SELECT}
       WHERE ${[...where.map((condition) => `m.${condition}`), ...(bound ? ['m.username <= ?'] : [])].join(' AND ')}
             ${where.length || bound ? 'AND' : ''} (m.username LIKE ? ESCAPE '!' OR m.name LIKE ? ESCAPE '!')
       ORDER BY m.username LIMIT ${Math.floor(query.limit)}`,
     [...params, ...(bound ? [bound.username] : []), pattern, pattern],
   );
   return {
-    rows: rows.map((row) => ({
-      username: row.username,
-      name: row.name ?? '',
-      domain: row.domain,
-      active: Number(row.active),
-      authsource: AUTH_SOURCES.find((source) => source === row.authsource) ?? null,
-      quota: Number(row.quota),
-      usedBytes: Number(row.used ?? 0),
-    })),
+    rows: rows.map(toMailboxListRow),
     ...(bound && rows.length < query.limit ? { scannedTo: bound.username } : {}),
   };
 }
