@@ -1,6 +1,6 @@
 // What checks a password candidate against a stored hash, as the login use-cases see it. The
-// plain implementation hashes in the pool (login/credential-verifier.ts); the cache-aware one
-// remembers successes (cache/verified-credentials.ts). Both sit above this floor and import it.
+// plain implementation hashes in the pool (pool-verifier.ts); the cache-aware one
+// remembers successes (cache/verified-credentials.ts). Both import this file.
 import type { HashVerdict } from './verify-password-hash.js';
 
 /** Checks a candidate against a stored hash; cache-aware implementations live in cache/. */

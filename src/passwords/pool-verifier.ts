@@ -1,8 +1,8 @@
 // The plain verifier: every check runs the hash (off the event loop, in the hash pool).
 import { randomBytes } from 'node:crypto';
-import type { CredentialVerifier } from '../passwords/credential-verifier.js';
-import type { NewHashScheme } from '../passwords/hash-password.js';
-import type { HashPool } from '../passwords/hash-pool.js';
+import type { CredentialVerifier } from './credential-verifier.js';
+import type { NewHashScheme } from './hash-password.js';
+import type { HashPool } from './hash-pool.js';
 
 export async function createPoolVerifier(pool: HashPool, dummyScheme: NewHashScheme): Promise<CredentialVerifier> {
   // A hash of a random secret in the scheme new passwords get, so an unknown user costs the same
