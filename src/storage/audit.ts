@@ -134,8 +134,9 @@ function rowValues(entry: AuditEntry): (string | null)[] {
   ];
 }
 
+/** The one writer of audit rows: every entry, alone or batched, goes through this INSERT. */
 export async function recordAudit(db: Pick<Db, 'execute'>, entry: AuditEntry): Promise<void> {
-  await db.execute(`INSERT INTO postern_audit ${COLUMNS} VALUES ${PLACEHOLDERS}`, rowValues(entry));
+  await recordAuditBatch(db, [entry]);
 }
 
 /** Several entries in one statement (the asynchronous writer's batches). */
