@@ -1,30 +1,25 @@
-// Console pages for admin accounts and API keys, superadmins only: /admin/admins (list, create,
-// 2FA enforcement per role), /admin/admins/:username (role, domain ACL, active, reset 2FA) and
-// /admin/api-keys (list, create with the key shown once on /admin/api-keys/created, revoke). The same use-cases and audit
-// rows as /api/v1/admins, /api/v1/two-factor-policy and /api/v1/api-keys; no rules of its own.
+// Console pages for admin accounts, superadmins only: /admin/admins (list, create, 2FA
+// enforcement per role) and /admin/admins/:username (role, domain ACL, active, reset 2FA). The
+// same use-cases and audit rows as /api/v1/admins and /api/v1/two-factor-policy; no rules of its
+// own. The API keys pages (api-keys.tsx) sit in this section and share its role list and forms.
 import { type Context, Hono } from 'hono';
 import { z } from 'zod';
 import { type AccountOutcome, changeAdminAccount, createAdminAccount } from '../../admin/admin-accounts.js';
-import { apiKeyAuditName, createApiKey, listKeys, revokeApiKey } from '../../admin/api-keys.js';
 import { changeTwoFactorPolicy } from '../../admin/two-factor-policy.js';
 import { resetAdminTwoFactor } from '../../admin/two-factor-reset.js';
 import type { Deps } from '../../deps.js';
 import { AppError } from '../../errors.js';
 import { type AdminAccount, findAdmin, listAdmins } from '../../storage/admins.js';
-import type { ApiKeyRecord } from '../../storage/api-keys.js';
 import { changedFields, recordAudit } from '../../storage/audit.js';
 import { readTwoFactorPolicy } from '../../storage/two-factor-policy.js';
 import { auditFields as accountAuditFields, STATUS_BY_DENIAL } from '../routes/admin-accounts.js';
-import { apiKeyName, auditFields as keyAuditFields } from '../routes/admin-api-keys.js';
 import { changeOrigin } from '../routes/admin-request.js';
 import { Checkbox, CsrfForm, Field, Select } from '../views/console-layout.js';
 import { authorizePage, type ConsoleView, checked, readForm } from './context.js';
 import { renderPage } from './page.js';
-import { createShownOnce } from './shown-once.js';
 
-const SECTION = '/admin/admins';
-/** Where a new API key is shown, once (the cookie that opens it is scoped to this path). */
-const CREATED_PAGE = '/admin/api-keys/created';
+/** The console section of admins and API keys (the navigation's entry). */
+export const SECTION = '/admin/admins';
 const enc = encodeURIComponent;
 
 const NOTICES: Record<string, string> = {
@@ -32,13 +27,12 @@ const NOTICES: Record<string, string> = {
   saved: 'The changes were saved.',
   'tfa-reset': "The admin's second factor was removed; it is told so at its next sign-in.",
   policy: 'The two-factor enforcement was saved.',
-  revoked: 'The API key was revoked.',
 };
 const noticeOf = (c: Context) => NOTICES[c.req.query('notice') ?? ''];
 
 /** Domains typed as a list separated by spaces, commas or new lines. */
-const listOf = (value: string | undefined) => (value ?? '').split(/[\s,;]+/).filter(Boolean);
-const ROLE_OPTIONS = [
+export const listOf = (value: string | undefined) => (value ?? '').split(/[\s,;]+/).filter(Boolean);
+export const ROLE_OPTIONS = [
   { value: 'domainadmin', label: 'Domain admin' },
   { value: 'superadmin', label: 'Superadmin' },
 ] as const;
@@ -61,25 +55,13 @@ const policyForm = z.object({
   domainadmin: z.unknown().optional().transform(checked),
   mailbox: z.unknown().optional().transform(checked),
 });
-const keyForm = z.object({
-  name: apiKeyName,
-  role: z.enum(['superadmin', 'domainadmin']),
-  domains: z.string().max(10_000).optional(),
-  access: z.enum(['ro', 'rw']),
-  allow_from: z.string().max(4096),
-  expires: z
-    .string()
-    .regex(/^(\d{4}-\d{2}-\d{2})?$/, 'a date as YYYY-MM-DD')
-    .optional(),
-});
-const keyId = z.coerce.number().int().positive().max(Number.MAX_SAFE_INTEGER);
 
 function valueOrThrow<T>(outcome: AccountOutcome<T>): T {
   if (outcome.ok) return outcome.value;
   throw new AppError(STATUS_BY_DENIAL[outcome.denial], outcome.message);
 }
 
-function formErrors(errors: Record<string, string>): never {
+export function formErrors(errors: Record<string, string>): never {
   throw new AppError('bad_request', Object.values(errors).join('; '));
 }
 
@@ -114,61 +96,8 @@ function AdminsList(props: { view: ConsoleView; admins: readonly AdminAccount[] 
   );
 }
 
-function KeysList(props: { view: ConsoleView; keys: readonly ApiKeyRecord[] }) {
-  if (props.keys.length === 0) return <p class="muted">No API keys.</p>;
-  const now = Date.now();
-  return (
-    <table id="api-keys">
-      <thead>
-        <tr>
-          <th scope="col">Name</th>
-          <th scope="col">Key</th>
-          <th scope="col">Role</th>
-          <th scope="col">Access</th>
-          <th scope="col">Allowed from</th>
-          <th scope="col">Expires</th>
-          <th scope="col">State</th>
-          <th scope="col">Actions</th>
-        </tr>
-      </thead>
-      <tbody>
-        {props.keys.map((key) => {
-          const state = key.revokedAt
-            ? 'revoked'
-            : key.expiresAt && key.expiresAt.getTime() <= now
-              ? 'expired'
-              : 'active';
-          return (
-            <tr>
-              <td>{key.name}</td>
-              <td>
-                <code>postern_{key.hint}…</code>
-              </td>
-              <td>{key.role === 'superadmin' ? 'superadmin' : `domain admin (${key.domains.join(', ')})`}</td>
-              <td>{key.access}</td>
-              <td>{key.allowFrom.split(',').join(', ')}</td>
-              <td>{key.expiresAt ? key.expiresAt.toISOString().slice(0, 10) : 'never'}</td>
-              <td>{state === 'active' ? <span class="badge">active</span> : <span class="badge off">{state}</span>}</td>
-              <td>
-                {state === 'revoked' ? null : (
-                  <CsrfForm view={props.view} action={`/admin/api-keys/${key.id}/revoke`} class="inline">
-                    <button type="submit" class="secondary">
-                      Revoke<span class="muted"> {key.name}</span>
-                    </button>
-                  </CsrfForm>
-                )}
-              </td>
-            </tr>
-          );
-        })}
-      </tbody>
-    </table>
-  );
-}
-
-export function createConsoleAdmins(deps: Pick<Deps, 'db' | 'hashPool' | 'config' | 'redis'>) {
+export function createConsoleAdmins(deps: Pick<Deps, 'db' | 'hashPool' | 'config'>) {
   const app = new Hono();
-  const shownOnce = createShownOnce(deps);
   const accountDeps = { db: deps.db, hashPool: deps.hashPool, passwordScheme: deps.config.passwordScheme };
   const actorAccount = (c: Context) => c.get('console').username;
 
@@ -341,121 +270,6 @@ export function createConsoleAdmins(deps: Pick<Deps, 'db' | 'hashPool' | 'config
     });
     if (!outcome.ok) throw new AppError('not_found', 'no such admin');
     return c.redirect(`/admin/admins/${enc(c.req.param('username').trim().toLowerCase())}?notice=tfa-reset`, 303);
-  });
-
-  app.get('/api-keys', async (c) => {
-    authorizePage(c, 'read', { kind: 'api_keys' });
-    const view = c.get('console');
-    const keys = await listKeys(deps.db);
-    return renderPage(
-      c,
-      { title: 'API keys', section: SECTION, notice: noticeOf(c) },
-      <>
-        <KeysList view={view} keys={keys} />
-        <h2>New API key</h2>
-        <CsrfForm view={view} action="/admin/api-keys" id="create-key">
-          <Field name="name" label="Name" required />
-          <Select name="role" label="Role" value="domainadmin" options={ROLE_OPTIONS} />
-          <Field name="domains" label="Domains" hint="A domain admin key's domains, separated by spaces or commas." />
-          <Select
-            name="access"
-            label="Access"
-            value="ro"
-            options={[
-              { value: 'ro', label: 'Read only' },
-              { value: 'rw', label: 'Read and write' },
-            ]}
-          />
-          <Field
-            name="allow_from"
-            label="Allowed networks"
-            required
-            hint="IPs or CIDR networks, separated by spaces or commas (0.0.0.0/0 and ::/0 for anywhere)."
-          />
-          <Field name="expires" label="Expires on" hint="YYYY-MM-DD (UTC); empty for never." />
-          <button type="submit">Create key</button>
-        </CsrfForm>
-      </>,
-    );
-  });
-
-  app.post('/api-keys', async (c) => {
-    authorizePage(c, 'write', { kind: 'api_keys' });
-    const form = await readForm(c, keyForm);
-    if (!form.ok) formErrors(form.errors);
-    const origin = changeOrigin(c);
-    const domains = listOf(form.data.domains);
-    const outcome = await createApiKey(
-      deps.db,
-      {
-        name: form.data.name,
-        role: form.data.role,
-        ...(form.data.role === 'domainadmin' ? { domains } : {}),
-        access: form.data.access,
-        allowFrom: listOf(form.data.allow_from),
-        ...(form.data.expires ? { expiresAt: new Date(`${form.data.expires}T00:00:00Z`) } : {}),
-      },
-      origin.actor.name,
-    );
-    if (!outcome.ok) throw new AppError('bad_request', outcome.message);
-    const { record, key } = outcome.value;
-    await recordAudit(deps.db, {
-      ...origin,
-      action: 'api_key.create',
-      target: apiKeyAuditName(record.id),
-      after: keyAuditFields(record),
-    });
-    // The key is never stored: sealed for one look at the page below (a reload shows it no more).
-    await shownOnce.put(c, { path: CREATED_PAGE, username: actorAccount(c), secret: key, label: record.name });
-    return c.redirect(CREATED_PAGE, 303);
-  });
-
-  app.get('/api-keys/created', async (c) => {
-    authorizePage(c, 'read', { kind: 'api_keys' });
-    const shown = await shownOnce.take(c, { path: CREATED_PAGE, username: actorAccount(c) });
-    return renderPage(
-      c,
-      { title: shown ? 'API key created' : 'API key already shown', section: SECTION },
-      <section>
-        {shown ? (
-          <>
-            <p>
-              This is the key <strong>{shown.label}</strong>. Copy it now: it is shown only this once.
-            </p>
-            <p>
-              <label for="api-key-secret">API key</label>
-              <input type="text" id="api-key-secret" readonly value={shown.secret} autocomplete="off" />
-            </p>
-          </>
-        ) : (
-          <p id="api-key-gone">
-            A new API key is shown only once, right after it is created. If it was not copied, revoke it and create
-            another.
-          </p>
-        )}
-        <p>
-          <a href="/admin/api-keys">Back to the API keys</a>
-        </p>
-      </section>,
-    );
-  });
-
-  app.post('/api-keys/:id/revoke', async (c) => {
-    authorizePage(c, 'write', { kind: 'api_keys' });
-    const parsed = keyId.safeParse(c.req.param('id'));
-    if (!parsed.success) throw new AppError('not_found', 'no such API key');
-    const origin = changeOrigin(c);
-    const outcome = await revokeApiKey(deps.db, parsed.data, origin.actor.name);
-    if (!outcome.ok) throw new AppError('not_found', outcome.message);
-    await recordAudit(deps.db, {
-      ...origin,
-      action: 'api_key.revoke',
-      target: apiKeyAuditName(outcome.value.id),
-      detail: keyAuditFields(outcome.value),
-      before: { revoked: false },
-      after: { revoked: true },
-    });
-    return c.redirect('/admin/api-keys?notice=revoked', 303);
   });
 
   return app;

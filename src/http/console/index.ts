@@ -8,6 +8,7 @@ import { AppError } from '../../errors.js';
 import type { AdminSessionStore } from '../admin-session.js';
 import { pageArea } from '../render-error.js';
 import { createConsoleAdmins } from './admins.js';
+import { createConsoleApiKeys } from './api-keys.js';
 import { createConsoleAudit } from './audit.js';
 import { createConsoleBans } from './bans.js';
 import { consoleGuard } from './context.js';
@@ -31,6 +32,7 @@ export function createConsoleRoutes(deps: Deps, options: { sessions: AdminSessio
   app.route('/', createConsoleBans(deps));
   app.route('/', createConsoleAudit(deps));
   app.route('/', createConsoleAdmins(deps));
+  app.route('/', createConsoleApiKeys(deps));
   // Last: an unknown console path gets the console's 404 page, not the API's JSON.
   app.all('*', () => {
     throw new AppError('not_found', 'There is no such page in the console.');
