@@ -3,8 +3,9 @@
 // network). Denials are values, faults throw. A key is `postern_` + 43 base64url characters of
 // 256 random bits: a fast digest is right for that (nothing to guess), and a lookup by digest
 // leaks nothing about other keys.
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { isIP } from 'node:net';
+import { sha256Hex } from '../digest.js';
 import { parseClientAddress } from '../rate-limit/client-address.js';
 import { existingDomains } from '../storage/admins.js';
 import {
@@ -52,7 +53,7 @@ export function apiKeyAuditName(id: number): string {
 }
 
 export function digestApiKey(key: string): string {
-  return createHash('sha256').update(key, 'utf8').digest('hex');
+  return sha256Hex(key);
 }
 
 /** Whether the text can be a postern key at all (cheap; decides which table is asked). */

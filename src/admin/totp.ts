@@ -4,9 +4,10 @@
 // lib/TwoFactorAuth.php), the base32 secret in `tfa.secret`. postern adds what mailcow lacks: a
 // code is accepted once (the step is recorded in `tfa.counter` and must move forward), and
 // recovery codes. Codes come from otpauth; the QR code is rendered server-side as SVG.
-import { createHash, randomInt, timingSafeEqual } from 'node:crypto';
+import { randomInt, timingSafeEqual } from 'node:crypto';
 import { HOTP, Secret } from 'otpauth';
 import QRCode from 'qrcode';
+import { sha256Hex } from '../digest.js';
 
 export const TOTP_PERIOD_SECONDS = 30;
 export const TOTP_DIGITS = 6;
@@ -91,5 +92,5 @@ export function looksLikeRecoveryCode(typed: string): boolean {
 
 /** SHA-256 suffices: 80 random bits cannot be searched for, unlike a password. */
 export function hashRecoveryCode(typed: string): string {
-  return createHash('sha256').update(normaliseRecoveryCode(typed)).digest('hex');
+  return sha256Hex(normaliseRecoveryCode(typed));
 }

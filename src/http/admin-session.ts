@@ -3,12 +3,13 @@
 // A session is bound to one admin and a stage: `second_factor` / `enrol` after the password only
 // (short-lived, opens nothing but that step), `full` once sign-in is complete. Idle and absolute
 // lifetimes; sign-out deletes it in Redis, so a copied cookie stops working too.
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Context } from 'hono';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import { keys } from '../cache/keys.js';
 import type { Redis } from '../cache/redis.js';
 import type { Config } from '../config/schema.js';
+import { sha256Hex } from '../digest.js';
 import { isCookieSecure } from './session.js';
 
 export const ADMIN_COOKIE = 'postern_admin';
@@ -40,7 +41,7 @@ export interface AdminSessionStore {
   destroy(c: Context): Promise<void>;
 }
 
-const digest = (id: string) => createHash('sha256').update(id).digest('hex');
+const digest = sha256Hex;
 const SESSION_ID = /^[A-Za-z0-9_-]{43}$/;
 
 export function createAdminSessionStore(deps: {
