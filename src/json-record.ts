@@ -1,6 +1,6 @@
-// The one reader of the JSON records postern keeps in Redis (sessions, SSO transactions, webmail
-// handoffs): a record that is missing, not JSON, not an object or not of the expected shape is
-// no record at all, never an exception.
+// The one reader of the JSON records postern keeps in Redis (portal and admin sessions, SSO
+// transactions, webmail handoffs, sync progress): a record that is missing, not JSON, not an
+// object or not of the expected shape is no record at all, never an exception.
 
 /** `text` parsed as an object that `isValid` accepts, else undefined. */
 export function parseJsonRecord<T extends object>(

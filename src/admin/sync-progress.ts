@@ -4,6 +4,7 @@
 // live counts (the run's row in postern_sync_runs has the final ones).
 import { keys } from '../cache/keys.js';
 import type { Redis } from '../cache/redis.js';
+import { parseJsonRecord } from '../json-record.js';
 import type { Logger } from '../log.js';
 import type { SyncCounts } from '../sync/sync-report.js';
 
@@ -35,11 +36,5 @@ export async function readSyncProgress(
   runId: number,
 ): Promise<SyncProgress | undefined> {
   const text = await deps.redis.get(keys.syncProgress({ prefix: deps.redisPrefix }, runId));
-  if (!text) return undefined;
-  try {
-    const parsed = JSON.parse(text) as SyncProgress;
-    return parsed.runId === runId ? parsed : undefined;
-  } catch {
-    return undefined;
-  }
+  return parseJsonRecord<SyncProgress>(text, (value) => value.runId === runId);
 }

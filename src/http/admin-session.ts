@@ -10,6 +10,7 @@ import { keys } from '../cache/keys.js';
 import type { Redis } from '../cache/redis.js';
 import type { Config } from '../config/schema.js';
 import { sha256Hex } from '../digest.js';
+import { parseJsonRecord } from '../json-record.js';
 import { isCookieSecure } from './session.js';
 
 export const ADMIN_COOKIE = 'postern_admin';
@@ -124,16 +125,15 @@ export function createAdminSessionStore(deps: {
 }
 
 function parse(text: string): AdminSession | undefined {
-  try {
-    const value = JSON.parse(text) as Partial<AdminSession>;
-    if (typeof value.username !== 'string' || !['second_factor', 'enrol', 'full'].includes(value.stage as string))
-      return undefined;
-    if (typeof value.createdAt !== 'number' || typeof value.lastSeenAt !== 'number') return undefined;
-    if (typeof value.csrfToken !== 'string') return undefined;
-    return value as AdminSession;
-  } catch {
-    return undefined;
-  }
+  return parseJsonRecord<AdminSession>(
+    text,
+    (value) =>
+      typeof value.username === 'string' &&
+      ['second_factor', 'enrol', 'full'].includes(value.stage as string) &&
+      typeof value.createdAt === 'number' &&
+      typeof value.lastSeenAt === 'number' &&
+      typeof value.csrfToken === 'string',
+  );
 }
 
 export function isValidAdminCsrf(session: AdminSession, submitted: unknown): boolean {
