@@ -90,6 +90,39 @@ describe('the fake token endpoint', () => {
     expect(await response.json()).toEqual({ error, error_description: description });
   });
 
+  it.each([
+    ['a grant Keycloak does not know', 'urn:example:unknown', 'unsupported_grant_type', 'Unsupported grant_type'],
+    ['no grant', undefined, 'invalid_request', 'Missing form parameter: grant_type'],
+  ])(
+    'checks the grant type before the client: %s with a wrong secret is a 400',
+    async (_name, grant, error, description) => {
+      const form = new URLSearchParams({ client_id: 'postern', client_secret: 'wrong' });
+      if (grant) form.set('grant_type', grant);
+      const response = await fetch(`${kc.url}/realms/mail/protocol/openid-connect/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: form,
+      });
+      expect(response.status).toBe(400);
+      expect(await response.json()).toEqual({ error, error_description: description });
+    },
+  );
+
+  it('authenticates the client first for a grant Keycloak knows (authorization_code)', async () => {
+    const post = (form: Record<string, string>) =>
+      fetch(`${kc.url}/realms/mail/protocol/openid-connect/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ grant_type: 'authorization_code', code: 'made-up', ...form }),
+      });
+    const wrong = await post({ client_id: 'postern', client_secret: 'wrong' });
+    expect(wrong.status).toBe(401);
+    expect(await wrong.json()).toMatchObject({ error: 'unauthorized_client' });
+    const right = await post({ client_id: 'postern', client_secret: 'postern-secret' });
+    expect(right.status).toBe(400);
+    expect(await right.json()).toEqual({ error: 'invalid_grant', error_description: 'Code not valid' });
+  });
+
   it('accepts HTTP Basic with a form-encoded secret', async () => {
     const basic = Buffer.from(`postern:${encodeURIComponent('postern-secret')}`).toString('base64');
     const response = await fetch(`${kc.url}/realms/mail/protocol/openid-connect/token`, {

@@ -20,7 +20,9 @@
 //   Success: {access_token, expires_in, refresh_expires_in: 0, token_type: "Bearer",
 //   "not-before-policy", scope}; no refresh token (useRefreshTokenForClientCredentialsGrant off).
 // - Missing grant_type: 400 invalid_request "Missing form parameter: grant_type"; another grant:
-//   400 unsupported_grant_type (services/.../protocol/oidc/endpoints/TokenEndpoint.java).
+//   400 unsupported_grant_type "Unsupported grant_type"; both before the client is authenticated
+//   (services/.../protocol/oidc/endpoints/TokenEndpoint.java processGrantRequest: checkGrantType()
+//   comes before checkClient()).
 // Discovery `GET /realms/{realm}/.well-known/openid-configuration`: the fields of
 // services/.../protocol/oidc/OIDCWellKnownProvider.java that postern and openid-client read.
 // Admin REST `/admin/realms/{realm}/users` (services/.../resources/admin/UsersResource.java):
@@ -73,7 +75,9 @@
 // has the generated RS256 signing key (use "sig") and, since Keycloak 12, an RSA-OAEP encryption
 // key (use "enc"), each with kid, kty, alg, use, n and e.
 // Differences from real Keycloak: tokens are opaque random strings, not JWTs (postern treats
-// them as opaque); one realm; no writes through the Admin API.
+// them as opaque); one realm; no writes through the Admin API; of the grants Keycloak knows only
+// client_credentials is served (authorization_code answers as for an unknown code, the others
+// 400 unsupported_grant_type after the client is authenticated).
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
@@ -252,6 +256,17 @@ const UNAUTHORIZED = { error: 'HTTP 401 Unauthorized' };
 const FORBIDDEN = { error: 'unknown_error' };
 const BAD_CLIENT = 'Invalid client or Invalid client credentials';
 const DEFAULT_MAX_RESULTS = 100;
+/** The grant types TokenEndpoint.checkGrantType accepts (OAuth2Constants). */
+const KNOWN_GRANTS = new Set([
+  'authorization_code',
+  'refresh_token',
+  'password',
+  'client_credentials',
+  'urn:ietf:params:oauth:grant-type:token-exchange',
+  'urn:ietf:params:oauth:grant-type:uma-ticket',
+  'urn:ietf:params:oauth:grant-type:device_code',
+  'urn:openid:params:grant-type:ciba',
+]);
 const REQUEST_LOG_LIMIT = 20_000;
 const DECLARED_ATTRIBUTES = ['mailcow_template', 'mailcow_password'];
 /** Query parameters that make getUsers a field search, which includes service accounts. */
@@ -408,6 +423,11 @@ export async function startFakeKeycloak(options: FakeKeycloakOptions = {}): Prom
     const grantType = form.get('grant_type');
     if (!grantType)
       return send(res, 400, { error: 'invalid_request', error_description: 'Missing form parameter: grant_type' });
+    // TokenEndpoint.processGrantRequest runs checkGrantType() before checkClient(): a grant type
+    // Keycloak does not know is refused whoever asks.
+    if (!KNOWN_GRANTS.has(grantType)) {
+      return send(res, 400, { error: 'unsupported_grant_type', error_description: 'Unsupported grant_type' });
+    }
     let clientId: string | undefined;
     let secret: string | undefined;
     const authorization = req.headers.authorization ?? '';
@@ -433,7 +453,14 @@ export async function startFakeKeycloak(options: FakeKeycloakOptions = {}): Prom
     if (!client.publicClient && (secret === undefined || client.secret !== secret)) {
       return send(res, 401, { error: 'unauthorized_client', error_description: BAD_CLIENT });
     }
+    if (grantType === 'authorization_code') {
+      // codeToToken: no code is 400 invalid_request; the fake issues no codes, so any is invalid.
+      return form.get('code')
+        ? send(res, 400, { error: 'invalid_grant', error_description: 'Code not valid' })
+        : send(res, 400, { error: 'invalid_request', error_description: 'Missing parameter: code' });
+    }
     if (grantType !== 'client_credentials') {
+      // A grant Keycloak knows that the fake does not implement (see "Differences" above).
       return send(res, 400, { error: 'unsupported_grant_type', error_description: 'Unsupported grant_type' });
     }
     if (client.publicClient) {
