@@ -178,8 +178,10 @@ export function oauthRefusal(error: unknown): OAuthRefusal | undefined {
 }
 
 function httpStatusOf(error: unknown): number | undefined {
-  const cause = (error as { cause?: unknown }).cause;
-  return cause instanceof Response ? cause.status : undefined;
+  // IdP calls go through undici's own fetch (idp-fetch.ts), whose Response is not the global
+  // class, so the response is recognised by its shape, not by instanceof.
+  const cause = (error as { cause?: { status?: unknown; headers?: unknown } } | null)?.cause;
+  return typeof cause?.status === 'number' && typeof cause.headers === 'object' ? cause.status : undefined;
 }
 
 /** One sentence for a failed request: unreachable, timed out, HTTP status, or bad document. */
