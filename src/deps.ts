@@ -25,6 +25,7 @@ import type { CredentialVerifier } from './passwords/credential-verifier.js';
 import { createHashPool, type HashPool } from './passwords/hash-pool.js';
 import { createPoolVerifier } from './passwords/pool-verifier.js';
 import { type BanHook, createRateLimiter, limitsFromConfig, type RateLimiter } from './rate-limit/limiter.js';
+import { closeIdpConnections } from './sources/idp-fetch.js';
 import { createKeycloakPasswordSource } from './sources/keycloak.js';
 import { createSourceRegistry, type SourceRegistry } from './sources/registry.js';
 import { createSecretBox, type SecretBox } from './sources/secret-box.js';
@@ -136,6 +137,8 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
     });
     closers.push(() => hashPool.close());
     const secretBox = createSecretBox(config.secretKey);
+    // The IdP's keep-alive connections (sign-in, sync, the test connection, the dashboard's check).
+    closers.push(() => closeIdpConnections());
     const metrics = createMetrics({ hashQueueDepth: () => hashPool.queueDepth, hashThreads: hashPool.threads });
     const keySpace = { prefix: config.redisPrefix };
     // One lookup per login: the three label sets are resolved once, not hashed on every call.

@@ -15,6 +15,7 @@ const users: FakeKeycloakUser[] = [
   },
   { username: 'bob', email: 'bob@example.org', enabled: false },
   { username: 'Zed', email: 'Zed@Example.org', federated: true },
+  { username: 'Yann', email: 'Yann@Example.org', federated: true },
   { username: 'carol', email: 'carol@example.org', firstName: 'Carol', attributes: { department: ['sales'] } },
 ];
 
@@ -111,16 +112,21 @@ describe('the fake token endpoint', () => {
 });
 
 describe('the fake users resource', () => {
-  it('stores local usernames and emails in lower case with random UUIDs; federated users keep their case and come last', async () => {
+  it('stores local usernames and emails in lower case with random UUIDs; federated users keep their case, have StorageId ids and come last in the provider order', async () => {
     const { body } = await admin('/users');
     const listed = body as { id: string; username: string; email?: string }[];
     expect(listed.map((user) => [user.username, user.email])).toEqual([
       ['alice', 'alice@example.org'],
       ['bob', 'bob@example.org'],
       ['carol', 'carol@example.org'],
+      // The provider's order (Zed before Yann), not sorted by username.
       ['Zed', 'Zed@Example.org'],
+      ['Yann', 'Yann@Example.org'],
     ]);
-    for (const user of listed) expect(user.id).toMatch(UUID);
+    for (const user of listed.slice(0, 3)) expect(user.id).toMatch(UUID);
+    const component = listed[3]?.id.split(':')[1] ?? '';
+    expect(component).toMatch(UUID);
+    expect(listed.slice(3).map((user) => user.id)).toEqual([`f:${component}:Zed`, `f:${component}:Yann`]);
     const other = await startFakeKeycloak({ users });
     try {
       const response = await fetch(`${other.url}/admin/realms/mail/users`, {
@@ -162,30 +168,30 @@ describe('the fake users resource', () => {
     const page2 = await usernames('?first=2&max=2');
     expect(page1).toEqual(['alice', 'bob']);
     // carol moved to position 1, so neither page returned her.
-    expect(page2).toEqual(['Zed']);
+    expect(page2).toEqual(['Zed', 'Yann']);
   });
 
   it('leaves the service-account user out of the listing and count but finds it by a field search and by id', async () => {
     const account = kc.serviceAccountUser('postern');
     expect(account?.username).toBe('service-account-postern');
     expect(await usernames('')).not.toContain('service-account-postern');
-    expect((await admin('/users/count')).body).toBe(4);
+    expect((await admin('/users/count')).body).toBe(5);
     expect(await usernames('?username=service-account-postern')).toEqual(['service-account-postern']);
     expect(await usernames('?search=service')).toEqual([]);
     expect((await admin(`/users/${account?.id}`)).body).toMatchObject({ username: 'service-account-postern' });
   });
 
   it('reads max=-1 as no limit and answers 404 to a first that is not a number', async () => {
-    expect(await usernames('?max=-1')).toHaveLength(4);
-    expect(await usernames('?first=3&max=-1')).toEqual(['Zed']);
-    expect((await admin('/users?first=abc')).status).toBe(404);
+    expect(await usernames('?max=-1')).toHaveLength(5);
+    expect(await usernames('?first=3&max=-1')).toEqual(['Zed', 'Yann']);
+    expect(await admin('/users?first=abc')).toEqual({ status: 404, body: { error: 'HTTP 404 Not Found' } });
   });
 
   it('searches by prefix, wildcard and exact value, by field substring, and by attribute with q', async () => {
     expect(await usernames('?search=ca')).toEqual(['carol']);
-    expect(await usernames('?search=*example*')).toEqual(['alice', 'bob', 'carol', 'Zed']);
+    expect(await usernames('?search=*example*')).toEqual(['alice', 'bob', 'carol', 'Zed', 'Yann']);
     expect(await usernames('?search=%22carol%40example.org%22')).toEqual(['carol']);
-    expect(await usernames('?email=EXAMPLE')).toEqual(['alice', 'bob', 'carol', 'Zed']);
+    expect(await usernames('?email=EXAMPLE')).toEqual(['alice', 'bob', 'carol', 'Zed', 'Yann']);
     expect(await usernames('?email=bob%40example.org&exact=true')).toEqual(['bob']);
     expect(await usernames('?q=department:sales')).toEqual(['carol']);
     expect(await usernames('?enabled=false')).toEqual(['bob']);

@@ -1,4 +1,4 @@
-// The floors of the import graph, checked over the source text (issue 12 items 5 and 6): only
+// The floors of the import graph, checked over the source text: only
 // src/http may import hono or @hono/* (and only it holds .tsx, whose JSX compiles to imports of
 // hono/jsx), and only src/storage may import mysql2. Scope: everything under src/, unit tests
 // beside their files included, since they belong to their floor. test/, bench/ and scripts/ are

@@ -32,7 +32,12 @@
 //   manage-users), so query-users alone lists nothing (toRepresentation's canView filter).
 // - `first` absent = -1, `max` absent = 100 (Constants.DEFAULT_MAX_RESULTS); a negative value means
 //   no offset / no limit (model/jpa/.../PaginationUtils.java paginateQuery). A value that is not an
-//   integer (first=abc) fails JAX-RS parameter conversion: 404.
+//   integer (first=abc) fails the conversion of the `Integer` query parameter: RESTEasy Reactive
+//   throws `new NotFoundException(cause)` for a query parameter (quarkusio/quarkus
+//   independent-projects/resteasy-reactive/server/runtime/.../handlers/ParameterHandler.java
+//   handleResult), whose message is the default "HTTP 404 Not Found" (jakartaee/rest
+//   WebApplicationException.java computeExceptionMessage), which KeycloakErrorHandler.java
+//   (services/.../error/, getErrorCode) puts in `error`: 404 {"error":"HTTP 404 Not Found"}.
 // - No snapshot between requests: every page is a fresh query (`ORDER BY username` with
 //   OFFSET/LIMIT in model/jpa/.../JpaUserProvider.java searchForUserStream), so a user deleted
 //   or added between two page requests shifts the users after it. `onUsersRequest` lets a test
@@ -48,9 +53,14 @@
 //   `/users/{id}`: the full representation, or 404 {"error":"User not found"} (UsersResource.user).
 // Users (model/jpa/.../JpaUserProvider.java addUser, UserAdapter.setEmail): local users get a
 // random UUID id (KeycloakModelUtils.generateId) and their username and email are stored
-// lower-cased. Users of a user federation without import (`federated: true`) keep their case and
-// come after the local ones (services/.../storage/UserStorageManager.java queries the local store
-// first, then each provider).
+// lower-cased. `federated: true` is a user of a custom user storage provider without import: its
+// adapter (server-spi/.../storage/adapter/AbstractUserAdapter.java subclasses) answers
+// getUsername/getEmail itself, so the case is the provider's; its id is
+// "f:<component id>:<external id>" (server-spi/.../storage/StorageId.java), not a UUID. (LDAP
+// without import is different: server-spi-private/.../storage/adapter/InMemoryUserAdapter.java
+// lower-cases username and email like the local store.) Such users come after all local users,
+// in the provider's own order, not sorted by username (model/storage-private/.../storage/
+// UserStorageManager.java query(): the local store first, then each enabled provider).
 // UserRepresentation (core/.../representations/idm/UserRepresentation.java) is serialised with
 // NON_NULL; briefRepresentation=true omits attributes and the access/credential fields
 // (ModelToRepresentation.toBriefRepresentation). Keycloak ≥ 24 returns only the attributes
@@ -90,7 +100,7 @@ export interface FakeKeycloakUser {
   lastName?: string;
   attributes?: Record<string, string[]>;
   createdTimestamp?: number;
-  /** A user of a federation provider without import: keeps its case, listed after local users. */
+  /** A user of a custom storage provider without import: keeps its case, id f:<component>:<username>, listed after local users in the order given. */
   federated?: boolean;
 }
 
@@ -110,15 +120,27 @@ function stored(user: FakeKeycloakUser): FakeKeycloakUser {
   };
 }
 
-/** Local users by username, then federated ones (UserStorageManager: local store first). */
+/**
+ * Local users by username, then federated ones in the provider's order (UserStorageManager: local
+ * store first, then each provider). Array sort is stable, so federated users keep the given order.
+ */
 function listingOrder(a: FakeKeycloakUser, b: FakeKeycloakUser): number {
   if (Boolean(a.federated) !== Boolean(b.federated)) return a.federated ? 1 : -1;
+  if (a.federated) return 0;
   return a.username < b.username ? -1 : a.username > b.username ? 1 : 0;
 }
 
-/** A directory from a list: stored as Keycloak stores it (random ids, lower case), in listing order. */
+/** The fake's one user federation component (a random id, as Keycloak gives components). */
+const FEDERATION_COMPONENT_ID = randomUUID();
+
+/** Keycloak's id for a new user: a random UUID locally, StorageId's f:<component>:<external id> for a federated one. */
+function newUserId(user: FakeKeycloakUser): string {
+  return user.federated ? `f:${FEDERATION_COMPONENT_ID}:${user.username}` : randomUUID();
+}
+
+/** A directory from a list: stored as Keycloak stores it (ids, lower case), in listing order. */
 export function listDirectory(users: readonly FakeKeycloakUser[]): FakeDirectory & { users: FakeKeycloakUser[] } {
-  const sorted = users.map((user) => ({ id: randomUUID(), ...stored(user) })).sort(listingOrder);
+  const sorted = users.map((user) => ({ id: newUserId(user), ...stored(user) })).sort(listingOrder);
   return {
     users: sorted,
     get size() {
@@ -562,7 +584,7 @@ export async function startFakeKeycloak(options: FakeKeycloakOptions = {}): Prom
     const first = integerParam(query, 'first', -1);
     const max = integerParam(query, 'max', DEFAULT_MAX_RESULTS);
     if (first === undefined || max === undefined) {
-      return send(res, 404, { error: 'RESTEASY003870: Unable to extract parameter from http request' });
+      return send(res, 404, { error: 'HTTP 404 Not Found' });
     }
     if (!canView) return send(res, 200, []);
     const brief = booleanParam(query, 'briefRepresentation') === true;
@@ -635,7 +657,7 @@ export async function startFakeKeycloak(options: FakeKeycloakOptions = {}): Prom
     },
     addUser(user) {
       const users = mutableUsers();
-      const added = { id: randomUUID(), ...stored(user) };
+      const added = { id: newUserId(user), ...stored(user) };
       users.push(added);
       users.sort(listingOrder);
       return added.id;
