@@ -13,10 +13,14 @@
 // sidecar, another build of postern (e.g. main's dist/ copied aside), to the alternating rounds,
 // so two builds are compared under the same drifting load; BENCH_POSTERN_FLAGS passes node flags
 // to the postern under test (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
+// postern runs with compose.yaml's POSTERN_LOGIN_CACHE_MAX_AGE_MS (the shipped stack's setting;
+// BENCH_LOGIN_CACHE_MAX_AGE_MS overrides it); when that is above 0, a `strict` sidecar (the same
+// build with 0, postern's own default) joins the rounds, unless BENCH_STRICT=0.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { readdir, readFile } from 'node:fs/promises';
+import { parse } from 'yaml';
 import { createLogger } from '../src/log.js';
 import { createHashPool } from '../src/passwords/hash-pool.js';
 import { createDb } from '../src/storage/db.js';
@@ -37,10 +41,9 @@ const MISS_CLIENTS = Number(process.env.BENCH_MISS_CLIENTS ?? 4);
 const CLOCK_TICKS_PER_SECOND = 100;
 
 type Mode = 'per-login' | 'reused';
-type Sidecar = 'no-work' | 'postern' | 'baseline';
+type Sidecar = 'no-work' | 'postern' | 'strict' | 'baseline';
 const MODES = (process.env.BENCH_MODES ?? 'per-login,reused').split(',') as Mode[];
 const BASELINE_MAIN = process.env.BENCH_BASELINE;
-const SIDECARS: Sidecar[] = BASELINE_MAIN ? ['no-work', 'postern', 'baseline'] : ['no-work', 'postern'];
 const POSTERN_FLAGS = (process.env.BENCH_POSTERN_FLAGS ?? '').split(' ').filter(Boolean);
 
 interface User {
@@ -144,20 +147,15 @@ async function cpuSnapshot(): Promise<{ byPid: Map<number, ProcessTicks>; busy: 
  * children (login, imap, auth and auth-worker processes, the Lua passdb included) and, through
  * the masters' cutime/cstime, every child that ended: per-login mode forks and reaps two per login.
  */
-function ticksByComponent(
-  snapshot: Awaited<ReturnType<typeof cpuSnapshot>>,
-  pids: { postern: number; noWork: number; baseline?: number | undefined },
-) {
-  const groups: Record<string, number> = { dovecot: 0, clients: 0, postern: 0, 'no-work': 0, mariadb: 0, redis: 0 };
-  if (pids.baseline !== undefined) groups.baseline = 0;
+function ticksByComponent(snapshot: Awaited<ReturnType<typeof cpuSnapshot>>, sidecarPids: Map<number, Sidecar>) {
+  const groups: Record<string, number> = { dovecot: 0, clients: 0, mariadb: 0, redis: 0 };
+  for (const name of sidecarPids.values()) groups[name] = 0;
   const masters = new Set<number>();
   for (const [pid, proc] of snapshot.byPid) if (proc.comm === 'dovecot' && proc.ppid === process.pid) masters.add(pid);
   for (const [pid, proc] of snapshot.byPid) {
     if (masters.has(pid)) groups.dovecot = (groups.dovecot ?? 0) + proc.ticks + proc.childTicks;
     else if (masters.has(proc.ppid)) groups.dovecot = (groups.dovecot ?? 0) + proc.ticks;
-    else if (pid === pids.postern) groups.postern = proc.ticks;
-    else if (pid === pids.noWork) groups['no-work'] = proc.ticks;
-    else if (pid === pids.baseline) groups.baseline = proc.ticks;
+    else if (sidecarPids.has(pid)) groups[sidecarPids.get(pid) as Sidecar] = proc.ticks;
     else if (pid === process.pid) groups.clients = proc.ticks;
     else if (/^(mariadbd|mysqld)$/.test(proc.comm)) groups.mariadb = (groups.mariadb ?? 0) + proc.ticks;
     else if (proc.comm === 'redis-server') groups.redis = (groups.redis ?? 0) + proc.ticks;
@@ -170,10 +168,10 @@ function cpuPerLogin(
   before: Awaited<ReturnType<typeof cpuSnapshot>>,
   after: Awaited<ReturnType<typeof cpuSnapshot>>,
   logins: number,
-  pids: { postern: number; noWork: number; baseline?: number | undefined },
+  sidecarPids: Map<number, Sidecar>,
 ) {
-  const start = ticksByComponent(before, pids);
-  const end = ticksByComponent(after, pids);
+  const start = ticksByComponent(before, sidecarPids);
+  const end = ticksByComponent(after, sidecarPids);
   const perLoginMs: Record<string, number> = {};
   let known = 0;
   for (const [name, ticks] of Object.entries(end)) {
@@ -203,6 +201,14 @@ function median(values: number[]): number {
     : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
 }
 
+/** The shipped stack's POSTERN_LOGIN_CACHE_MAX_AGE_MS (compose.yaml's postern service), '0' when unset. */
+async function composeLoginCacheMaxAge(): Promise<string> {
+  const compose = parse(await readFile(new URL('../compose.yaml', import.meta.url), 'utf8')) as {
+    services: { postern: { environment?: Record<string, string> } };
+  };
+  return String(compose.services.postern.environment?.POSTERN_LOGIN_CACHE_MAX_AGE_MS ?? '0');
+}
+
 async function main() {
   const log = createLogger('warn');
   const db = await createDb({ url: `${MYSQL_ROOT_URL}/${DATABASE}`, poolSize: 2, createDatabase: true });
@@ -226,26 +232,42 @@ async function main() {
 
   // The bench logs in a few users thousands of times from loopback.
   const env = { POSTERN_BAN_EXEMPT_NETWORKS: '127.0.0.0/8' };
-  const postern = await startCompiledPostern(DATABASE, env, POSTERN_FLAGS);
-  const posternPid = postern.pid;
+  const maxAge = process.env.BENCH_LOGIN_CACHE_MAX_AGE_MS ?? (await composeLoginCacheMaxAge());
+  const postern = await startCompiledPostern(
+    DATABASE,
+    { ...env, POSTERN_LOGIN_CACHE_MAX_AGE_MS: maxAge },
+    POSTERN_FLAGS,
+  );
   // The same database, Redis prefix and so the same shared cache secret as the postern under test.
+  const strict =
+    Number(maxAge) > 0 && process.env.BENCH_STRICT !== '0'
+      ? await startCompiledPostern(DATABASE, { ...env, POSTERN_LOGIN_CACHE_MAX_AGE_MS: '0' })
+      : undefined;
   const baseline = BASELINE_MAIN ? await startCompiledPostern(DATABASE, env, [], BASELINE_MAIN) : undefined;
-  const pids = { postern: posternPid, noWork: 0, baseline: baseline?.pid };
   const noWork = await startNoWorkSidecar();
-  pids.noWork = noWork.pid;
+  const running: [Sidecar, { pid: number }, string][] = [
+    ['no-work', noWork, noWork.url],
+    ['postern', postern, `${postern.base}/`],
+    ...(strict ? [['strict', strict, `${strict.base}/`] as [Sidecar, { pid: number }, string]] : []),
+    ...(baseline ? [['baseline', baseline, `${baseline.base}/`] as [Sidecar, { pid: number }, string]] : []),
+  ];
+  const SIDECARS = running.map(([name]) => name);
+  const urlOf = new Map(running.map(([name, , url]) => [name, url]));
+  const pids = new Map(running.map(([name, { pid }]) => [pid, name]));
   const dovecots = new Map<string, RunningDovecot>();
   try {
     for (const mode of MODES) {
       for (const sidecar of SIDECARS) {
-        const authUrl =
-          sidecar === 'postern' ? `${postern.base}/` : sidecar === 'baseline' ? `${baseline?.base}/` : noWork.url;
+        const authUrl = urlOf.get(sidecar) as string;
         dovecots.set(`${mode}/${sidecar}`, await startDovecot({ authUrl, submission: false, loginProcesses: mode }));
       }
     }
     const dovecotFor = (mode: Mode, sidecar: Sidecar) => dovecots.get(`${mode}/${sidecar}`) as RunningDovecot;
     console.log(
       `IMAP LOGIN/LOGOUT through real Dovecot 2.3 + Lua passdb, ${CLIENTS} clients, Dovecot's auth cache off, ` +
-        `${ROUNDS} alternating rounds of ${SECONDS} s per measurement\n`,
+        `${ROUNDS} alternating rounds of ${SECONDS} s per measurement; postern: POSTERN_LOGIN_CACHE_MAX_AGE_MS=${maxAge}` +
+        `${process.env.BENCH_LOGIN_CACHE_MAX_AGE_MS === undefined ? ' (compose.yaml)' : ' (BENCH_LOGIN_CACHE_MAX_AGE_MS)'}` +
+        `${strict ? ', strict: the same build with 0' : ''}\n`,
     );
 
     const firstMode: Mode = MODES.includes('reused') ? 'reused' : (MODES[0] as Mode);
@@ -321,6 +343,7 @@ async function main() {
       'dovecot',
       'clients',
       'postern',
+      ...(strict ? ['strict'] : []),
       ...(baseline ? ['baseline'] : []),
       'no-work',
       'mariadb',
@@ -340,6 +363,7 @@ async function main() {
     await noWork.stop();
     await db.close();
     await baseline?.stop({ dropDatabase: false });
+    await strict?.stop({ dropDatabase: false });
     await postern.stop();
   }
 }

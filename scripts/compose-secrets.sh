@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Creates the secret files compose.yaml reads, under ./secrets/ (or the directory given), each
-# only if missing: random passwords, postern's database URL, internal token and secret key, and a
+# only if missing: random passwords, postern's database URL, internal token (and nginx's include
+# line carrying it) and secret key, and a
 # self-signed TLS certificate for nginx and Dovecot (replace secrets/tls/*.pem with your own).
 # The directory is 0700; the files 0644, because each is mounted alone into a container whose
 # process (postern: uid 10001) is not their owner.
@@ -25,6 +26,8 @@ make mariadb_root_password random
 make mariadb_postern_password random
 make postern_db_url sh -c "printf 'mysql://postern:%s@mariadb:3306/mailcow' \"\$(cat '$dir/mariadb_postern_password')\""
 make postern_internal_token random
+# nginx's verify call sends the token: deploy/nginx/postern-sogo.conf includes this one line.
+make nginx_postern_auth.conf sh -c "printf 'proxy_set_header Authorization \"Bearer %s\";\\n' \"\$(cat '$dir/postern_internal_token')\""
 make postern_secret_key sh -c 'openssl rand -base64 32 | tr -d "\n"'
 make keycloak_admin_password random
 if [[ ! -s $dir/tls/cert.pem || ! -s $dir/tls/key.pem ]]; then

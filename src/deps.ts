@@ -240,7 +240,8 @@ async function createLoginData(db: Db, config: Config, log: Logger): Promise<Log
     log.warn('change-counter triggers missing (migrations off or no TRIGGER privilege): every login queries MySQL');
     return createDirectLoginData(db);
   }
-  return createCachedLoginData(db, createChangeCounter(db), config.loginCacheEntries);
+  const counter = createChangeCounter(db, { maxAgeMs: config.loginCacheMaxAgeMs });
+  return createCachedLoginData(db, counter, config.loginCacheEntries);
 }
 
 /** mailcow's static SOGo SSO password, when POSTERN_SOGO_SSO_PASS_FILE opts in. */

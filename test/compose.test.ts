@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { POSTERN_PASSDB_LUA } from './support/dovecot.js';
-import { POSTERN_SOGO_NGINX_CONF } from './support/nginx.js';
+import { internalAuthInclude, POSTERN_SOGO_NGINX_CONF } from './support/nginx.js';
 
 interface Service {
   build?: { context: string; dockerfile: string };
@@ -123,6 +123,15 @@ describe('compose.yaml', () => {
           if (source.startsWith('./secrets/')) expect(existsSync(join(dir, source)), `${name}: ${source}`).toBe(true);
         }
       }
+      // nginx's include carries the very token postern and Dovecot get, in the line the suite's nginx runs.
+      const token = readFileSync(join(dir, 'secrets/postern_internal_token'), 'utf8');
+      expect(readFileSync(join(dir, 'secrets/nginx_postern_auth.conf'), 'utf8')).toBe(internalAuthInclude(token));
+      expect(compose.services.nginx?.volumes).toContain(
+        './secrets/nginx_postern_auth.conf:/etc/nginx/postern-internal-auth.conf:ro',
+      );
+      expect(readFileSync(POSTERN_SOGO_NGINX_CONF, 'utf8')).toMatch(
+        /^\s*include \/etc\/nginx\/postern-internal-auth\.conf;$/m,
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -10,6 +10,47 @@ import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.js';
 const login = (postern: TestPostern, username: string, password: string, ip = '198.51.100.20', service = 'imap') =>
   postern.passdb({ username, password, real_rip: ip, service });
 
+describe('POSTERN_LOGIN_CACHE_MAX_AGE_MS (bounded staleness, as the compose stack runs)', () => {
+  const MAX_AGE_MS = 200;
+  let postern: TestPostern;
+
+  beforeAll(async () => {
+    postern = await startTestPostern('cache_max_age', {
+      POSTERN_BCRYPT_COST: '5',
+      POSTERN_LOGIN_CACHE_MAX_AGE_MS: String(MAX_AGE_MS),
+    });
+    await seedDomain(postern.deps.db, 'example.org');
+  });
+  afterAll(async () => {
+    await postern?.destroy();
+  });
+
+  const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  it.each([
+    ['the password changes', 'UPDATE mailbox SET password = ? WHERE username = ?', 'password_mismatch'],
+    [
+      'the mailbox is deactivated',
+      'UPDATE mailbox SET active = 0 WHERE username = ? AND password <> ?',
+      'user_disabled',
+    ],
+  ])('sees a change committed more than the maximum age before a login: %s', async (name, sql, result) => {
+    const user = `${name.replace(/\W+/g, '-')}@example.org`;
+    await seedMailbox(postern.deps.db, {
+      username: user,
+      passwordHash: await postern.deps.hashPool.hash('old pw', 'BLF-CRYPT'),
+    });
+    // Repeat logins, answered from the in-process rows and the credential cache.
+    for (let i = 0; i < 3; i += 1) expect((await login(postern, user, 'old pw')).status).toBe(200);
+    const newHash = await postern.deps.hashPool.hash('new pw', 'BLF-CRYPT');
+    await postern.deps.db.execute(sql, sql.startsWith('UPDATE mailbox SET password') ? [newHash, user] : [user, '']);
+    await pause(MAX_AGE_MS + 50);
+    const after = await login(postern, user, 'old pw');
+    expect(after.status).toBe(401);
+    expect(after.body.result).toBe(result);
+  });
+});
+
 describe('verified-credential cache', () => {
   let postern: TestPostern;
 

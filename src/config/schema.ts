@@ -245,6 +245,13 @@ export const variables = {
     description:
       'Login names whose mailbox and app-password rows are kept in process, used only while the change counter (kept by triggers) shows no change; 0 = query every login.',
   },
+  loginCacheMaxAgeMs: {
+    env: 'POSTERN_LOGIN_CACHE_MAX_AGE_MS',
+    schema: z.coerce.number().int().min(0).max(10_000),
+    defaultValue: '0',
+    description:
+      'How old (ms) a read of the change counter may be and still confirm the in-process login rows: 0 = every login waits for a read that began after it arrived (a change committed before a login is seen by it); N = a change committed more than N ms before a login is seen, and the counter is read about 1000/N times a second under load instead of about once per two logins. The compose stack sets 250 (Dovecot there caches logins for 60 s anyway).',
+  },
   loginHashFloor: {
     env: 'POSTERN_LOGIN_HASH_FLOOR',
     schema: positiveInt.max(32),

@@ -97,3 +97,97 @@ describe('createChangeCounter', () => {
     );
   });
 });
+
+describe('createChangeCounter with maxAgeMs (bounded staleness)', () => {
+  /** A clock the test moves, and the real database behind a spy that can hold a query back. */
+  function controlled() {
+    let clock = 1_000;
+    let hold: Promise<void> | undefined;
+    let failNext = false;
+    const starts: number[] = [];
+    const spy: Pick<Db, 'one'> = {
+      one: async (sql, params) => {
+        starts.push(clock);
+        if (failNext) {
+          failNext = false;
+          throw new Error('MySQL went away');
+        }
+        if (hold) await hold;
+        return db.one(sql, params);
+      },
+    };
+    return {
+      spy,
+      starts,
+      now: () => clock,
+      advance: (ms: number) => {
+        clock += ms;
+      },
+      holdQueries: () => {
+        let release = () => {};
+        hold = new Promise((resolve) => {
+          release = () => {
+            hold = undefined;
+            resolve();
+          };
+        });
+        return release;
+      },
+      failNextQuery: () => {
+        failNext = true;
+      },
+    };
+  }
+
+  it('answers readers within maxAgeMs of a finished read without a query', async () => {
+    const c = controlled();
+    const counter = createChangeCounter(c.spy, { maxAgeMs: 100, now: c.now });
+    const first = await counter.read();
+    c.advance(100);
+    expect(await counter.read()).toBe(first);
+    expect(c.starts).toHaveLength(1);
+  });
+
+  it('queries again once the last read started more than maxAgeMs ago, and sees the change', async () => {
+    const c = controlled();
+    const counter = createChangeCounter(c.spy, { maxAgeMs: 100, now: c.now });
+    const before = await counter.read();
+    await db.execute("UPDATE domain SET active = 1 WHERE domain = 'counted.example'");
+    c.advance(101);
+    expect(await counter.read()).toBe(before + 1);
+    expect(c.starts).toEqual([1_000, 1_101]);
+  });
+
+  it('lets a reader join a read in flight that started within maxAgeMs, but not an older one', async () => {
+    const c = controlled();
+    const counter = createChangeCounter(c.spy, { maxAgeMs: 100, now: c.now });
+    const release = c.holdQueries();
+    const first = counter.read();
+    c.advance(60);
+    const joined = counter.read();
+    expect(c.starts).toHaveLength(1);
+    c.advance(60);
+    // The read in flight started 120 ms ago: this reader waits for a read of its own.
+    const late = counter.read();
+    release();
+    await Promise.all([first, joined, late]);
+    expect(c.starts).toEqual([1_000, 1_120]);
+  });
+
+  it('never keeps a failed read: the next reader queries again', async () => {
+    const c = controlled();
+    const counter = createChangeCounter(c.spy, { maxAgeMs: 100, now: c.now });
+    c.failNextQuery();
+    await expect(counter.read()).rejects.toThrow('MySQL went away');
+    expect(typeof (await counter.read())).toBe('number');
+    expect(c.starts).toEqual([1_000, 1_000]);
+  });
+
+  it('stays strict with maxAgeMs 0: a read that started before the reader asked never answers it', async () => {
+    const c = controlled();
+    const counter = createChangeCounter(c.spy, { maxAgeMs: 0, now: c.now });
+    await counter.read();
+    await counter.read();
+    expect(c.starts).toHaveLength(2);
+  });
+});

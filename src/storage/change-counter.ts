@@ -9,13 +9,32 @@ import { TFA_WATCHED_TABLES } from './migrations/0005-tfa-change-counter.js';
 export const COUNTED_TABLES: readonly string[] = [...WATCHED_TABLES, ...TFA_WATCHED_TABLES];
 
 export interface ChangeCounter {
-  /** A counter value read from MySQL after this call began. Throws on MySQL faults. */
+  /**
+   * A counter value read from MySQL after this call began (strict), or at most maxAgeMs before
+   * it. Throws on MySQL faults.
+   */
   read(): Promise<number>;
 }
 
-export function createChangeCounter(db: Pick<Db, 'one'>): ChangeCounter {
-  let inFlight: Promise<number> | undefined;
+export interface ChangeCounterOptions {
+  /** How long before a request a read may have started and still answer it; 0 = strict. */
+  maxAgeMs?: number;
+  /** Monotonic milliseconds (tests). */
+  now?: () => number;
+}
+
+interface Read {
+  startedAt: number;
+  value: Promise<number>;
+}
+
+export function createChangeCounter(db: Pick<Db, 'one'>, options: ChangeCounterOptions = {}): ChangeCounter {
+  const maxAgeMs = options.maxAgeMs ?? 0;
+  const now = options.now ?? (() => performance.now());
+  let inFlight: Read | undefined;
   let queued: Promise<number> | undefined;
+  /** The newest read that succeeded (only kept when maxAgeMs > 0). */
+  let lastGood: { startedAt: number; value: number } | undefined;
 
   const query = async () => {
     const row = await db.one<{ changes: number }>('SELECT changes FROM postern_change_counter WHERE id = 1');
@@ -23,20 +42,34 @@ export function createChangeCounter(db: Pick<Db, 'one'>): ChangeCounter {
     return Number(row.changes);
   };
   const start = (): Promise<number> => {
-    const read = query().finally(() => {
-      if (inFlight === read) inFlight = undefined;
-    });
+    const startedAt = now();
+    const value = query();
+    const read: Read = { startedAt, value };
     inFlight = read;
-    return read;
+    void value.then(
+      (changes) => {
+        if (inFlight === read) inFlight = undefined;
+        if (maxAgeMs > 0 && (!lastGood || lastGood.startedAt < startedAt)) lastGood = { startedAt, value: changes };
+      },
+      () => {
+        if (inFlight === read) inFlight = undefined;
+      },
+    );
+    return value;
   };
 
   return {
     read() {
+      if (maxAgeMs > 0) {
+        const oldestUsable = now() - maxAgeMs;
+        if (lastGood && lastGood.startedAt >= oldestUsable) return Promise.resolve(lastGood.value);
+        if (inFlight && inFlight.startedAt >= oldestUsable) return inFlight.value;
+      }
       if (!inFlight) return start();
       // The read in flight may have been sent before our caller's request arrived: wait for the
-      // next one, which every caller arriving meanwhile shares. (Spacing reads further apart was
-      // measured: it saves MySQL little and costs every login the wait.)
-      queued ??= inFlight
+      // next one, which every caller arriving meanwhile shares. (Spacing strict reads further
+      // apart was measured: it saves MySQL little and costs every login the wait.)
+      queued ??= inFlight.value
         .catch(() => undefined)
         .then(() => {
           queued = undefined;

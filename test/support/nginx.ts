@@ -1,5 +1,5 @@
 // Debian's real nginx for tests, running deploy/nginx/postern-sogo.conf itself: the template is
-// copied with only its addresses, token and TLS lines substituted (each substitution must match,
+// copied with only its addresses, token include and TLS lines substituted (each substitution must match,
 // so a changed template fails here instead of silently testing something else). Loopback only,
 // a fresh prefix dir per instance. A missing nginx is a thrown error, never a skipped test.
 import { spawnSync } from 'node:child_process';
@@ -53,8 +53,23 @@ function hostPortOf(url: string): string {
   return parsed.host;
 }
 
-/** The deploy template with addresses, token and TLS lines swapped; throws when a line is missing. */
-export function renderSiteConfig(template: string, options: StartNginxOptions & { port: number }): string {
+/** The deploy template with addresses, the token include and TLS lines swapped; throws when a line is missing. */
+/**
+ * The one line of the included token file, as scripts/compose-secrets.sh writes it
+ * (secrets/nginx_postern_auth.conf); without a token, an empty Authorization.
+ */
+export function internalAuthInclude(token: string | undefined): string {
+  if (token === undefined) return 'proxy_set_header Authorization "";\n';
+  if (!/^[\x21-\x7e]+$/.test(token) || token.includes('"')) {
+    fail('the internal token must be printable ASCII without quotes to go into nginx.conf');
+  }
+  return `proxy_set_header Authorization "Bearer ${token}";\n`;
+}
+
+export function renderSiteConfig(
+  template: string,
+  options: StartNginxOptions & { port: number; root: string },
+): string {
   let text = template;
   const replaceOnce = (pattern: RegExp, replacement: string, what: string) => {
     const matches = text.match(new RegExp(pattern.source, `${pattern.flags.replace('g', '')}g`));
@@ -68,15 +83,11 @@ export function renderSiteConfig(template: string, options: StartNginxOptions & 
   replaceOnce(/server 127\.0\.0\.1:8080;/, `server ${hostPortOf(options.webUrl)};`, "postern_web's server");
   replaceOnce(/server 127\.0\.0\.1:9082;/, `server ${hostPortOf(options.internalUrl)};`, "postern_internal's server");
   replaceOnce(/server 127\.0\.0\.1:20000;/, `server ${hostPortOf(options.webmailUrl)};`, "sogo's server");
-  const tokenLine = /proxy_set_header Authorization "Bearer CHANGE-ME-POSTERN-INTERNAL-TOKEN";/;
-  if (options.internalToken !== undefined) {
-    if (!/^[\x21-\x7e]+$/.test(options.internalToken) || options.internalToken.includes('"')) {
-      fail('the internal token must be printable ASCII without quotes to go into nginx.conf');
-    }
-    replaceOnce(tokenLine, `proxy_set_header Authorization "Bearer ${options.internalToken}";`, 'the internal token');
-  } else {
-    replaceOnce(tokenLine, 'proxy_set_header Authorization "";', 'the internal token');
-  }
+  replaceOnce(
+    /include \/etc\/nginx\/postern-internal-auth\.conf;/,
+    `include ${options.root}/postern-internal-auth.conf;`,
+    "the internal token's include",
+  );
   return text;
 }
 
@@ -102,9 +113,11 @@ http {
 
 async function startOnce(options: StartNginxOptions, port: number): Promise<RunningNginx & { addressInUse?: boolean }> {
   const template = readFileSync(options.templatePath ?? POSTERN_SOGO_NGINX_CONF, 'utf8');
-  const siteConfig = renderSiteConfig(template, { ...options, port });
   const root = mkdtempSync(join(tmpdir(), 'postern-nginx-'));
+  const siteConfig = renderSiteConfig(template, { ...options, port, root });
   chmodSync(root, 0o755);
+  // The token file, in the format scripts/compose-secrets.sh writes (test/compose.test.ts checks that).
+  writeFileSync(join(root, 'postern-internal-auth.conf'), internalAuthInclude(options.internalToken));
   mkdirSync(join(root, 'tmp'));
   // Workers run as nobody and buffer large bodies here.
   chmodSync(join(root, 'tmp'), 0o777);
