@@ -1,4 +1,4 @@
-// The passdb endpoint against real MariaDB: every decision rule of DESIGN.md §3.1 / issue 2.
+// The passdb endpoint against real MariaDB: every decision rule of DESIGN.md §3.1.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestPostern, type TestPostern } from './support/env.js';
 import { countHashes } from './support/hash-count.js';
@@ -176,6 +176,19 @@ describe('POST / (Dovecot passdb)', () => {
       resolve_alias_domains: false,
     });
     expect(explicit.status).toBe(401);
+    // A refused login leaves no sasl_log row (mailcow's Lua would have had one for a login its
+    // Dovecot then failed).
+    const aside = await postern.passdb({
+      username: 'alice@example.net',
+      password: 'alice pw',
+      real_rip: '198.51.100.77',
+      service: 'imap',
+    });
+    expect(aside.status).toBe(401);
+    await postern.deps.saslLog.flush();
+    expect(await postern.deps.db.many('SELECT username FROM sasl_log WHERE real_rip = ?', ['198.51.100.77'])).toEqual(
+      [],
+    );
     // The canonical name itself is not affected.
     expect((await login('alice@example.org', 'alice pw')).status).toBe(200);
   });
@@ -297,7 +310,7 @@ describe('POST / (Dovecot passdb)', () => {
   });
 });
 
-// Issue 11 item 9: a service name postern does not know skipped the mailbox's access flags
+// A service name postern does not know skipped the mailbox's access flags
 // (popper has imap and smtp off and got 200 for lmtp). Dovecot's LMTP never authenticates with a
 // password and `doveadm auth test` says "doveadm" unless told `-x service=imap`; the rest are not
 // Dovecot services at all (imaps is still "imap" to Dovecot) or live only on Object.prototype.
@@ -360,7 +373,7 @@ describe('service names postern does not know', () => {
     expect(rows).toEqual([]);
   });
 
-  // Issue 11 item 12: each name was a new metrics series for the life of the process.
+  // Each name was a new metrics series for the life of the process.
   it('counts unknown names in one other series on /metrics', async () => {
     for (let index = 0; index < 300; index += 1) {
       expect((await login('nobody@example.org', 'x', `svc-${index}`)).status).toBe(401);
@@ -385,7 +398,7 @@ describe('service names postern does not know', () => {
   });
 });
 
-// Issue 11 item 10: SOGo logs into IMAP, so an app password used there needs its IMAP flag (as in
+// SOGo logs into IMAP, so an app password used there needs its IMAP flag (as in
 // mailcow 2025-03b; mailcow 2025-05 and later ignore the flags on SOGo's logins, see README).
 describe('app passwords on SOGo logins', () => {
   it.each([
