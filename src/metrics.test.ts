@@ -10,7 +10,7 @@ function serviceLabels(text: string): Set<string> {
 }
 
 describe('createMetrics', () => {
-  // Issue 11 item 12: every new service name made a new series (18,425 names: /metrics 15 KB →
+  // Every new service name made a new series (18,425 names: /metrics 15 KB →
   // 1.67 MB). Known services keep their label; every other name shares one `other` series.
   it('labels only the services postern knows, and every other name as other', async () => {
     const metrics = createMetrics({ hashQueueDepth: () => 0, hashThreads: 1 });

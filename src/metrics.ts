@@ -5,7 +5,7 @@ import { KNOWN_SERVICES } from './login/services.js';
 
 /**
  * The `service` label: a service postern knows, or `other`. The name comes from the request, and
- * each new label value is a new series kept for the process's life (issue 11 item 12: 18,425 names
+ * each new label value is a new series kept for the process's life (measured: 18,425 names
  * took /metrics from 15 KB to 1.67 MB and RSS up 90 MB). Unknown names are denied anyway.
  */
 const SERVICE_LABELS = new Set(KNOWN_SERVICES);

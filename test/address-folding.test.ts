@@ -1,4 +1,4 @@
-// Issue 11 item 1: names from outside match a mailbox, alias domain or app password only exactly,
+// Names from outside match a mailbox, alias domain or app password only exactly,
 // after postern's one folding (ASCII lower-casing), on tables with mailcow's collation
 // (utf8mb4_general_ci, which equates é with e and ı with i). Real MariaDB and Redis throughout.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

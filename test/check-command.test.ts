@@ -1,4 +1,4 @@
-// Issue 15 item 6: `postern check` run as the real CLI process against good and broken set-ups:
+// `postern check` run as the real CLI process against good and broken set-ups:
 // one line per dependency (configuration, MySQL, its schema version, the TRIGGER privilege the
 // change counter needs, Redis, IdP discovery, IdP client credentials, the Keycloak admin API when
 // sync is on), OK or the problem with its fix, and a non-zero exit on any problem.

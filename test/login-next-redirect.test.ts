@@ -1,6 +1,6 @@
 // The sign-in's next= through the real web listener (real MariaDB and Redis, no browser): neither
 // the page (GET /login) nor the form (POST /login) may send the browser to another site, whatever
-// dot segments or encodings hide the second slash (issue 11 item 3).
+// dot segments or encodings hide the second slash.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestPostern, type TestPostern } from './support/env.js';
 import { seedDomain, seedMailbox } from './support/seed.js';

@@ -1,4 +1,4 @@
-// mailcow's static SOGo SSO password (issue 11 item 22), opt-in through POSTERN_SOGO_SSO_PASS_FILE:
+// mailcow's static SOGo SSO password, opt-in through POSTERN_SOGO_SSO_PASS_FILE:
 // mailcowauth.php accepts the contents of sogo-sso.pass as any user's password when the request
 // comes from SOGo's address (data/conf/dovecot/auth/mailcowauth.php, `$isSOGoRequest`), and
 // mailcow's Dovecot entrypoint writes a new one on every start (`echo -n ${RAND_PASS} >

@@ -1,6 +1,6 @@
 // The portal's app-password form through the real web listener (real MariaDB and Redis, no
 // browser): a protocol name that only Object.prototype has (`constructor`, `hasOwnProperty`)
-// passed the form's check and made an app password with every flag 0 (issue 11 item 11).
+// passed the form's check and made an app password with every flag 0.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestPostern, type TestPostern } from './support/env.js';
 import { seedDomain, seedMailbox } from './support/seed.js';

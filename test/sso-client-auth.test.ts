@@ -1,4 +1,4 @@
-// Issue 11 item 23: sign-in and the test connection authenticate postern's OIDC client the same
+// Sign-in and the test connection authenticate postern's OIDC client the same
 // way (postern_token_auth_method), and a provider's refusal of the client credentials is said as
 // such, never as "identity provider unavailable". Against panva's real oidc-provider with a
 // secret holding `-`, `_` and `.`: once as a provider that does not form-decode HTTP Basic

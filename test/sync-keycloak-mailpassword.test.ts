@@ -1,4 +1,4 @@
-// The Keycloak mailpassword flow (issue 4 item 5): the keycloak PasswordSource on its own, and
+// The Keycloak mailpassword flow: the keycloak PasswordSource on its own, and
 // wired into the real passdb (internal app over real MariaDB/Redis) as deps.ts will wire it.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { AppError } from '../src/errors.js';

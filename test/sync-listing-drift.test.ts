@@ -1,4 +1,4 @@
-// Issue 11 item 6: Keycloak's first/max paging has no snapshot (see test/support/fake-keycloak.ts),
+// Keycloak's first/max paging has no snapshot (see test/support/fake-keycloak.ts),
 // so a listing can miss a user who is still there or list one twice. The sync must confirm each
 // "gone" user with Keycloak before deactivating it, must not call a user listed twice a duplicate,
 // and must treat unverified emails as SSO does.

@@ -81,7 +81,7 @@ describe('createAppPassword', () => {
     if (!outcome.ok) expect(outcome.problems.join(' ')).toContain(problem);
   });
 
-  // Issue 11 item 11: `p in PROTOCOL_CHOICES` saw Object.prototype, so these passed the check and
+  // `p in PROTOCOL_CHOICES` saw Object.prototype, so these passed the check and
   // made an app password with every flag 0.
   it.each(['constructor', 'hasOwnProperty', 'toString', 'valueOf', '__proto__', 'isPrototypeOf'])(
     'refuses the protocol %j, a name only Object.prototype has, alone or with a real one',

@@ -26,7 +26,7 @@ export type ProtocolChoice = keyof typeof PROTOCOL_CHOICES;
 /**
  * Whether a submitted value names a choice. Own keys only: `in` would also accept what every
  * object inherits (`constructor`, `toString`, `__proto__`), and indexing PROTOCOL_CHOICES with
- * such a name yields no flag at all (issue 11 item 11).
+ * such a name yields no flag at all.
  */
 export function isProtocolChoice(value: unknown): value is ProtocolChoice {
   return typeof value === 'string' && Object.hasOwn(PROTOCOL_CHOICES, value);

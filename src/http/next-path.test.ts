@@ -30,7 +30,7 @@ describe('safeNextPath', () => {
     expect(safeNextPath(value)).toBeUndefined();
   });
 
-  // Issue 11 item 3: each of these resolved to "//evil.example", which a browser reads as another
+  // Each of these resolved to "//evil.example", which a browser reads as another
   // site. The value as received (after the query/form decoding) is what safeNextPath sees.
   it.each([
     '/.//evil.example',

@@ -18,8 +18,8 @@ export function safeNextPath(value: unknown): string | undefined {
   // Back to the sign-in (or out) would only loop.
   if (/^\/(login|logout)(\/|$)/.test(url.pathname)) return undefined;
   // Resolving dot segments can turn a harmless value into another site: "/.//evil.example",
-  // "/%2e//evil.example" and "/a/..//evil.example" all resolve to "//evil.example" (issue 11
-  // item 3). So the check that matters is on what goes out, not on what came in.
+  // "/%2e//evil.example" and "/a/..//evil.example" all resolve to "//evil.example". So the
+  // check that matters is on what goes out, not on what came in.
   const resolved = `${url.pathname}${url.search}${url.hash}`;
   return isSameSitePath(resolved) ? resolved : undefined;
 }

@@ -1,5 +1,5 @@
 // The passdb decision on its own, beside the file it tests. First the services postern does not
-// know (issue 11 item 9), with stand-ins that fail the test if the decision reaches for a mailbox,
+// know, with stand-ins that fail the test if the decision reaches for a mailbox,
 // a hash or the limiter; then the decision over fakes of the login data and the verifier.
 import { describe, expect, it } from 'vitest';
 import { AppError } from '../errors.js';

@@ -132,8 +132,8 @@ interface Candidate {
  * is refused before any hash work; denials that mean "wrong secret" are counted, faults never.
  */
 export async function checkMailLogin(deps: MailLoginDeps, request: MailLoginRequest): Promise<MailLoginOutcome> {
-  // A service postern does not know has no access flags to check, so it opens nothing (issue 11
-  // item 9). The same answer for every user and password, before any lookup or hash: it reveals
+  // A service postern does not know has no access flags to check, so it opens nothing. The
+  // same answer for every user and password, before any lookup or hash: it reveals
   // nothing and is no guess, so it is not counted.
   if (!isKnownService(request.service)) {
     warnUnknownService(deps.log, request.service);

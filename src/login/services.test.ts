@@ -30,7 +30,7 @@ const ALL_OFF = {
 };
 
 // Names Dovecot, Postfix, SOGo and mailcow never send for a password login, and names that only
-// exist on Object.prototype (issue 11 items 9 and 11).
+// exist on Object.prototype.
 const UNKNOWN = [
   'lmtp',
   'doveadm',
@@ -83,7 +83,7 @@ describe('service names', () => {
     ['managesieve', 'sieve_access'],
     ['DAV', 'dav_access'],
     ['EAS', 'eas_access'],
-    // SOGo logs into IMAP: its app passwords need the IMAP flag (issue 11 item 10).
+    // SOGo logs into IMAP: its app passwords need the IMAP flag.
     ['SOGO', 'imap_access'],
   ] as const)('%s takes app passwords with %s only', (service, flag) => {
     expect(isServiceAllowedForAppPassword(service, { ...NO_FLAGS, [flag]: true })).toBe(true);

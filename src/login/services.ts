@@ -18,7 +18,7 @@ interface AccessRule {
 }
 
 /**
- * Every service a password login may name, and nothing else (issue 11 item 9): Dovecot's own
+ * Every service a password login may name, and nothing else: Dovecot's own
  * service names as its Lua passdb receives them (`%s`: imap, pop3, submission, sieve; imaps and
  * pop3s are still imap and pop3 to Dovecot), Postfix's SASL requests through Dovecot (`smtp`),
  * and the labels of the web side (SOGo's IMAP logins, DAV, ActiveSync). A Map, not an object

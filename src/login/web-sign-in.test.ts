@@ -364,7 +364,7 @@ describe('local-password sign-in', () => {
     });
   });
 
-  // Issue 11 item 2: each spelling of one mailbox got a budget of its own, so an attacker could
+  // Each spelling of one mailbox got a budget of its own, so an attacker could
   // keep guessing by switching spellings. One mailbox, one budget, as in the passdb.
   it('counts wrong passwords against the mailbox whatever spelling of it was typed', async () => {
     const attacker = '198.51.100.98';

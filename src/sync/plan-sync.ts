@@ -13,7 +13,7 @@
 // Keycloak's paging has no snapshot (a user deleted or added between two page requests shifts
 // the rest), so one listing can miss a user who is still there or list one twice: the `seen`
 // map keeps each email's Keycloak id so a repeat is no duplicate, and apply-sync.ts confirms
-// every deactivation with Keycloak before it writes (issue 11 item 6).
+// every deactivation with Keycloak before it writes.
 // Memory bound of a run: one page of users (100) and its mailbox rows, the `seen` map (one
 // lower-case email, the user's id and two flags per listed user: ~200 B each, so 50,000 users
 // ≈ 10 MB),

@@ -1,4 +1,4 @@
-// Service names as real Dovecot 2.3 sends them through our Lua passdb (issue 11 item 9): IMAP
+// Service names as real Dovecot 2.3 sends them through our Lua passdb: IMAP
 // logins follow the mailbox's imap_access, and the services postern does not know for a password
 // login (doveadm's own, LMTP) are denied whatever the flags say, as `doveadm auth test` shows.
 import { execFile } from 'node:child_process';

@@ -130,7 +130,7 @@ describe("mailcow's passwd-verify.lua in real Dovecot, pointed at the TLS listen
   });
 
   // The script sends no resolve_alias_domains and ignores the answer's username, so Dovecot would
-  // go on as mia@alias.example, which mailcow's SQL userdb does not know (issue 11 item 20).
+  // go on as mia@alias.example, which mailcow's SQL userdb does not know.
   // mailcow's user_login() finds no such mailbox row and answers 401; so does postern.
   it('refuses an alias-domain name as mailcow does, while our Lua logs it in as the mailbox', async () => {
     const result = await imapLogin(dovecot.imapPort, 'mia@alias.example', 'mia pässwörd');

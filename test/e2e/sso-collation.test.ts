@@ -1,4 +1,4 @@
-// Issue 11 item 1 end to end: an IdP user whose email is another spelling of an existing IdP
+// End to end: an IdP user whose email is another spelling of an existing IdP
 // mailbox under mailcow's collation (utf8mb4_general_ci: é = e, ı = i) must not sign in as that
 // mailbox, and a missing `email_verified` claim is refused unless the IdP settings say the
 // provider verifies every email. Real OpenID provider (panva's oidc-provider), real Chromium,

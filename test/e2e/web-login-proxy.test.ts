@@ -2,7 +2,7 @@
 // Debian's real nginx), with browsers on distinct loopback addresses (127.0.0.2, .3, …: every
 // 127/8 address is local on Linux). Before POSTERN_TRUSTED_PROXIES every browser arrived as nginx's
 // 127.0.0.1: exempt from IP limits and never marked known-good, so a stranger's ten wrong
-// passwords locked the real user out (issue 11 item 2).
+// passwords locked the real user out.
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestPostern, type TestPostern } from '../support/env.js';
