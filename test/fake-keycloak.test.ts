@@ -123,6 +123,21 @@ describe('the fake token endpoint', () => {
     expect(await right.json()).toEqual({ error: 'invalid_grant', error_description: 'Code not valid' });
   });
 
+  it('answers routing failures with the default message of the JAX-RS exception, as KeycloakErrorHandler does', async () => {
+    const tokenUrl = `${kc.url}/realms/mail/protocol/openid-connect/token`;
+    const get = await fetch(tokenUrl);
+    expect([get.status, await get.json()]).toEqual([405, { error: 'HTTP 405 Method Not Allowed' }]);
+    const json = await fetch(tokenUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ grant_type: 'client_credentials' }),
+    });
+    expect([json.status, await json.json()]).toEqual([415, { error: 'HTTP 415 Unsupported Media Type' }]);
+    const nowhere = await fetch(`${kc.url}/realms/mail/nothing-here`);
+    expect([nowhere.status, await nowhere.json()]).toEqual([404, { error: 'HTTP 404 Not Found' }]);
+    expect(await admin('/nothing-here')).toEqual({ status: 404, body: { error: 'HTTP 404 Not Found' } });
+  });
+
   it('accepts HTTP Basic with a form-encoded secret', async () => {
     const basic = Buffer.from(`postern:${encodeURIComponent('postern-secret')}`).toString('base64');
     const response = await fetch(`${kc.url}/realms/mail/protocol/openid-connect/token`, {

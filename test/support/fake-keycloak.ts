@@ -23,6 +23,12 @@
 //   400 unsupported_grant_type "Unsupported grant_type"; both before the client is authenticated
 //   (services/.../protocol/oidc/endpoints/TokenEndpoint.java processGrantRequest: checkGrantType()
 //   comes before checkClient()).
+// - Routing failures come from RESTEasy Reactive (quarkusio/quarkus independent-projects/
+//   resteasy-reactive/server/runtime/.../handlers/ClassRoutingHandler.java): another method
+//   throws NotAllowedException, a path no resource method matches NotFoundException, a content
+//   type the method does not @Consume NotSupportedException, all without a message of their own,
+//   so KeycloakErrorHandler answers {"error":"HTTP 405 Method Not Allowed"}, {"error":"HTTP 404
+//   Not Found"} and {"error":"HTTP 415 Unsupported Media Type"}.
 // Discovery `GET /realms/{realm}/.well-known/openid-configuration`: the fields of
 // services/.../protocol/oidc/OIDCWellKnownProvider.java that postern and openid-client read.
 // Admin REST `/admin/realms/{realm}/users` (services/.../resources/admin/UsersResource.java):
@@ -410,15 +416,14 @@ export async function startFakeKeycloak(options: FakeKeycloakOptions = {}): Prom
 
   const issueToken = async (req: IncomingMessage, res: ServerResponse) => {
     counts.token++;
-    if (req.method !== 'POST')
-      return send(res, 405, {
-        error: 'RESTEASY003650: No resource method found for GET, return 405 with Allow header',
-      });
-    const contentType = req.headers['content-type'] ?? '';
-    const form = new URLSearchParams(await readBody(req));
-    if (!contentType.startsWith('application/x-www-form-urlencoded')) {
-      return send(res, 400, { error: 'invalid_request', error_description: 'Missing form parameter: grant_type' });
+    if (req.method !== 'POST') return send(res, 405, { error: 'HTTP 405 Method Not Allowed' });
+    const contentType = req.headers['content-type'];
+    const body = await readBody(req);
+    // @Consumes(APPLICATION_FORM_URLENCODED): another content type is refused while routing.
+    if (contentType !== undefined && !contentType.toLowerCase().startsWith('application/x-www-form-urlencoded')) {
+      return send(res, 415, { error: 'HTTP 415 Unsupported Media Type' });
     }
+    const form = new URLSearchParams(contentType === undefined ? '' : body);
     if (await serveFault('token', req, res)) return;
     const grantType = form.get('grant_type');
     if (!grantType)
@@ -657,7 +662,7 @@ export async function startFakeKeycloak(options: FakeKeycloakOptions = {}): Prom
       if (path.startsWith('/realms/') && !path.startsWith(`${realmPath}/`)) {
         return send(res, 404, { error: 'Realm does not exist' });
       }
-      send(res, 404, { error: 'RESTEASY003210: Could not find resource for full path' });
+      send(res, 404, { error: 'HTTP 404 Not Found' });
     };
     handle().catch(() => {
       if (!res.headersSent) send(res, 500, { error: 'unknown_error' });
