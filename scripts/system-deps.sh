@@ -16,8 +16,9 @@ packages=(
   mariadb-server redis-server
   podman runc debootstrap
   # test/compose-stack.test.ts: netavark and aardvark-dns resolve service names on an internal
-  # network (the default CNI backend's dnsname plugin refuses internal networks).
-  netavark aardvark-dns
+  # network (the default CNI backend's dnsname plugin refuses internal networks). netavark sets
+  # up container networks with iptables, which is only a recommendation of podman's packages.
+  netavark aardvark-dns iptables
 )
 missing=()
 for package in "${packages[@]}"; do
