@@ -36,7 +36,7 @@ describe('the Dockerfile', () => {
     expect(runStage).not.toMatch(/npm (ci|install)/);
   });
 
-  it('sends only package*.json, tsconfig*.json, src/ (no tests) and what deploy/dovecot builds from as the context', () => {
+  it('sends only package*.json, tsconfig*.json, src/ (no tests) and what deploy/dovecot and deploy/sogo build from as the context', () => {
     expect(dockerignore[0]).toBe('*');
     expect(dockerignore.slice(1).sort()).toEqual(
       [
@@ -49,6 +49,7 @@ describe('the Dockerfile', () => {
         'src/**/*.test.tsx',
         '!lua/dovecot/passdb.lua',
         '!deploy/dovecot/',
+        '!deploy/sogo/entrypoint.sh',
       ].sort(),
     );
   });
