@@ -176,7 +176,7 @@ describe('compose.yaml', () => {
     expect(compose.services.dovecot?.environment?.POSTERN_AUTH_URL).toBe(
       addresses.map((address) => `http://${address}:${INTERNAL_PORT}/`).join(','),
     );
-    expect(compose.services.dovecot?.networks).toContain('backend');
+    expect(Object.keys(compose.services.dovecot?.networks ?? {})).toContain('backend');
     // MariaDB and Redis only on the backend network, never published.
     for (const name of ['mariadb', 'redis']) {
       expect(compose.services[name]?.networks, name).toEqual(['backend']);
