@@ -1,11 +1,15 @@
-// compose.yaml's core run for real with plain podman: MariaDB, Redis, postern and Dovecot, each
-// started as compose.yaml itself says (parsed here, so the tested config is the shipped one):
-// its image (built from the Dockerfile compose names, only the base-image argument changed), its
-// environment, its secrets as files under /run/secrets/, its named volumes, its networks with the
-// service name as alias and its fixed address, its health check, its restart policy and grace
-// period, started in depends_on order once the services it waits for are healthy. Then a domain
-// and a mailbox are made through postern's admin API inside the stack and a user logs in over IMAP
-// (STARTTLS, with the certificate from scripts/compose-secrets.sh) on Dovecot's published port.
+// compose.yaml run for real with plain podman: MariaDB, Redis, postern, Dovecot, and nginx, SOGo
+// and memcached in postern's network namespace, each started as compose.yaml itself says (parsed
+// here, so the tested config is the shipped one): its image (built from the Dockerfile compose
+// names, only the base-image argument changed, or a local stand-in for an official image), its
+// environment, its secrets as files under /run/secrets/, its volumes, its networks with the
+// service name and compose's aliases, its fixed address or the namespace it joins, its health
+// check, its restart policy and grace period, started in depends_on order once the services it
+// waits for are healthy (or running). Then a domain and a mailbox are made through postern's admin
+// API inside the stack, a user logs in over IMAP (STARTTLS, with the certificate from
+// scripts/compose-secrets.sh) on Dovecot's published port, and signs in at the portal through
+// nginx's TLS listener on postern's published 443 and is handed to SOGo, which reads the mailbox
+// from Dovecot with the webmail session's secret.
 // What differs from `docker compose up`, and why, is in README "The compose stack".
 // scripts/test.sh runs this file once, in its machine-Node pass.
 import { randomBytes } from 'node:crypto';
@@ -14,11 +18,17 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
+import { Agent, getGlobalDispatcher, setGlobalDispatcher } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { buildImage, containerBase, podman, type Run, runLogged, waitFor } from './support/containers.js';
+import { portalBrowser } from './support/portal-browser.js';
 import { freePort } from './support/processes.js';
 
+interface NetworkOptions {
+  ipv4_address?: string;
+  aliases?: string[];
+}
 interface Service {
   build?: { context: string; dockerfile: string };
   image?: string;
@@ -28,10 +38,11 @@ interface Service {
   secrets?: string[];
   volumes?: string[];
   ports?: string[];
-  networks?: string[] | Record<string, { ipv4_address?: string } | null>;
+  networks?: string[] | Record<string, NetworkOptions | null>;
   healthcheck?: { test: string[]; interval?: string; timeout?: string; retries?: number; start_period?: string };
   restart?: string;
   stop_grace_period?: string;
+  network_mode?: string;
 }
 interface Compose {
   services: Record<string, Service>;
@@ -42,7 +53,7 @@ interface Compose {
 
 const compose = parse(readFileSync('compose.yaml', 'utf8')) as Compose;
 /** The services run here; README "The compose stack" says why the others are not. */
-const RUN = ['mariadb', 'redis', 'postern', 'dovecot'];
+const RUN = ['mariadb', 'redis', 'postern', 'dovecot', 'memcached', 'sogo', 'nginx'];
 /**
  * Local stand-ins for the official images compose pulls (no registry is reachable here): Debian
  * 12's packages behind the part of the official entrypoints compose.yaml uses (see their files).
@@ -50,6 +61,8 @@ const RUN = ['mariadb', 'redis', 'postern', 'dovecot'];
 const STAND_INS: Record<string, string> = {
   'mariadb:11.4': 'test/fixtures/containers/mariadb',
   'redis:7.4': 'test/fixtures/containers/redis',
+  'nginx:1.27': 'test/fixtures/containers/nginx',
+  'memcached:1.6': 'test/fixtures/containers/memcached',
 };
 // Podman 4.3's default CNI backend has no DNS on an `internal: true` network (the dnsname plugin
 // refuses them); netavark with aardvark-dns resolves service names there, as compose's networks do.
@@ -69,7 +82,25 @@ function service(name: string): Service {
   return found;
 }
 
-function networksOf(spec: Service): [string, { ipv4_address?: string }][] {
+/** `network_mode: service:X`: the service whose network namespace this one joins. */
+function namespaceOf(spec: Service): string | undefined {
+  if (spec.network_mode === undefined) return undefined;
+  const joined = /^service:(\S+)$/.exec(spec.network_mode)?.[1];
+  if (!joined) throw new Error(`network_mode ${spec.network_mode}: only service:NAME is run here`);
+  return joined;
+}
+
+/** What a service waits for: its depends_on, and (as compose adds it) the service whose namespace it joins. */
+function dependenciesOf(spec: Service): [string, 'service_healthy' | 'service_started'][] {
+  const listed = Object.entries(spec.depends_on ?? {}).map(
+    ([name, { condition }]) => [name, condition] as [string, 'service_healthy' | 'service_started'],
+  );
+  const joined = namespaceOf(spec);
+  if (joined && !listed.some(([name]) => name === joined)) listed.push([joined, 'service_started']);
+  return listed;
+}
+
+function networksOf(spec: Service): [string, NetworkOptions][] {
   if (Array.isArray(spec.networks)) return spec.networks.map((name) => [name, {}]);
   return Object.entries(spec.networks ?? {}).map(([name, options]) => [name, options ?? {}]);
 }
@@ -108,9 +139,12 @@ async function imageFor(name: string): Promise<string> {
 async function runArguments(name: string, image: string): Promise<string[]> {
   const spec = service(name);
   const args = ['run', '--detach', '--name', containerOf(name)];
+  const joined = namespaceOf(spec);
+  if (joined) args.push('--network', `container:${containerOf(joined)}`);
   for (const [network, options] of networksOf(spec)) {
     const ip = options.ipv4_address ? `,ip=${options.ipv4_address}` : '';
-    args.push('--network', `${project}_${network}:alias=${name}${ip}`);
+    const aliases = [name, ...(options.aliases ?? [])].map((alias) => `alias=${alias}`).join(',');
+    args.push('--network', `${project}_${network}:${aliases}${ip}`);
   }
   for (const secret of spec.secrets ?? []) {
     const file = compose.secrets[secret]?.file;
@@ -120,7 +154,11 @@ async function runArguments(name: string, image: string): Promise<string[]> {
   for (const volume of spec.volumes ?? []) {
     const [source = '', ...rest] = volume.split(':');
     const named = !source.startsWith('.') && !source.startsWith('/');
-    args.push('--volume', [named ? `${project}_${source}` : resolve(source), ...rest].join(':'));
+    // ./secrets/ is the directory scripts/compose-secrets.sh filled for this run.
+    const path = source.startsWith('./secrets/')
+      ? join(secretsDir, source.slice('./secrets/'.length))
+      : resolve(source);
+    args.push('--volume', [named ? `${project}_${source}` : path, ...rest].join(':'));
   }
   for (const [key, value] of Object.entries(spec.environment ?? {})) args.push('--env', `${key}=${value}`);
   for (const port of spec.ports ?? []) {
@@ -151,7 +189,7 @@ function startOrder(): string[] {
   const visit = (name: string, path: string[]) => {
     if (order.includes(name)) return;
     if (path.includes(name)) throw new Error(`depends_on cycle: ${[...path, name].join(' -> ')}`);
-    for (const dependency of Object.keys(service(name).depends_on ?? {})) {
+    for (const [dependency] of dependenciesOf(service(name))) {
       if (!RUN.includes(dependency)) throw new Error(`${name} depends on ${dependency}, which is not run here`);
       visit(dependency, [...path, name]);
     }
@@ -166,6 +204,24 @@ async function healthy(name: string): Promise<boolean> {
   return (await stack(['healthcheck', 'run', containerOf(name)])).code === 0;
 }
 
+/** Whether a service has a health check: compose's, or its image's HEALTHCHECK. */
+async function hasHealthCheck(name: string): Promise<boolean> {
+  if (service(name).healthcheck) return true;
+  const check = await stack(['container', 'inspect', '--format', '{{json .Config.Healthcheck}}', containerOf(name)]);
+  return !['', 'null', '{}'].includes(check.stdout.trim());
+}
+
+/** compose's `service_started`: the container runs. */
+async function running(name: string): Promise<boolean> {
+  const state = await stack(['container', 'inspect', '--format', '{{.State.Status}}', containerOf(name)]);
+  return state.stdout.trim() === 'running';
+}
+
+/** Ready as compose counts it once started: healthy when it has a health check, else running. */
+async function ready(name: string): Promise<boolean> {
+  return (await hasHealthCheck(name)) ? healthy(name) : running(name);
+}
+
 async function failure(what: string, run: Run, name?: string): Promise<Error> {
   const logs = name ? await stack(['logs', '--tail', '40', containerOf(name)]) : undefined;
   return new Error(
@@ -174,6 +230,27 @@ async function failure(what: string, run: Run, name?: string): Promise<Error> {
 }
 
 const secret = (name: string) => readFileSync(join(secretsDir, name), 'utf8').trim();
+/** The mailbox the admin-API test makes (the webmail test signs in as it). */
+let mailbox: { user: string; password: string } | undefined;
+/** compose.yaml's POSTERN_PUBLIC_URL: nginx's server_name, the Origin postern accepts. */
+const PUBLIC_URL = service('postern').environment?.POSTERN_PUBLIC_URL ?? '';
+
+/**
+ * nginx's TLS listener, as postern's published 443: fetch() then verifies nginx's certificate
+ * (secrets/tls/cert.pem) for the public host name. The host name goes in SNI and the
+ * certificate check; the connection goes to the published port on 127.0.0.1.
+ */
+function throughNginx<T>(use: (url: string) => Promise<T>): Promise<T> {
+  const port = published.get('postern:443');
+  if (!port) throw new Error("postern publishes no port 443 (nginx's)");
+  const previous = getGlobalDispatcher();
+  const agent = new Agent({ connect: { ca: secret('tls/cert.pem'), servername: new URL(PUBLIC_URL).hostname } });
+  setGlobalDispatcher(agent);
+  return use(`https://127.0.0.1:${port}`).finally(async () => {
+    setGlobalDispatcher(previous);
+    await agent.close();
+  });
+}
 
 beforeAll(async () => {
   const made = await runLogged('bash', ['scripts/compose-secrets.sh', secretsDir], 60_000);
@@ -200,20 +277,24 @@ beforeAll(async () => {
   }
 
   for (const name of order) {
-    for (const [dependency, { condition }] of Object.entries(service(name).depends_on ?? {})) {
-      if (condition === 'service_healthy')
-        await waitFor(`${dependency} healthy (${name} waits for it)`, () => healthy(dependency), 180_000).catch(
-          async (error: Error) => {
-            throw await failure(error.message, { code: 1, stdout: '', stderr: '' }, dependency);
-          },
-        );
+    for (const [dependency, condition] of dependenciesOf(service(name))) {
+      const [what, check] =
+        condition === 'service_healthy'
+          ? ['healthy', () => healthy(dependency)]
+          : ['running', () => running(dependency)];
+      await waitFor(`${dependency} ${what} (${name} waits for it)`, check, 180_000).catch(async (error: Error) => {
+        throw await failure(error.message, { code: 1, stdout: '', stderr: '' }, dependency);
+      });
     }
     // Listed first: a container podman created but could not start is removed as well.
     created.containers.push(containerOf(name));
     const started = await stack(await runArguments(name, images.get(name) ?? ''));
     if (started.code !== 0) throw await failure(`podman run ${name}`, started);
   }
-  for (const name of order) await waitFor(`${name} healthy`, () => healthy(name), 120_000);
+  for (const name of order)
+    await waitFor(`${name} ready`, () => ready(name), 120_000).catch(async (error: Error) => {
+      throw await failure(error.message, { code: 1, stdout: '', stderr: '' }, name);
+    });
 }, 40 * 60_000);
 
 afterAll(async () => {
@@ -267,8 +348,12 @@ function lineReader(socket: Socket) {
   };
 }
 
-/** STARTTLS (verifying the stack's certificate), LOGIN, and when it succeeds SELECT INBOX. */
-async function imapOverStartTls(user: string, password: string): Promise<{ login: string; select?: string }> {
+/** STARTTLS (verifying the stack's certificate), LOGIN, and when it succeeds SELECT INBOX (and APPEND `message`). */
+async function imapOverStartTls(
+  user: string,
+  password: string,
+  message?: string,
+): Promise<{ login: string; select?: string; append?: string }> {
   const port = published.get('dovecot:143');
   if (!port) throw new Error('Dovecot publishes no port 143');
   const plain = connect({ host: '127.0.0.1', port });
@@ -288,24 +373,42 @@ async function imapOverStartTls(user: string, password: string): Promise<{ login
     if (!login.startsWith('a1 OK')) return { login };
     secure.write('a2 SELECT INBOX\r\n');
     const select = await reader.tagged('a2');
-    secure.write('a3 LOGOUT\r\n');
+    let append: string | undefined;
+    if (message !== undefined) {
+      const body = Buffer.from(message.replace(/\r?\n/g, '\r\n'), 'utf8');
+      secure.write(`a3 APPEND INBOX {${body.length}}\r\n`);
+      expect(await reader.line()).toMatch(/^\+/);
+      secure.write(Buffer.concat([body, Buffer.from('\r\n')]));
+      append = await reader.tagged('a3');
+    }
+    secure.write('a4 LOGOUT\r\n');
     secure.end();
-    return { login, select };
+    return { login, select, ...(append === undefined ? {} : { append }) };
   } finally {
     plain.destroy();
   }
 }
 
-describe('the compose stack (mariadb, redis, postern, dovecot) in podman', () => {
-  it('wires the services as compose.yaml does: its networks, aliases, fixed address, health checks', async () => {
+describe('the compose stack (mariadb, redis, postern, dovecot, memcached, sogo, nginx) in podman', () => {
+  it('wires the services as compose.yaml does: its networks, aliases, fixed address, shared namespace, health checks', async () => {
+    const posternId = (
+      await stack(['container', 'inspect', '--format', '{{.Id}}', containerOf('postern')])
+    ).stdout.trim();
     for (const name of RUN) {
       const inspected = await stack(['inspect', containerOf(name)]);
       expect(inspected.code).toBe(0);
       const [info] = JSON.parse(inspected.stdout) as {
-        State: { Health?: { Status: string } };
-        NetworkSettings: { Networks: Record<string, { IPAddress: string; Aliases: string[] | null }> };
+        State: { Status: string; Health?: { Status: string } };
+        HostConfig: { NetworkMode: string };
+        NetworkSettings: { Networks?: Record<string, { IPAddress: string; Aliases: string[] | null }> };
       }[];
-      expect(info?.State.Health?.Status, name).toBe('healthy');
+      expect(info?.State.Status, name).toBe('running');
+      if (await hasHealthCheck(name)) expect(info?.State.Health?.Status, name).toBe('healthy');
+      if (namespaceOf(service(name))) {
+        // nginx, SOGo and memcached: in postern's network namespace, on no network of their own.
+        expect(info?.HostConfig.NetworkMode, name).toBe(`container:${posternId}`);
+        continue;
+      }
       const attached = info?.NetworkSettings.Networks ?? {};
       expect(Object.keys(attached).sort(), name).toEqual(
         networksOf(service(name))
@@ -314,13 +417,15 @@ describe('the compose stack (mariadb, redis, postern, dovecot) in podman', () =>
       );
       for (const [network, options] of networksOf(service(name))) {
         const on = attached[`${project}_${network}`];
-        expect(on?.Aliases ?? [], `${name} on ${network}`).toContain(name);
+        for (const alias of [name, ...(options.aliases ?? [])])
+          expect(on?.Aliases ?? [], `${name} on ${network}`).toContain(alias);
         if (options.ipv4_address) expect(on?.IPAddress).toBe(options.ipv4_address);
       }
     }
     const backend = await stack(['network', 'inspect', `${project}_backend`, '--format', '{{.Internal}}']);
     expect(backend.stdout.trim()).toBe('true');
-    // Only Dovecot's ports are published; postern's internal listener is reachable on backend only.
+    // Dovecot's ports and postern's 443 (nginx's, in postern's namespace) are published; postern's
+    // internal listener is reachable on backend and over the namespace's loopback only.
     expect([...published.keys()].sort()).toEqual(
       [...RUN.flatMap((name) => (service(name).ports ?? []).map((port) => `${name}:${port.split(':').at(-1)}`))].sort(),
     );
@@ -384,11 +489,106 @@ describe('the compose stack (mariadb, redis, postern, dovecot) in podman', () =>
 
     // Dovecot's Lua asks postern at 172.30.82.10:9082 over backend; its SQL userdb reads the
     // mailbox from `mariadb`; the maildir goes to the vmail volume.
+    mailbox = { user: 'erin@example.org', password };
     const good = await imapOverStartTls('erin@example.org', password);
     expect(good.login).toMatch(/^a1 OK /);
     expect(good.select).toMatch(/^a2 OK /);
     const wrong = await imapOverStartTls('erin@example.org', `not ${password}`);
     expect(wrong.login).toMatch(/^a1 NO \[AUTHENTICATIONFAILED\]/);
     expect(wrong.select).toBeUndefined();
+  }, 60_000);
+
+  it("serves postern's portal through nginx on postern's published 443, with the stack's certificate", async () => {
+    await throughNginx(async (url) => {
+      // A running container is all compose waits for (nginx has no health check): until it listens.
+      await waitFor(
+        'nginx answering on 443',
+        () =>
+          fetch(`${url}/login`).then(
+            () => true,
+            () => false,
+          ),
+        30_000,
+      );
+      const login = await fetch(`${url}/login`);
+      expect(login.status, await login.clone().text()).toBe(200);
+      expect(await login.text()).toMatch(/<form[^>]+action="\/login"/);
+      // SOGo's static files, from the sogo_web volume SOGo's image filled and nginx mounts.
+      const style = await fetch(`${url}/SOGo.woa/WebServerResources/css/styles.css`);
+      expect(style.status).toBe(200);
+      expect((await style.text()).length).toBeGreaterThan(1000);
+      // /SOGo without a session: nginx's auth_request to postern's internal listener (loopback,
+      // with the token of secrets/nginx_postern_auth.conf) says 401, nginx sends the browser to sign in.
+      const anonymous = await fetch(`${url}/SOGo/so/`, { redirect: 'manual' });
+      expect(anonymous.status).toBe(302);
+      expect(anonymous.headers.get('location')).toBe('/sogo-auth');
+    });
+  });
+
+  it('hands the mailbox signed in at the portal to SOGo, which opens it in Dovecot with the webmail secret', async () => {
+    if (!mailbox) throw new Error('the admin-API test made no mailbox');
+    const { user, password } = mailbox;
+    // A message for SOGo to show, put into the INBOX over IMAP with the mailbox password.
+    const subject = `webmail proof ${randomBytes(4).toString('hex')}`;
+    const delivered = await imapOverStartTls(
+      user,
+      password,
+      `From: sender@example.net\nTo: ${user}\nSubject: ${subject}\nDate: Mon, 2 Jan 2023 10:00:00 +0000\nMessage-ID: <${randomBytes(6).toString('hex')}@example.net>\n\nHello from the stack test.\n`,
+    );
+    expect(delivered.append).toMatch(/^a3 OK /);
+    // SOGo has no health check either: until sogod's worker says it is ready.
+    await waitFor(
+      'sogod ready',
+      async () => {
+        const logs = await stack(['logs', containerOf('sogo')]);
+        return /notified the watchdog that we are ready/.test(`${logs.stdout}${logs.stderr}`);
+      },
+      60_000,
+    );
+
+    await throughNginx(async (url) => {
+      // Sign-in at the portal, /sogo-auth mints the handoff, nginx's auth_request redeems it.
+      const browser = portalBrowser(url, { origin: new URL(PUBLIC_URL).origin });
+      const signedIn = await browser.signIn(user, password);
+      expect(signedIn.status, signedIn.text).toBe(303);
+      const handoff = await browser.get('/sogo-auth');
+      expect(handoff.status, handoff.text).toBe(303);
+      expect(handoff.location).toBe('/SOGo/so/');
+      // SOGo takes the user postern vouched for and sends the browser on to that user's mail view.
+      let page = await browser.get('/SOGo/so/');
+      const visited: string[] = [];
+      for (let hops = 0; page.status === 302 && page.location && hops < 8; hops++) {
+        visited.push(new URL(page.location, url).pathname);
+        page = await browser.get(visited.at(-1) ?? '');
+      }
+      expect(page.status, page.text.slice(0, 2000)).toBe(200);
+      expect(visited.at(-1)).toBe(`/SOGo/so/${user}/Mail/view`);
+      expect(page.text).toContain('<title sg-default="Mail | SOGo">');
+      // The INBOX as SOGo's mail view lists it (its own XHR): SOGo read it from Dovecot.
+      const cookie = [...browser.jar].map(([name, value]) => `${name}=${value}`).join('; ');
+      const listed = await fetch(`${url}/SOGo/so/${user}/Mail/0/folderINBOX/view`, {
+        method: 'POST',
+        headers: { cookie, 'content-type': 'application/json' },
+        body: JSON.stringify({ sortingAttributes: { sort: 'arrival', asc: 0 } }),
+      });
+      const inbox = await listed.text();
+      expect(listed.status, inbox).toBe(200);
+      expect((JSON.parse(inbox) as { uids: number[] }).uids).toHaveLength(1);
+      expect(inbox).toContain(subject);
+    });
+    // That IMAP login came from SOGo at postern's backend address (POSTERN_SOGO_NETWORKS), over
+    // TLS, and postern accepted the webmail session's secret for it, not a password.
+    const dovecotLog = await stack(['logs', containerOf('dovecot')]);
+    expect(`${dovecotLog.stdout}${dovecotLog.stderr}`).toMatch(
+      new RegExp(`imap-login: Info: Login: user=<${user}>, method=PLAIN, rip=172\\.30\\.82\\.10, .*, TLS`),
+    );
+    const posternLog = await stack(['logs', containerOf('postern')]);
+    const logins = `${posternLog.stdout}${posternLog.stderr}`
+      .split('\n')
+      .filter((line) => line.includes('"msg":"passdb"'))
+      .map((line) => JSON.parse(line) as { user: string; rip: string; result: string; via?: string });
+    expect(logins).toContainEqual(
+      expect.objectContaining({ user, rip: '172.30.82.10', result: 'ok', via: 'webmail_session' }),
+    );
   }, 60_000);
 });
