@@ -196,7 +196,10 @@ describe('passdb.lua failover: never on an answer postern gave', () => {
   ] as const)('takes %s from the first replica as final: the second is never asked', async (_label, answer, line) => {
     const first = await stub(answer);
     const second = await stub();
-    const instance = await dovecot([first.url, second.url]);
+    // Every answer here must arrive within the timeout, the slow one included: with the 1 s of
+    // the other tests, a loaded CI machine (the auth worker's first start counts) once pushed the
+    // 600 ms answer past it, and the failover to the second replica was right to log in.
+    const instance = await dovecot([first.url, second.url], { timeoutMs: 4 * TIMEOUT_MS });
 
     const result = await imapLogin(instance.imapPort, 'user@example.org', password('final'));
 
