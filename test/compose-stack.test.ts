@@ -229,6 +229,17 @@ async function failure(what: string, run: Run, name?: string): Promise<Error> {
   );
 }
 
+/** The last lines each service logged, for the message of a failed check. */
+async function logTails(...names: string[]): Promise<string> {
+  const tails = await Promise.all(
+    names.map(async (name) => {
+      const logs = await stack(['logs', '--tail', '30', containerOf(name)]);
+      return `--- ${name}:\n${logs.stdout}${logs.stderr}`;
+    }),
+  );
+  return tails.join('\n');
+}
+
 const secret = (name: string) => readFileSync(join(secretsDir, name), 'utf8').trim();
 /** The mailbox the admin-API test makes (the webmail test signs in as it). */
 let mailbox: { user: string; password: string } | undefined;
@@ -491,7 +502,8 @@ describe('the compose stack (mariadb, redis, postern, dovecot, memcached, sogo, 
     // mailbox from `mariadb`; the maildir goes to the vmail volume.
     mailbox = { user: 'erin@example.org', password };
     const good = await imapOverStartTls('erin@example.org', password);
-    expect(good.login).toMatch(/^a1 OK /);
+    const why = /^a1 OK /.test(good.login) ? '' : await logTails('dovecot', 'postern', 'mariadb');
+    expect(good.login, why).toMatch(/^a1 OK /);
     expect(good.select).toMatch(/^a2 OK /);
     const wrong = await imapOverStartTls('erin@example.org', `not ${password}`);
     expect(wrong.login).toMatch(/^a1 NO \[AUTHENTICATIONFAILED\]/);
@@ -536,16 +548,7 @@ describe('the compose stack (mariadb, redis, postern, dovecot, memcached, sogo, 
       `From: sender@example.net\nTo: ${user}\nSubject: ${subject}\nDate: Mon, 2 Jan 2023 10:00:00 +0000\nMessage-ID: <${randomBytes(6).toString('hex')}@example.net>\n\nHello from the stack test.\n`,
     );
     expect(delivered.append).toMatch(/^a3 OK /);
-    // SOGo has no health check either: until sogod's worker says it is ready.
-    await waitFor(
-      'sogod ready',
-      async () => {
-        const logs = await stack(['logs', containerOf('sogo')]);
-        return /notified the watchdog that we are ready/.test(`${logs.stdout}${logs.stderr}`);
-      },
-      60_000,
-    );
-
+    // SOGo is up: nginx started only once SOGo's compose health check passed (sogod listens).
     await throughNginx(async (url) => {
       // Sign-in at the portal, /sogo-auth mints the handoff, nginx's auth_request redeems it.
       const browser = portalBrowser(url, { origin: new URL(PUBLIC_URL).origin });
