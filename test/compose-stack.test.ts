@@ -444,7 +444,19 @@ describe('the compose stack (mariadb, redis, postern, dovecot, memcached, sogo, 
   });
 
   it('runs `postern check` inside postern: MariaDB and Redis reached by their service names', async () => {
-    const check = await stack(['exec', containerOf('postern'), 'node', '/app/dist/main.js', 'check']);
+    // A fresh process that resolves and dials the services. On this host's podman (netavark and
+    // aardvark-dns 1.4) about one run in seven saw both dials time out (ETIMEDOUT) for some
+    // seconds while the stack went on serving; the cause was not found (lookups and dials probed
+    // 800 times in a row stayed under 300 ms). So a FAIL is retried for up to 30 s, and each
+    // failed report is printed: wiring that is wrong never passes, a passing hiccup stays visible.
+    const run = () => stack(['exec', containerOf('postern'), 'node', '/app/dist/main.js', 'check']);
+    let check = await run();
+    const deadline = Date.now() + 30_000;
+    while (check.code !== 0 && Date.now() < deadline) {
+      console.warn(`postern check failed, retrying:\n${check.stdout}${check.stderr}`);
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+      check = await run();
+    }
     expect(check.stdout).toContain('OK   mysql: database `mailcow` at mariadb:3306');
     expect(check.stdout).toMatch(/^OK {3}mysql schema: /m);
     expect(check.stdout).toMatch(/^OK {3}redis: .*redis:6379/m);
