@@ -2,20 +2,13 @@
 // comment ("Why one file of ~N lines: …", "Long (~N lines) because …"), so the reason is read
 // before the length is. 320 is the line: "~300" with a little room, so a small edit to a file of
 // 300 lines does not call for a reason. Unit tests beside their files are not counted.
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { sourceFiles } from './support/source-files.js';
 
 const ROOT = join(import.meta.dirname, '..');
 const LIMIT = 320;
-
-function sourceFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) return sourceFiles(path);
-    return /\.tsx?$/.test(entry.name) && !/\.test\.tsx?$/.test(entry.name) ? [path] : [];
-  });
-}
 
 /** The comment lines a file opens with, up to the first line that is not one. */
 function leadingComment(text: string): string {
@@ -31,6 +24,7 @@ const REASON = /(?:~\d+ lines|over 300 lines)\b/;
 
 describe('source file length', () => {
   const long = sourceFiles(join(ROOT, 'src'))
+    .filter((path) => !/\.test\.[cm]?tsx?$/.test(path))
     .map((path) => ({ path: relative(ROOT, path), text: readFileSync(path, 'utf8') }))
     .filter(({ text }) => text.split('\n').length > LIMIT);
 

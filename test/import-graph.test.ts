@@ -7,20 +7,13 @@
 // Beside that, the floors themselves: no import circle among src/'s files (type-only imports
 // count), storage/ builds on nothing but the root's leaf modules, src/http is imported by the
 // composition root alone, and cache/ and passwords/ never reach up into login/ or http/.
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { sourceFiles } from './support/source-files.js';
 
 const ROOT = join(import.meta.dirname, '..');
 const SRC = join(ROOT, 'src');
-
-function sourceFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) return sourceFiles(path);
-    return /\.(ts|tsx|mts|cts)$/.test(entry.name) ? [path] : [];
-  });
-}
 
 /** Comments out, strings kept: an import inside a comment is no import. */
 function withoutComments(text: string): string {
