@@ -222,22 +222,20 @@ async function ready(name: string): Promise<boolean> {
   return (await hasHealthCheck(name)) ? healthy(name) : running(name);
 }
 
-async function failure(what: string, run: Run, name?: string): Promise<Error> {
-  const logs = name ? await stack(['logs', '--tail', '40', containerOf(name)]) : undefined;
-  return new Error(
-    `${what} failed (${run.code}):\n${run.stderr.slice(-3000)}${logs ? `\n--- logs:\n${logs.stdout}${logs.stderr}` : ''}`,
-  );
-}
-
-/** The last lines each service logged, for the message of a failed check. */
+/** The last lines each service logged, for the message of a failed step or check. */
 async function logTails(...names: string[]): Promise<string> {
   const tails = await Promise.all(
     names.map(async (name) => {
-      const logs = await stack(['logs', '--tail', '30', containerOf(name)]);
+      const logs = await stack(['logs', '--tail', '40', containerOf(name)]);
       return `--- ${name}:\n${logs.stdout}${logs.stderr}`;
     }),
   );
   return tails.join('\n');
+}
+
+async function failure(what: string, run: Run, name?: string): Promise<Error> {
+  const logs = name ? `\n${await logTails(name)}` : '';
+  return new Error(`${what} failed (${run.code}):\n${run.stderr.slice(-3000)}${logs}`);
 }
 
 const secret = (name: string) => readFileSync(join(secretsDir, name), 'utf8').trim();
@@ -452,12 +450,16 @@ describe('the compose stack (mariadb, redis, postern, dovecot, memcached, sogo, 
     // wrong never passes, a stall that passes stays visible in the log.
     const run = () => stack(['exec', containerOf('postern'), 'node', '/app/dist/main.js', 'check']);
     let check = await run();
-    const deadline = Date.now() + 60_000;
-    while (check.code !== 0 && Date.now() < deadline) {
-      console.warn(`postern check failed, retrying:\n${check.stdout}${check.stderr}`);
-      await new Promise((resolve) => setTimeout(resolve, 2000));
-      check = await run();
-    }
+    await waitFor(
+      'a passing postern check',
+      async () => {
+        if (check.code === 0) return true;
+        console.warn(`postern check failed, retrying:\n${check.stdout}${check.stderr}`);
+        check = await run();
+        return check.code === 0;
+      },
+      60_000,
+    ).catch(() => undefined); // the expectations below say what is still wrong
     expect(check.stdout).toContain('OK   mysql: database `mailcow` at mariadb:3306');
     expect(check.stdout).toMatch(/^OK {3}mysql schema: /m);
     expect(check.stdout).toMatch(/^OK {3}redis: .*redis:6379/m);
